@@ -1,0 +1,572 @@
+//! The Platform API: Heroku's v3 resources over HTTP/1.1 (hyper).
+//!
+//! A request flows: [`routes::Route::parse`] turns method and path into a
+//! typed route; authentication; the body is read with a size limit and
+//! decoded into the route's request type; a handler calls the store; the
+//! result, or an [`error::ApiError`], becomes JSON in exactly one place.
+
+pub mod error;
+pub mod range;
+pub mod routes;
+pub mod server;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity};
+use crate::state::{self, Account, FormationUpdate, Store};
+use crate::systemd::Systemd;
+use error::ApiError;
+use range::{paginate, RangeFields, SortKey};
+use routes::Route;
+
+/// The largest request body the API reads; config vars are capped at 32 kB,
+/// so this leaves room without letting a client make corrald buffer much.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The stack every app reports: runtimes come from the host.
+const STACK_NAME: &str = "host";
+const STACK_ID: Uuid = Uuid::from_u128(0x6f8c_3a0e_5b1d_4c6a_9e2f_0d7b_1a3c_5e01);
+/// The one region a Corral host is.
+const REGION_NAME: &str = "local";
+const REGION_ID: Uuid = Uuid::from_u128(0x2d4e_6f80_1a3b_4c5d_8e7f_9a0b_1c2d_3e02);
+
+/// The API's shared state: what every handler can reach.
+#[derive(Debug, Clone)]
+pub struct Api {
+    store: Store,
+    systemd: Arc<Systemd>,
+    config: Arc<Config>,
+}
+
+type ApiResponse = Response<Full<Bytes>>;
+
+impl Api {
+    /// Builds the API over its dependencies.
+    pub fn new(store: Store, systemd: Arc<Systemd>, config: Arc<Config>) -> Self {
+        Self {
+            store,
+            systemd,
+            config,
+        }
+    }
+
+    /// Serves one request; never fails, errors become Heroku-shaped JSON.
+    pub async fn handle<B>(&self, req: Request<B>) -> ApiResponse
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let request_id = request_id(req.headers());
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let started = std::time::Instant::now();
+        let mut response = match self.dispatch(req, &request_id).await {
+            Ok(response) => response,
+            Err(e) => error_response(&e),
+        };
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("request-id", v);
+        }
+        tracing::info!(
+            %method,
+            path,
+            status = response.status().as_u16(),
+            request_id,
+            ms = started.elapsed().as_millis() as u64,
+            "api request"
+        );
+        response
+    }
+
+    async fn dispatch<B>(&self, req: Request<B>, rid: &str) -> Result<ApiResponse, ApiError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        check_accept(req.headers())?;
+        let route = Route::parse(req.method(), req.uri().path())?;
+        let user = if route.is_public() {
+            None
+        } else {
+            Some(self.authenticate(req.headers(), rid).await?)
+        };
+        let range = req
+            .headers()
+            .get("range")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = read_body(req.into_body()).await?;
+        let store = |e| ApiError::from_store(e, rid);
+        match route {
+            Route::Health => Ok(json(StatusCode::OK, &self.health().await)),
+            Route::Account => {
+                let user = user.ok_or(ApiError::Unauthorized)?;
+                Ok(json(StatusCode::OK, &account_json(&user)))
+            }
+            Route::ListApps => {
+                let apps = self.store.call(state::list_apps).await.map_err(store)?;
+                let apps: Vec<types::App> = apps.iter().map(|a| self.app_json(a)).collect();
+                const FIELDS: RangeFields<types::App> = &[
+                    ("id", |a| SortKey::Str(a.id.to_string())),
+                    ("name", |a| SortKey::Str(a.name.clone())),
+                ];
+                list(apps, range.as_deref(), FIELDS)
+            }
+            Route::CreateApp => {
+                let user = user.ok_or(ApiError::Unauthorized)?;
+                let req: types::AppCreate = decode_or_default(&body)?;
+                check_compat("region", req.region.as_deref(), REGION_NAME)?;
+                check_compat("stack", req.stack.as_deref(), STACK_NAME)?;
+                let name = match req.name.as_deref() {
+                    Some(n) => AppName::parse(n)?,
+                    None => AppName::random(),
+                };
+                let (app, _) = self
+                    .store
+                    .call(move |c| state::create_app(c, &name, &user))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::CREATED, &self.app_json(&app)))
+            }
+            Route::GetApp(app) => {
+                let app = self
+                    .store
+                    .call(move |c| state::get_app(c, &app))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &self.app_json(&app)))
+            }
+            Route::UpdateApp(app) => {
+                let req: types::AppUpdate = decode(&body)?;
+                check_compat("build_stack", req.build_stack.as_deref(), STACK_NAME)?;
+                let name = req.name.as_deref().map(AppName::parse).transpose()?;
+                let app = self
+                    .store
+                    .call(move |c| state::update_app(c, &app, name.as_ref(), req.maintenance))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &self.app_json(&app)))
+            }
+            Route::DeleteApp(app) => {
+                let app = self
+                    .store
+                    .call(move |c| state::delete_app(c, &app))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &self.app_json(&app)))
+            }
+            Route::GetConfigVars(app) => {
+                let vars = self
+                    .store
+                    .call(move |c| state::get_config(c, &app))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &config_json(&vars)))
+            }
+            Route::UpdateConfigVars(app) => {
+                let user = user.ok_or(ApiError::Unauthorized)?;
+                let req: types::ConfigVarsPatch = decode(&body)?;
+                let mut patch = BTreeMap::new();
+                for (name, value) in req {
+                    patch.insert(ConfigVarName::parse(&name)?, value);
+                }
+                let (vars, _) = self
+                    .store
+                    .call(move |c| state::patch_config(c, &app, &patch, &user))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &config_json(&vars)))
+            }
+            Route::ListReleases(app) => {
+                let releases = self
+                    .store
+                    .call(move |c| state::list_releases(c, &app))
+                    .await
+                    .map_err(store)?;
+                let releases: Vec<types::Release> = releases.iter().map(release_json).collect();
+                const FIELDS: RangeFields<types::Release> = &[
+                    ("version", |r| SortKey::Int(i64::from(r.version))),
+                    ("id", |r| SortKey::Str(r.id.to_string())),
+                ];
+                list(releases, range.as_deref(), FIELDS)
+            }
+            Route::GetRelease(app, release) => {
+                let release = self
+                    .store
+                    .call(move |c| state::get_release(c, &app, release))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &release_json(&release)))
+            }
+            Route::ListFormation(app) => {
+                let entries = self
+                    .store
+                    .call(move |c| state::list_formation(c, &app))
+                    .await
+                    .map_err(store)?;
+                let entries: Vec<types::Formation> = entries.iter().map(formation_json).collect();
+                const FIELDS: RangeFields<types::Formation> = &[
+                    ("type", |f| SortKey::Str(f.process_type.clone())),
+                    ("id", |f| SortKey::Str(f.id.to_string())),
+                ];
+                list(entries, range.as_deref(), FIELDS)
+            }
+            Route::GetFormation(app, process_type) => {
+                let entry = self
+                    .store
+                    .call(move |c| state::get_formation(c, &app, &process_type))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &formation_json(&entry)))
+            }
+            Route::UpdateFormation(app, process_type) => {
+                let req: types::FormationUpdate = decode(&body)?;
+                let update = formation_update(process_type, req.quantity, req.size.as_deref())?;
+                let entries = self
+                    .store
+                    .call(move |c| state::update_formation(c, &app, &[update]))
+                    .await
+                    .map_err(store)?;
+                let entry = entries.first().ok_or_else(|| ApiError::Internal {
+                    request_id: rid.to_owned(),
+                })?;
+                Ok(json(StatusCode::OK, &formation_json(entry)))
+            }
+            Route::UpdateFormationBatch(app) => {
+                let req: types::FormationBatch = decode(&body)?;
+                let mut updates = Vec::with_capacity(req.updates.len());
+                for item in req.updates {
+                    let process_type = ProcessType::parse(&item.process_type)?;
+                    if updates
+                        .iter()
+                        .any(|u: &FormationUpdate| u.process_type == process_type)
+                    {
+                        return Err(ApiError::Invalid(format!(
+                            "Process type {process_type} appears twice in one update; list each type once."
+                        )));
+                    }
+                    updates.push(formation_update(
+                        process_type,
+                        item.quantity,
+                        item.size.as_deref(),
+                    )?);
+                }
+                let entries = self
+                    .store
+                    .call(move |c| state::update_formation(c, &app, &updates))
+                    .await
+                    .map_err(store)?;
+                let entries: Vec<types::Formation> = entries.iter().map(formation_json).collect();
+                Ok(json(StatusCode::OK, &entries))
+            }
+            Route::EmptyCollection(app) => {
+                self.store
+                    .call(move |c| state::get_app(c, &app))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &Vec::<serde_json::Value>::new()))
+            }
+        }
+    }
+
+    async fn authenticate(&self, headers: &HeaderMap, rid: &str) -> Result<Account, ApiError> {
+        let secret = bearer_secret(headers).ok_or(ApiError::Unauthorized)?;
+        self.store
+            .call(move |c| state::authenticate(c, &secret))
+            .await
+            .map_err(|e| ApiError::from_store(e, rid))?
+            .ok_or(ApiError::Unauthorized)
+    }
+
+    async fn health(&self) -> types::Health {
+        let schema_version = self.store.schema_version().await.unwrap_or(0);
+        let systemd = match self.systemd.version().await {
+            Ok(version) => types::SystemdHealth {
+                reachable: true,
+                version: Some(version),
+                error: None,
+            },
+            Err(e) => types::SystemdHealth {
+                reachable: false,
+                version: None,
+                error: Some(e.to_string()),
+            },
+        };
+        types::Health {
+            status: "ok".to_owned(),
+            api_version: types::API_VERSION,
+            corral_version: env!("CARGO_PKG_VERSION").to_owned(),
+            schema_version,
+            systemd,
+        }
+    }
+
+    fn app_json(&self, app: &state::App) -> types::App {
+        let domain = &self.config.router.base_domain;
+        let stack = types::NamedRef {
+            id: STACK_ID,
+            name: STACK_NAME.to_owned(),
+        };
+        types::App {
+            acm: false,
+            archived_at: None,
+            buildpack_provided_description: None,
+            build_stack: stack.clone(),
+            created_at: app.created_at,
+            git_url: format!("http://git.{domain}/{}.git", app.name),
+            id: app.id,
+            internal_routing: None,
+            maintenance: app.maintenance,
+            name: app.name.to_string(),
+            owner: types::UserRef {
+                email: app.owner.email.clone(),
+                id: app.owner.id,
+            },
+            organization: None,
+            team: None,
+            region: types::NamedRef {
+                id: REGION_ID,
+                name: REGION_NAME.to_owned(),
+            },
+            released_at: app.released_at,
+            repo_size: None,
+            slug_size: None,
+            space: None,
+            stack,
+            updated_at: app.updated_at,
+            web_url: format!("http://{}.{domain}/", app.name),
+        }
+    }
+}
+
+fn account_json(user: &Account) -> types::Account {
+    types::Account {
+        allow_tracking: false,
+        beta: false,
+        created_at: user.created_at,
+        email: user.email.clone(),
+        federated: false,
+        id: user.id,
+        last_login: None,
+        name: Some(user.name.clone()),
+        two_factor_authentication: false,
+        updated_at: user.created_at,
+        verified: true,
+    }
+}
+
+fn config_json(vars: &crate::model::ConfigVars) -> types::ConfigVars {
+    vars.as_map()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn release_json(r: &state::Release) -> types::Release {
+    types::Release {
+        addon_plan_names: Vec::new(),
+        artifacts: Vec::new(),
+        app: types::NamedRef {
+            id: r.app_id,
+            name: r.app_name.to_string(),
+        },
+        created_at: r.created_at,
+        description: r.description.clone(),
+        status: r.status.as_str().to_owned(),
+        id: r.id,
+        slug: r.slug_id.map(|id| types::IdRef { id }),
+        updated_at: r.updated_at,
+        user: types::UserRef {
+            email: r.user_email.clone(),
+            id: r.user_id,
+        },
+        version: r.version.0,
+        current: r.current,
+        output_stream_url: None,
+        eligible_for_rollback: r.status == state::ReleaseStatus::Succeeded
+            && r.slug_id.is_some()
+            && !r.current,
+    }
+}
+
+fn formation_json(f: &state::FormationEntry) -> types::Formation {
+    types::Formation {
+        app: types::NamedRef {
+            id: f.app_id,
+            name: f.app_name.to_string(),
+        },
+        command: f.command.clone().unwrap_or_default(),
+        created_at: f.created_at,
+        id: f.id,
+        quantity: f.quantity.get(),
+        size: f.size.to_string(),
+        process_type: f.process_type.to_string(),
+        updated_at: f.updated_at,
+    }
+}
+
+fn formation_update(
+    process_type: ProcessType,
+    quantity: Option<i64>,
+    size: Option<&str>,
+) -> Result<FormationUpdate, ApiError> {
+    Ok(FormationUpdate {
+        process_type,
+        quantity: quantity.map(Quantity::new).transpose()?,
+        size: size.map(DynoSize::parse).transpose()?,
+    })
+}
+
+/// Accepts Heroku's compatibility fields only with the one value Corral has.
+fn check_compat(field: &str, given: Option<&str>, ours: &str) -> Result<(), ApiError> {
+    match given {
+        Some(v) if v != ours => Err(ApiError::Invalid(format!(
+            "This Corral host has only the {field} {ours:?}; leave {field} out or set it to {ours:?}."
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn list<T: Serialize>(
+    items: Vec<T>,
+    range: Option<&str>,
+    fields: RangeFields<T>,
+) -> Result<ApiResponse, ApiError> {
+    let page = paginate(items, range, fields)?;
+    let status = if page.next_range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let mut response = json(status, &page.items);
+    for (name, value) in [
+        ("next-range", page.next_range),
+        ("content-range", page.content_range),
+    ] {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    Ok(response)
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> ApiResponse {
+    // Serializing our own plain structs cannot fail; if it somehow did, an
+    // empty object is a better answer than a panic in the server.
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+fn error_response(e: &ApiError) -> ApiResponse {
+    let (status, _) = e.status_and_id();
+    json(status, &e.body())
+}
+
+/// Keeps a client's `Request-Id` when it is sane, so logs on both sides
+/// correlate; otherwise makes one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=200).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// Refuses only an explicit request for another Heroku API version; plain
+/// JSON clients (curl, scripts) need not send Heroku's media type.
+fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    if !accept.contains("application/vnd.heroku+json") {
+        return Ok(());
+    }
+    let version = accept
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("version="))
+        .next();
+    match version {
+        None | Some("3") => Ok(()),
+        Some(other) => Err(ApiError::NotAcceptable(format!(
+            "This server speaks version 3 of the Platform API, not {other:?}; send Accept: {}.",
+            types::HEROKU_ACCEPT
+        ))),
+    }
+}
+
+/// The token from `Authorization: Bearer T`, or from Basic auth with the
+/// token as password (what git and `curl -u :T` send).
+fn bearer_secret(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let token = rest.trim();
+        return (!token.is_empty()).then(|| token.to_owned());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (_, password) = decoded.split_once(':')?;
+        return (!password.is_empty()).then(|| password.to_owned());
+    }
+    None
+}
+
+async fn read_body<B>(body: B) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge {
+            limit: MAX_BODY_BYTES,
+        }),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "The request body could not be read: {e}"
+        ))),
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "The request body is not valid JSON for this endpoint: {e}."
+        ))
+    })
+}
+
+fn decode_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        decode(body)
+    }
+}
+
+#[cfg(test)]
+mod tests;

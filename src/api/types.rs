@@ -1,0 +1,277 @@
+//! Request and response bodies of the Platform API, shared with the CLI.
+//!
+//! Field names and shapes follow Heroku's Platform API v3 so that Heroku's
+//! own CLI and client libraries can read them; fields Corral has no use for
+//! yet are present with Heroku's "empty" values rather than missing.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The media type Heroku's clients send in `Accept`.
+pub const HEROKU_ACCEPT: &str = "application/vnd.heroku+json; version=3";
+
+/// The API version this server speaks.
+pub const API_VERSION: u32 = 3;
+
+/// `{id, name}`: how one resource points at another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedRef {
+    /// The target's id.
+    pub id: Uuid,
+    /// The target's name.
+    pub name: String,
+}
+
+/// `{id}`: a reference by id only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdRef {
+    /// The target's id.
+    pub id: Uuid,
+}
+
+/// `{email, id}`: a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    /// Their address.
+    pub email: String,
+    /// Their id.
+    pub id: Uuid,
+}
+
+/// An error, as Heroku shapes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable error id, e.g. `not_found`.
+    pub id: String,
+    /// What went wrong and what to do about it.
+    pub message: String,
+}
+
+/// `GET /account`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Always false: Corral does not track.
+    pub allow_tracking: bool,
+    /// Always false.
+    pub beta: bool,
+    /// When the account was made.
+    pub created_at: DateTime<Utc>,
+    /// The account's address.
+    pub email: String,
+    /// Always false.
+    pub federated: bool,
+    /// Stable id.
+    pub id: Uuid,
+    /// Never recorded.
+    pub last_login: Option<DateTime<Utc>>,
+    /// The token's name.
+    pub name: Option<String>,
+    /// Always false.
+    pub two_factor_authentication: bool,
+    /// Same as `created_at`: accounts do not change yet.
+    pub updated_at: DateTime<Utc>,
+    /// Always true.
+    pub verified: bool,
+}
+
+/// `GET /apps/{app}` and the element of `GET /apps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    /// Automated certificate management; not offered yet.
+    pub acm: bool,
+    /// Never archived.
+    pub archived_at: Option<DateTime<Utc>>,
+    /// Set by the build service once buildpacks land.
+    pub buildpack_provided_description: Option<String>,
+    /// The stack new builds use.
+    pub build_stack: NamedRef,
+    /// When the app was created.
+    pub created_at: DateTime<Utc>,
+    /// Where to `git push`.
+    pub git_url: String,
+    /// Stable id.
+    pub id: Uuid,
+    /// Not applicable.
+    pub internal_routing: Option<bool>,
+    /// Whether the router serves the maintenance page.
+    pub maintenance: bool,
+    /// The app's name.
+    pub name: String,
+    /// Who created it.
+    pub owner: UserRef,
+    /// Corral has no organizations.
+    pub organization: Option<NamedRef>,
+    /// Corral has no teams.
+    pub team: Option<NamedRef>,
+    /// The one region a Corral host is.
+    pub region: NamedRef,
+    /// When the newest release was made.
+    pub released_at: Option<DateTime<Utc>>,
+    /// Unknown until git lands.
+    pub repo_size: Option<u64>,
+    /// Unknown until slugs land.
+    pub slug_size: Option<u64>,
+    /// Corral has no private spaces.
+    pub space: Option<NamedRef>,
+    /// The stack the current release runs on.
+    pub stack: NamedRef,
+    /// When anything about the app last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Where the router serves it.
+    pub web_url: String,
+}
+
+/// `POST /apps`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppCreate {
+    /// The name; a random one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Accepted for compatibility; must be the host's region if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Accepted for compatibility; must be the host's stack if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+/// `PATCH /apps/{app}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppUpdate {
+    /// A new name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Maintenance mode on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<bool>,
+    /// Accepted for compatibility; must be the host's stack if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_stack: Option<String>,
+}
+
+/// `GET /apps/{app}/config-vars`: name to value.
+pub type ConfigVars = BTreeMap<String, String>;
+
+/// `PATCH /apps/{app}/config-vars`: `null` removes a var.
+pub type ConfigVarsPatch = BTreeMap<String, Option<String>>;
+
+/// `GET /apps/{app}/releases/{id_or_version}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// Add-ons at the time of the release; none yet.
+    pub addon_plan_names: Vec<String>,
+    /// Build artifacts; none yet.
+    pub artifacts: Vec<serde_json::Value>,
+    /// The app.
+    pub app: NamedRef,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// What changed.
+    pub description: String,
+    /// `succeeded`, `failed` or `pending`.
+    pub status: String,
+    /// Stable id.
+    pub id: Uuid,
+    /// The slug it runs, once code is deployed.
+    pub slug: Option<IdRef>,
+    /// When its status last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who made it.
+    pub user: UserRef,
+    /// The version number.
+    pub version: u32,
+    /// Whether the app runs this release.
+    pub current: bool,
+    /// Release phase output; not yet.
+    pub output_stream_url: Option<String>,
+    /// Whether a rollback to it is possible.
+    pub eligible_for_rollback: bool,
+}
+
+/// `GET /apps/{app}/formation/{type}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Formation {
+    /// The app.
+    pub app: NamedRef,
+    /// The command, from the current release; empty before any deploy.
+    pub command: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// Stable id.
+    pub id: Uuid,
+    /// How many dynos.
+    pub quantity: u32,
+    /// Dyno size name, e.g. `standard-1X`.
+    pub size: String,
+    /// The process type.
+    #[serde(rename = "type")]
+    pub process_type: String,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `PATCH /apps/{app}/formation/{type}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormationUpdate {
+    /// New quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<i64>,
+    /// New size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+}
+
+/// One element of a batch formation update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormationBatchItem {
+    /// The process type.
+    #[serde(rename = "type")]
+    pub process_type: String,
+    /// New quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<i64>,
+    /// New size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+}
+
+/// `PATCH /apps/{app}/formation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormationBatch {
+    /// The changes, applied together or not at all.
+    pub updates: Vec<FormationBatchItem>,
+}
+
+/// `GET /health`: unauthenticated, for probes and `corral sandbox`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok` when the API can serve; systemd is reported separately.
+    pub status: String,
+    /// The Platform API version (3).
+    pub api_version: u32,
+    /// The version of this corrald.
+    pub corral_version: String,
+    /// The state database's schema version.
+    pub schema_version: u32,
+    /// Whether systemd answers on D-Bus.
+    pub systemd: SystemdHealth,
+}
+
+/// The systemd part of [`Health`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemdHealth {
+    /// Whether `Manager.Version` answered.
+    pub reachable: bool,
+    /// systemd's version string, when reachable.
+    pub version: Option<String>,
+    /// Why it is not reachable.
+    pub error: Option<String>,
+}

@@ -1,0 +1,116 @@
+//! The corrald daemon: parses arguments and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use corral::config::{Config, DEFAULT_CONFIG_PATH};
+use corral::{daemon, state};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(name = "corrald", version, about = "The Corral platform daemon")]
+struct Args {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG_PATH, env = "CORRALD_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Serve,
+    /// Validate a configuration file and exit.
+    CheckConfig {
+        /// The file to check; defaults to --config.
+        file: Option<PathBuf>,
+    },
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Tokens(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an account with an API token and print the token once.
+    Create {
+        /// Who or what the token is for.
+        #[arg(long)]
+        name: String,
+        /// The email shown as owner of apps and author of releases.
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CORRALD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corrald: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    match args.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig { file } => {
+            let path = file.unwrap_or(args.config);
+            Config::load(&path)?;
+            println!("{}: ok", path.display());
+            Ok(())
+        }
+        Command::Tokens(TokenCommand::Create { name, email }) => {
+            let config = Config::load(&args.config)?;
+            let store = daemon::open_store(&config)?;
+            let token = store.call_blocking(|c| state::create_token(c, &name, email.as_deref()))?;
+            eprintln!(
+                "Created token for {} ({}). It is shown only this once:",
+                token.account.name, token.account.email
+            );
+            println!("{}", token.secret);
+            Ok(())
+        }
+        Command::Serve => {
+            let config = Config::load(&args.config)?;
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            runtime.block_on(async {
+                let shutdown = CancellationToken::new();
+                let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+                let result = daemon::run(config, shutdown).await;
+                signals.abort();
+                result
+            })?;
+            Ok(())
+        }
+    }
+}
+
+/// Cancels `shutdown` on SIGTERM (systemd's stop) or SIGINT (Ctrl-C).
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop corrald with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,226 @@
+//! The daemon's TOML configuration: strict, with a default for every key.
+//!
+//! An empty file is a complete configuration. Unknown keys are errors rather
+//! than silently ignored typos, and `corrald check-config` runs the same
+//! loading code before anything binds a socket.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where `corrald` looks for its configuration when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/corral/corrald.toml";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key or a value of the wrong type.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file that was read.
+        path: PathBuf,
+        /// The parser's message, which names the key and its line.
+        message: String,
+    },
+    /// The TOML parsed but a value makes no sense.
+    #[error("invalid config file {path}: {message}")]
+    Invalid {
+        /// The file that was read.
+        path: PathBuf,
+        /// What is wrong and what would be right.
+        message: String,
+    },
+}
+
+/// The whole configuration of `corrald`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Config {
+    /// Directory for the SQLite database, the API socket and (later) slugs.
+    /// Default `/var/lib/corral`.
+    pub state_dir: PathBuf,
+    /// The Platform API listeners.
+    pub api: ApiConfig,
+    /// The HTTP router that serves apps.
+    pub router: RouterConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("/var/lib/corral"),
+            api: ApiConfig::default(),
+            router: RouterConfig::default(),
+        }
+    }
+}
+
+/// Where the Platform API listens.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ApiConfig {
+    /// Path of the API's Unix socket (mode 0660). Default
+    /// `<state-dir>/api.sock`.
+    pub socket: Option<PathBuf>,
+    /// A TCP address to serve the API on as well, e.g. `127.0.0.1:5000`.
+    /// Off by default: the socket's file permissions are the first gate.
+    pub listen: Option<SocketAddr>,
+}
+
+/// The router's settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RouterConfig {
+    /// Address the router accepts HTTP on. Default `0.0.0.0:80`.
+    pub listen: SocketAddr,
+    /// Apps are served as `<app>.<base-domain>`. Default `localhost`, which
+    /// browsers resolve to the loopback address.
+    pub base_domain: String,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 80)),
+            base_domain: "localhost".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` only labels errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.state_dir.is_absolute() {
+            return Err(format!(
+                "state-dir must be an absolute path, not {:?}",
+                self.state_dir
+            ));
+        }
+        if let Some(socket) = &self.api.socket {
+            if !socket.is_absolute() {
+                return Err(format!(
+                    "api.socket must be an absolute path, not {socket:?}"
+                ));
+            }
+        }
+        let domain = &self.router.base_domain;
+        let domain_ok = !domain.is_empty()
+            && domain.len() <= 200
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            });
+        if !domain_ok {
+            return Err(format!(
+                "router.base-domain must be a lowercase DNS name such as apps.example.com, not {domain:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The API socket path, defaulting into the state directory.
+    pub fn api_socket(&self) -> PathBuf {
+        self.api
+            .socket
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("api.sock"))
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.state_dir.join("corral.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn an_empty_file_is_the_default() {
+        let config = parse("").expect("empty config is valid");
+        assert_eq!(config, Config::default());
+        assert_eq!(
+            config.api_socket(),
+            PathBuf::from("/var/lib/corral/api.sock")
+        );
+    }
+
+    #[test]
+    fn reads_every_section() {
+        let config = parse(
+            r#"
+            state-dir = "/srv/corral"
+            [api]
+            listen = "127.0.0.1:5000"
+            [router]
+            listen = "127.0.0.1:8080"
+            base-domain = "apps.example.com"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(config.state_dir, PathBuf::from("/srv/corral"));
+        assert_eq!(
+            config.api.listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 5000)))
+        );
+        assert_eq!(config.router.base_domain, "apps.example.com");
+        assert_eq!(
+            config.database_path(),
+            PathBuf::from("/srv/corral/corral.db")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse("[api]\nlisten-addr = \"127.0.0.1:1\"\n").expect_err("unknown key");
+        let text = err.to_string();
+        assert!(text.contains("listen-addr"), "{text}");
+        assert!(text.contains("test.toml"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse("state-dir = \"relative\"").is_err());
+        assert!(parse("[router]\nbase-domain = \"Bad_Domain\"").is_err());
+        assert!(parse("[api]\nlisten = \"not an address\"").is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! The composition root: builds every part of corrald and runs them under
+//! one cancellation tree.
+//!
+//! Only this file wires concrete types together. Every task is spawned on
+//! one [`TaskTracker`]; on shutdown the token is cancelled, listeners stop
+//! accepting, open requests finish, and the tracker is awaited within a
+//! bounded drain time.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::api::{server, Api};
+use crate::config::Config;
+use crate::state::{Store, StoreError};
+use crate::systemd::Systemd;
+
+/// How long open requests get to finish after shutdown is asked for.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the daemon could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The state database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error(
+        "cannot listen on {what}: {source}; is another corrald running, or is the address wrong?"
+    )]
+    Bind {
+        /// The address or socket path.
+        what: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A directory or file could not be prepared.
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// The listeners the API serves on, bound before the daemon starts.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The Unix socket.
+    pub unix: Option<UnixListener>,
+    /// The optional TCP listener.
+    pub tcp: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds what the configuration asks for.
+    pub async fn bind(config: &Config) -> Result<Self, DaemonError> {
+        let unix = Some(bind_unix(&config.api_socket())?);
+        let tcp = match config.api.listen {
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| DaemonError::Bind {
+                            what: addr.to_string(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        Ok(Self { unix, tcp })
+    }
+}
+
+/// Binds the API socket with mode 0660, replacing a stale socket file left
+/// by a daemon that did not exit cleanly (but never a live one).
+fn bind_unix(path: &Path) -> Result<UnixListener, DaemonError> {
+    let io = |source| DaemonError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::Bind {
+                what: path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "a server already answers on this socket",
+                ),
+            });
+        }
+        std::fs::remove_file(path).map_err(io)?;
+    }
+    let listener = UnixListener::bind(path).map_err(|source| DaemonError::Bind {
+        what: path.display().to_string(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io)?;
+    Ok(listener)
+}
+
+/// Opens the store in the configured state directory.
+pub fn open_store(config: &Config) -> Result<Store, DaemonError> {
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| DaemonError::Io {
+        path: config.state_dir.clone(),
+        source,
+    })?;
+    // The database holds token hashes and config vars (secrets): owner only.
+    std::fs::set_permissions(&config.state_dir, std::fs::Permissions::from_mode(0o750)).map_err(
+        |source| DaemonError::Io {
+            path: config.state_dir.clone(),
+            source,
+        },
+    )?;
+    Ok(Store::open(&config.database_path())?)
+}
+
+/// Runs corrald on the given listeners until `shutdown` is cancelled, then
+/// drains.
+pub async fn serve(
+    config: Config,
+    store: Store,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let config = Arc::new(config);
+    let systemd = Arc::new(Systemd::new());
+    let api = Api::new(store, Arc::clone(&systemd), Arc::clone(&config));
+    let tracker = TaskTracker::new();
+
+    if let Some(listener) = listeners.unix {
+        tracing::info!(socket = %config.api_socket().display(), "API listening");
+        tracker.spawn(
+            server::run_unix(listener, api.clone(), shutdown.clone(), tracker.clone())
+                .instrument(tracing::info_span!("api_unix")),
+        );
+    }
+    if let Some(listener) = listeners.tcp {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "API listening");
+        }
+        tracker.spawn(
+            server::run_tcp(listener, api.clone(), shutdown.clone(), tracker.clone())
+                .instrument(tracing::info_span!("api_tcp")),
+        );
+    }
+
+    // Report systemd once at start: not fatal, the API serves without it.
+    match systemd.version().await {
+        Ok(version) => tracing::info!(%version, "connected to systemd"),
+        Err(e) => {
+            tracing::warn!(error = %e, "systemd is not reachable; dynos cannot run until it is")
+        }
+    }
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = tracker.len(),
+            "drain timeout passed; abandoning open connections"
+        );
+    }
+    Ok(())
+}
+
+/// Binds, serves and drains: what `corrald serve` does.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    let store = open_store(&config)?;
+    let listeners = Listeners::bind(&config).await?;
+    let socket = config.api_socket();
+    let result = serve(config, store, listeners, shutdown).await;
+    // Leaving the socket file would make the next start check it; removing
+    // it on a clean exit keeps the state directory tidy.
+    let _ = std::fs::remove_file(socket);
+    result
+}

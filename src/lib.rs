@@ -1,0 +1,7 @@
+//! Corral: a Heroku-style application platform run by systemd.
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod model;
+pub mod state;
+pub mod systemd;

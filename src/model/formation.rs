@@ -1,0 +1,232 @@
+//! Process types, dyno sizes and quantities: the parts of a formation.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::InvalidValue;
+
+/// The most dynos of one process type an app may ask for.
+pub const MAX_QUANTITY: u32 = 100;
+
+/// A Procfile process type such as `web`, `worker` or `release`.
+///
+/// Process types become part of unit names (`corral-<app>-web.1.service`), so
+/// they are restricted to lowercase letters, digits, `-` and `_`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProcessType(String);
+
+impl ProcessType {
+    /// The longest process type allowed.
+    pub const MAX_LEN: usize = 30;
+
+    /// Checks `s`: 1 to 30 of `[a-z0-9_-]`, starting with a letter or digit.
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        let bytes = s.as_bytes();
+        let ok = !bytes.is_empty()
+            && bytes.len() <= Self::MAX_LEN
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            let shown: String = s.chars().take(64).collect();
+            Err(InvalidValue::new(format!(
+                "Process types may contain only lowercase letters, digits, dashes and underscores (1 to 30 characters); {shown:?} is not allowed."
+            )))
+        }
+    }
+
+    /// The process type as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this type receives HTTP traffic from the router.
+    pub fn is_web(&self) -> bool {
+        self.0 == "web"
+    }
+}
+
+impl fmt::Display for ProcessType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for ProcessType {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ProcessType> for String {
+    fn from(t: ProcessType) -> Self {
+        t.0
+    }
+}
+
+/// A dyno size name, stored in Heroku's spelling (`standard-1X`).
+///
+/// Users type sizes in any case (`standard-1x`, `Standard-1X`, `1X`); the
+/// canonical form is the entry of the size table it matches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DynoSize(String);
+
+/// The sizes Corral knows until the dyno manager makes them configurable:
+/// Heroku's names with their memory in MB.
+const SIZES: &[(&str, u32)] = &[
+    ("eco", 512),
+    ("basic", 512),
+    ("standard-1X", 512),
+    ("standard-2X", 1024),
+    ("performance-M", 2560),
+    ("performance-L", 14336),
+];
+
+impl DynoSize {
+    /// The size a process type gets when nobody chose one.
+    pub fn default_size() -> Self {
+        Self("standard-1X".to_owned())
+    }
+
+    /// Matches `s` case-insensitively against the size table; `1X`, `2X`,
+    /// `PM` and `PL` are accepted as Heroku's short forms.
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        let lower = s.to_ascii_lowercase();
+        let long = match lower.as_str() {
+            "1x" => "standard-1x",
+            "2x" => "standard-2x",
+            "pm" => "performance-m",
+            "pl" => "performance-l",
+            other => other,
+        };
+        SIZES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(long))
+            .map(|(name, _)| Self((*name).to_owned()))
+            .ok_or_else(|| {
+                let known: Vec<&str> = SIZES.iter().map(|(n, _)| *n).collect();
+                InvalidValue::new(format!(
+                    "There is no dyno size {:?}; choose one of: {}.",
+                    s.chars().take(32).collect::<String>(),
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// The canonical name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The memory limit of this size, in MB.
+    pub fn memory_mb(&self) -> u32 {
+        SIZES
+            .iter()
+            .find(|(name, _)| *name == self.0)
+            .map_or(512, |(_, mb)| *mb)
+    }
+}
+
+impl fmt::Display for DynoSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for DynoSize {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<DynoSize> for String {
+    fn from(s: DynoSize) -> Self {
+        s.0
+    }
+}
+
+/// How many dynos of a process type to run: 0 to [`MAX_QUANTITY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u32")]
+pub struct Quantity(u32);
+
+impl Quantity {
+    /// Checks the range.
+    pub fn new(n: i64) -> Result<Self, InvalidValue> {
+        u32::try_from(n)
+            .ok()
+            .filter(|n| *n <= MAX_QUANTITY)
+            .map(Self)
+            .ok_or_else(|| {
+                InvalidValue::new(format!(
+                    "Quantity must be between 0 and {MAX_QUANTITY}; {n} is not allowed."
+                ))
+            })
+    }
+
+    /// The number.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Quantity {
+    type Error = InvalidValue;
+    fn try_from(n: i64) -> Result<Self, Self::Error> {
+        Self::new(n)
+    }
+}
+
+impl From<Quantity> for u32 {
+    fn from(q: Quantity) -> Self {
+        q.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_types() {
+        for ok in ["web", "worker", "release", "clock-2", "a_b", "1st"] {
+            assert!(ProcessType::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Web", "-web", "web.1", "a b", "we/b", &"a".repeat(31)] {
+            assert!(ProcessType::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(ProcessType::parse("web").expect("valid").is_web());
+    }
+
+    #[test]
+    fn sizes_are_case_insensitive_and_canonical() {
+        assert_eq!(
+            DynoSize::parse("standard-1x").expect("ok").as_str(),
+            "standard-1X"
+        );
+        assert_eq!(DynoSize::parse("2X").expect("ok").as_str(), "standard-2X");
+        assert_eq!(
+            DynoSize::parse("Performance-M").expect("ok").memory_mb(),
+            2560
+        );
+        let err = DynoSize::parse("huge").expect_err("unknown");
+        assert!(err.message.contains("standard-1X"), "{}", err.message);
+    }
+
+    #[test]
+    fn quantities_are_bounded() {
+        assert_eq!(Quantity::new(0).expect("ok").get(), 0);
+        assert_eq!(Quantity::new(100).expect("ok").get(), 100);
+        assert!(Quantity::new(-1).is_err());
+        assert!(Quantity::new(101).is_err());
+        assert!(Quantity::new(i64::MAX).is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`.
+//!
+//! Migrations are append-only: a released step is never edited, a change is a
+//! new step. Each step runs in its own transaction with the version bump.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// The steps, in order; step `i` takes the schema to version `i + 1`.
+const STEPS: &[&str] = &[
+    // v1: the foundation.
+    r#"
+    CREATE TABLE accounts (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        email       TEXT NOT NULL,
+        token_hash  TEXT NOT NULL UNIQUE,
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE apps (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL UNIQUE,
+        owner_id     TEXT NOT NULL,
+        maintenance  INTEGER NOT NULL DEFAULT 0,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        released_at  TEXT
+    );
+    CREATE TABLE config_vars (
+        app_id  TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        name    TEXT NOT NULL,
+        value   TEXT NOT NULL,
+        PRIMARY KEY (app_id, name)
+    );
+    CREATE TABLE releases (
+        id                  TEXT PRIMARY KEY,
+        app_id              TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        version             INTEGER NOT NULL,
+        description         TEXT NOT NULL,
+        status              TEXT NOT NULL,
+        slug_id             TEXT,
+        config_json         TEXT NOT NULL,
+        process_types_json  TEXT NOT NULL,
+        user_id             TEXT NOT NULL,
+        user_email          TEXT NOT NULL,
+        created_at          TEXT NOT NULL,
+        updated_at          TEXT NOT NULL,
+        UNIQUE (app_id, version)
+    );
+    CREATE TABLE formation (
+        id            TEXT PRIMARY KEY,
+        app_id        TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        process_type  TEXT NOT NULL,
+        quantity      INTEGER NOT NULL,
+        size          TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL,
+        UNIQUE (app_id, process_type)
+    );
+    "#,
+];
+
+/// The schema version this binary migrates to.
+pub const SCHEMA_VERSION: u32 = STEPS.len() as u32;
+
+/// The version recorded in the database.
+pub fn current_version(conn: &Connection) -> Result<u32, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+/// Brings the database up to [`SCHEMA_VERSION`].
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found = current_version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (index, step) in STEPS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "applied schema migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer_databases() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate(&mut conn).expect("first run");
+        migrate(&mut conn).expect("second run is a no-op");
+        assert_eq!(current_version(&conn).expect("version"), SCHEMA_VERSION);
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        assert!(matches!(migrate(&mut conn), Err(StoreError::TooNew { .. })));
+    }
+}

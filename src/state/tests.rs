@@ -1,0 +1,228 @@
+//! Unit tests for the store: transactions, releases and formation rules.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::model::Quantity;
+
+fn setup() -> (Store, Account) {
+    let store = Store::open_in_memory().expect("store");
+    let token = store
+        .call_blocking(|c| create_token(c, "tester", Some("tester@example.com")))
+        .expect("token");
+    (store, token.account)
+}
+
+fn name(s: &str) -> AppName {
+    AppName::parse(s).expect("valid app name")
+}
+
+fn var(s: &str) -> ConfigVarName {
+    ConfigVarName::parse(s).expect("valid var name")
+}
+
+#[test]
+fn tokens_authenticate_only_their_own_secret() {
+    let store = Store::open_in_memory().expect("store");
+    let token = store
+        .call_blocking(|c| create_token(c, "ci", None))
+        .expect("token");
+    let found = store
+        .call_blocking(|c| authenticate(c, &token.secret))
+        .expect("query");
+    assert_eq!(found, Some(token.account.clone()));
+    assert_eq!(token.account.email, "ci@corral.local");
+    let wrong = store
+        .call_blocking(|c| authenticate(c, &format!("{}x", token.secret)))
+        .expect("query");
+    assert_eq!(wrong, None);
+    let stored: String = store
+        .call_blocking(|c| Ok(c.query_row("SELECT token_hash FROM accounts", [], |r| r.get(0))?))
+        .expect("row");
+    assert!(!stored.contains(&token.secret), "only a hash is stored");
+}
+
+#[test]
+fn creating_an_app_makes_v1_and_refuses_a_taken_name() {
+    let (store, me) = setup();
+    let (app, v1) = store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect("create");
+    assert_eq!(app.owner.email, "tester@example.com");
+    assert_eq!(v1.version, ReleaseVersion(1));
+    assert_eq!(v1.description, "Initial release");
+    assert!(v1.current);
+    let err = store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect_err("taken");
+    assert!(matches!(err, StoreError::Conflict(ref m) if m == "Name is already taken"));
+}
+
+#[test]
+fn config_changes_make_releases_with_heroku_descriptions() {
+    let (store, me) = setup();
+    store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect("create");
+    let app = AppRef::Name(name("demo"));
+    let patch = BTreeMap::from([
+        (var("B"), Some("2".to_owned())),
+        (var("A"), Some("1".to_owned())),
+    ]);
+    let (vars, release) = store
+        .call_blocking(|c| patch_config(c, &app, &patch, &me))
+        .expect("patch");
+    let release = release.expect("a change makes a release");
+    assert_eq!(release.version, ReleaseVersion(2));
+    assert_eq!(release.description, "Set A, B config vars");
+    assert_eq!(release.config, vars);
+
+    // The same values again change nothing and make no release.
+    let (_, none) = store
+        .call_blocking(|c| patch_config(c, &app, &patch, &me))
+        .expect("patch");
+    assert!(none.is_none());
+
+    let remove = BTreeMap::from([(var("A"), None)]);
+    let (vars, release) = store
+        .call_blocking(|c| patch_config(c, &app, &remove, &me))
+        .expect("patch");
+    assert_eq!(
+        release.expect("release").description,
+        "Remove A config vars"
+    );
+    assert_eq!(vars.get("A"), None);
+
+    let releases = store
+        .call_blocking(|c| list_releases(c, &app))
+        .expect("list");
+    let current: Vec<u32> = releases
+        .iter()
+        .filter(|r| r.current)
+        .map(|r| r.version.0)
+        .collect();
+    assert_eq!(current, vec![3]);
+    let v2 = store
+        .call_blocking(|c| get_release(c, &app, ReleaseRef::parse("v2")?))
+        .expect("v2");
+    assert_eq!(
+        v2.config.get("A"),
+        Some("1"),
+        "a release keeps its snapshot"
+    );
+}
+
+#[test]
+fn a_refused_patch_writes_nothing() {
+    let (store, me) = setup();
+    store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect("create");
+    let app = AppRef::Name(name("demo"));
+    let patch = BTreeMap::from([
+        (var("GOOD"), Some("ok".to_owned())),
+        (var("BAD"), Some("nul\0".to_owned())),
+    ]);
+    store
+        .call_blocking(|c| patch_config(c, &app, &patch, &me))
+        .expect_err("NUL refused");
+    let vars = store.call_blocking(|c| get_config(c, &app)).expect("read");
+    assert!(vars.is_empty());
+    let releases = store
+        .call_blocking(|c| list_releases(c, &app))
+        .expect("list");
+    assert_eq!(releases.len(), 1);
+}
+
+#[test]
+fn formation_updates_are_all_or_nothing() {
+    let (store, me) = setup();
+    store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect("create");
+    let app = AppRef::Name(name("demo"));
+    let web = ProcessType::parse("web").expect("type");
+    let updates = vec![
+        FormationUpdate {
+            process_type: web.clone(),
+            quantity: Some(Quantity::new(2).expect("q")),
+            size: None,
+        },
+        FormationUpdate {
+            process_type: ProcessType::parse("worker").expect("type"),
+            quantity: Some(Quantity::new(1).expect("q")),
+            size: Some(DynoSize::parse("2x").expect("size")),
+        },
+    ];
+    let entries = store
+        .call_blocking(|c| update_formation(c, &app, &updates))
+        .expect("scale");
+    assert_eq!(entries.len(), 2);
+    let worker = store
+        .call_blocking(|c| get_formation(c, &app, &ProcessType::parse("worker")?))
+        .expect("worker");
+    assert_eq!(worker.size.as_str(), "standard-2X");
+    assert_eq!(worker.quantity.get(), 1);
+
+    // Size only: the quantity stays.
+    let resize = vec![FormationUpdate {
+        process_type: web.clone(),
+        quantity: None,
+        size: Some(DynoSize::parse("performance-m").expect("size")),
+    }];
+    let entries = store
+        .call_blocking(|c| update_formation(c, &app, &resize))
+        .expect("resize");
+    assert_eq!(entries[0].quantity.get(), 2);
+    assert_eq!(entries[0].size.as_str(), "performance-M");
+}
+
+#[test]
+fn deleting_an_app_removes_what_it_owns() {
+    let (store, me) = setup();
+    store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect("create");
+    let app = AppRef::Name(name("demo"));
+    let patch = BTreeMap::from([(var("A"), Some("1".to_owned()))]);
+    store
+        .call_blocking(|c| patch_config(c, &app, &patch, &me))
+        .expect("patch");
+    store
+        .call_blocking(|c| delete_app(c, &app))
+        .expect("delete");
+    let left: i64 = store
+        .call_blocking(|c| {
+            Ok(c.query_row(
+                "SELECT (SELECT COUNT(*) FROM releases) + (SELECT COUNT(*) FROM config_vars)",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .expect("count");
+    assert_eq!(left, 0);
+    assert!(matches!(
+        store.call_blocking(|c| get_app(c, &app)),
+        Err(StoreError::NotFound("app"))
+    ));
+}
+
+#[test]
+fn renames_keep_the_id_and_refuse_taken_names() {
+    let (store, me) = setup();
+    let (app, _) = store
+        .call_blocking(|c| create_app(c, &name("first"), &me))
+        .expect("create");
+    store
+        .call_blocking(|c| create_app(c, &name("second"), &me))
+        .expect("create");
+    let renamed = store
+        .call_blocking(|c| update_app(c, &AppRef::Id(app.id), Some(&name("third")), Some(true)))
+        .expect("rename");
+    assert_eq!(renamed.id, app.id);
+    assert_eq!(renamed.name.as_str(), "third");
+    assert!(renamed.maintenance);
+    assert!(store
+        .call_blocking(|c| update_app(c, &AppRef::Id(app.id), Some(&name("second")), None))
+        .is_err());
+}
