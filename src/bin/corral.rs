@@ -1,1 +1,5 @@
-fn main() {}
+//! The corral command-line tool.
+
+fn main() -> std::process::ExitCode {
+    corral::cli::run()
+}

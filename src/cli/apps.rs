@@ -1,0 +1,150 @@
+//! `apps`, `apps:create`, `apps:info`, `apps:destroy`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use super::client::Client;
+use super::{output, CliError};
+use crate::api::types::{Account, App, AppCreate, Formation};
+use crate::model::AppName;
+
+pub(super) async fn list(client: &Client, json: bool) -> Result<(), CliError> {
+    let apps: Vec<App> = client.list("/apps", Some("name ..; max=1000")).await?;
+    if json {
+        output::json(&apps);
+        return Ok(());
+    }
+    let account: Account = client.get("/account").await?;
+    output::header(&format!("{} Apps", account.email));
+    if apps.is_empty() {
+        println!("You have no apps.");
+    }
+    for app in apps {
+        println!("{}", app.name);
+    }
+    Ok(())
+}
+
+pub(super) async fn create(
+    client: &Client,
+    name: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    if let Some(name) = &name {
+        AppName::parse(name).map_err(|e| CliError::Usage(e.message))?;
+    }
+    let named = name.is_some();
+    let label = name
+        .as_deref()
+        .map_or_else(|| "app".to_owned(), output::app_label);
+    eprint!("Creating {label}... ");
+    let request = AppCreate {
+        name,
+        ..AppCreate::default()
+    };
+    let app: App = match client
+        .send_json(http::Method::POST, "/apps", &request)
+        .await
+    {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("!");
+            return Err(e);
+        }
+    };
+    if json {
+        eprintln!("done");
+        output::json(&app);
+        return Ok(());
+    }
+    if !named {
+        eprintln!("done, {}", output::app_label(&app.name));
+    } else {
+        eprintln!("done");
+    }
+    println!("{} | {}", app.web_url, app.git_url);
+    Ok(())
+}
+
+pub(super) async fn info(client: &Client, app: &AppName, json: bool) -> Result<(), CliError> {
+    let info: App = client.get(&format!("/apps/{app}")).await?;
+    let formation: Vec<Formation> = client.list(&format!("/apps/{app}/formation"), None).await?;
+    if json {
+        output::json(&serde_json::json!({ "app": info, "formation": formation }));
+        return Ok(());
+    }
+    let dynos: Vec<String> = formation
+        .iter()
+        .filter(|f| f.quantity > 0)
+        .map(|f| format!("{}: {}", f.process_type, f.quantity))
+        .collect();
+    output::header(&info.name);
+    let released = info
+        .released_at
+        .map(|t| t.format("%Y/%m/%d %H:%M:%S %z").to_string())
+        .unwrap_or_default();
+    print!(
+        "{}",
+        output::key_values(&[
+            ("Dynos".into(), dynos.join(", ")),
+            ("Git URL".into(), info.git_url.clone()),
+            ("Maintenance".into(), info.maintenance.to_string()),
+            ("Owner".into(), info.owner.email.clone()),
+            ("Region".into(), info.region.name.clone()),
+            ("Released At".into(), released),
+            ("Stack".into(), info.stack.name.clone()),
+            ("Web URL".into(), info.web_url.clone()),
+        ])
+    );
+    Ok(())
+}
+
+pub(super) async fn destroy(
+    client: &Client,
+    app: &AppName,
+    confirm: Option<String>,
+) -> Result<(), CliError> {
+    let confirmed = match confirm {
+        Some(c) => c == app.as_str(),
+        None if std::io::stdin().is_terminal() => {
+            eprintln!(
+                " ▸    WARNING: This will delete {} including all add-ons.\n ▸    To proceed, type {app} or re-run this command with --confirm {app}\n",
+                output::app_label(app.as_str())
+            );
+            eprint!("> ");
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|source| CliError::Io {
+                    context: "cannot read the confirmation".to_owned(),
+                    source,
+                })?;
+            line.trim() == app.as_str()
+        }
+        None => {
+            return Err(CliError::Usage(format!(
+                "This deletes {app} and everything it owns. Re-run with --confirm {app} to proceed."
+            )))
+        }
+    };
+    if !confirmed {
+        return Err(CliError::Usage(format!(
+            "Confirmation did not match {app}. Aborted."
+        )));
+    }
+    eprint!(
+        "Destroying {} (including all add-ons)... ",
+        output::app_label(app.as_str())
+    );
+    match client.delete::<App>(&format!("/apps/{app}")).await {
+        Ok(_) => {
+            eprintln!("done");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("!");
+            Err(e)
+        }
+    }
+}

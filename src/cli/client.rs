@@ -1,0 +1,271 @@
+//! A small Platform API client over TCP or the daemon's Unix socket.
+//!
+//! One HTTP/1.1 connection per request keeps it simple and is plenty for a
+//! command-line tool; lists follow `Next-Range` until the last page.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::{TcpStream, UnixStream};
+
+use super::CliError;
+use crate::api::types::{ErrorBody, HEROKU_ACCEPT};
+
+/// Where the API is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `http://host:port`.
+    Tcp {
+        /// `host:port` to connect to and send as `Host`.
+        authority: String,
+    },
+    /// `unix:///path/to/api.sock`.
+    Unix {
+        /// The socket path.
+        path: PathBuf,
+    },
+}
+
+impl Endpoint {
+    /// Parses `http://host[:port]` or `unix:///path`.
+    pub fn parse(url: &str) -> Result<Self, CliError> {
+        if let Some(path) = url.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(CliError::Config(format!(
+                    "The API URL {url:?} must name an absolute socket path, like unix:///var/lib/corral/api.sock."
+                )));
+            }
+            return Ok(Self::Unix { path: path.into() });
+        }
+        if let Some(rest) = url.strip_prefix("http://") {
+            let authority = rest.trim_end_matches('/');
+            if authority.is_empty() || authority.contains('/') {
+                return Err(CliError::Config(format!(
+                    "The API URL {url:?} must be just scheme, host and port, like http://127.0.0.1:5000."
+                )));
+            }
+            let authority = if authority.contains(':') {
+                authority.to_owned()
+            } else {
+                format!("{authority}:80")
+            };
+            return Ok(Self::Tcp { authority });
+        }
+        Err(CliError::Config(format!(
+            "The API URL {url:?} is not supported; use http://HOST:PORT or unix:///PATH (TLS for the API is not offered yet)."
+        )))
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Tcp { authority } => format!("http://{authority}"),
+            Self::Unix { path } => format!("unix://{}", path.display()),
+        }
+    }
+}
+
+/// An authenticated API client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    endpoint: Endpoint,
+    token: String,
+}
+
+/// A raw response: status, `Next-Range`, body.
+struct Raw {
+    status: StatusCode,
+    next_range: Option<String>,
+    body: Bytes,
+}
+
+impl Client {
+    /// A client for `endpoint` using `token`.
+    pub fn new(endpoint: Endpoint, token: String) -> Self {
+        Self { endpoint, token }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        range: Option<&str>,
+    ) -> Result<Raw, CliError> {
+        let connect_err = |source: std::io::Error| CliError::Connect {
+            endpoint: self.endpoint.describe(),
+            source,
+        };
+        let host = match &self.endpoint {
+            Endpoint::Tcp { authority } => authority.clone(),
+            Endpoint::Unix { .. } => "localhost".to_owned(),
+        };
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, host)
+            .header(ACCEPT, HEROKU_ACCEPT)
+            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(
+                "user-agent",
+                concat!("corral-cli/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(range) = range {
+            builder = builder.header("range", range);
+        }
+        if body.is_some() {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| CliError::Usage(format!("cannot build the request: {e}")))?;
+        let response = match &self.endpoint {
+            Endpoint::Tcp { authority } => {
+                let stream = TcpStream::connect(authority).await.map_err(connect_err)?;
+                exchange(stream, request).await
+            }
+            Endpoint::Unix { path } => {
+                let stream = UnixStream::connect(path).await.map_err(connect_err)?;
+                exchange(stream, request).await
+            }
+        }
+        .map_err(|e| CliError::Protocol(e.to_string()))?;
+        let (parts, body) = response;
+        let status = parts.status;
+        let next_range = parts
+            .headers
+            .get("next-range")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if !status.is_success() {
+            let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+            let (id, message) = parsed.map_or_else(
+                || {
+                    (
+                        "unknown".to_owned(),
+                        String::from_utf8_lossy(&body).into_owned(),
+                    )
+                },
+                |e| (e.id, e.message),
+            );
+            return Err(CliError::Api {
+                status: status.as_u16(),
+                id,
+                message,
+            });
+        }
+        Ok(Raw {
+            status,
+            next_range,
+            body,
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, CliError> {
+        serde_json::from_slice(body)
+            .map_err(|e| CliError::Protocol(format!("unexpected response from the API: {e}")))
+    }
+
+    /// `GET path` decoded as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        let raw = self.send(Method::GET, path, None, None).await?;
+        Self::decode(&raw.body)
+    }
+
+    /// `GET path` of a list, following `Next-Range` across pages.
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        range: Option<&str>,
+    ) -> Result<Vec<T>, CliError> {
+        let mut items = Vec::new();
+        let mut range = range.map(str::to_owned);
+        loop {
+            let raw = self.send(Method::GET, path, None, range.as_deref()).await?;
+            let page: Vec<T> = Self::decode(&raw.body)?;
+            items.extend(page);
+            match raw.next_range {
+                Some(next) if raw.status == StatusCode::PARTIAL_CONTENT => range = Some(next),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// `method path` with a JSON body, decoded as `T`.
+    pub async fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| CliError::Usage(format!("cannot encode the request: {e}")))?;
+        let raw = self.send(method, path, Some(body), None).await?;
+        Self::decode(&raw.body)
+    }
+
+    /// `DELETE path`, decoded as `T`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        let raw = self.send(Method::DELETE, path, None, None).await?;
+        Self::decode(&raw.body)
+    }
+}
+
+/// Sends one request and reads the whole response on a fresh connection.
+async fn exchange<S>(
+    stream: S,
+    request: Request<Full<Bytes>>,
+) -> Result<(http::response::Parts, Bytes), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    // The connection future must be polled while the exchange runs; it ends
+    // once the sender (owned by the exchange) is dropped, so joining both
+    // needs no spawned task.
+    let exchange = async move {
+        let response = sender.send_request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok::<_, hyper::Error>((parts, body))
+    };
+    let (result, conn_result) = tokio::join!(exchange, conn);
+    let response = result?;
+    conn_result?;
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            Endpoint::parse("http://127.0.0.1:5000/").expect("tcp"),
+            Endpoint::Tcp {
+                authority: "127.0.0.1:5000".to_owned()
+            }
+        );
+        assert_eq!(
+            Endpoint::parse("http://example.com").expect("tcp"),
+            Endpoint::Tcp {
+                authority: "example.com:80".to_owned()
+            }
+        );
+        assert_eq!(
+            Endpoint::parse("unix:///var/lib/corral/api.sock").expect("unix"),
+            Endpoint::Unix {
+                path: "/var/lib/corral/api.sock".into()
+            }
+        );
+        assert!(Endpoint::parse("https://x").is_err());
+        assert!(Endpoint::parse("unix://relative").is_err());
+        assert!(Endpoint::parse("http://h:1/prefix").is_err());
+    }
+}

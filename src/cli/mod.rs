@@ -1,0 +1,269 @@
+//! The `corral` command-line interface: Heroku's verbs over the Platform API.
+//!
+//! Each command group lives in its own file; this one holds the argument
+//! grammar, how the API address, token and app are found, and the error type
+//! the binary turns into a message and an exit status.
+
+mod apps;
+mod client;
+mod config_vars;
+mod output;
+mod ps;
+mod releases;
+mod sandbox;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use client::{Client, Endpoint};
+pub use settings::Settings;
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The API answered with an error; its message is the user's guide.
+    #[error("{message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Heroku error id.
+        id: String,
+        /// The API's message.
+        message: String,
+    },
+    /// The API could not be reached.
+    #[error("cannot reach the Corral API at {endpoint}: {source}. Is corrald running, and are CORRAL_API_URL or ~/.config/corral/config.toml right?")]
+    Connect {
+        /// Where we tried.
+        endpoint: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The API answered something that is not HTTP or not the expected JSON.
+    #[error("{0}")]
+    Protocol(String),
+    /// Settings are missing or malformed.
+    #[error("{0}")]
+    Config(String),
+    /// The command line makes no sense.
+    #[error("{0}")]
+    Usage(String),
+    /// `corral sandbox` failed.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    /// Local I/O failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "corral",
+    version,
+    about = "Corral: deploy and run apps on your own systemd host, the Heroku way",
+    disable_help_subcommand = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// `-a/--app`, shared by every command that acts on one app.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AppArg {
+    /// The app to act on (default: from the git remote named `corral`).
+    #[arg(short = 'a', long = "app", env = "CORRAL_APP")]
+    app: Option<String>,
+}
+
+/// `--json`, for every listing.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct JsonArg {
+    /// Print the API's JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List your apps.
+    Apps {
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Create an app (a random name when none is given).
+    #[command(name = "apps:create", visible_alias = "create")]
+    AppsCreate {
+        /// The app's name.
+        name: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Show an app's details.
+    #[command(name = "apps:info", visible_alias = "info")]
+    AppsInfo {
+        /// The app (same as -a).
+        name: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Delete an app and everything it owns.
+    #[command(name = "apps:destroy", visible_alias = "destroy")]
+    AppsDestroy {
+        /// The app (same as -a).
+        name: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+        /// The app's name again, to confirm without a prompt.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
+    /// Show an app's config vars.
+    Config {
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+        /// Print as KEY=value lines for a shell.
+        #[arg(short = 's', long)]
+        shell: bool,
+    },
+    /// Set config vars: `config:set KEY=value ...` (makes a new release).
+    #[command(name = "config:set")]
+    ConfigSet {
+        /// KEY=value pairs.
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Print one config var's value.
+    #[command(name = "config:get")]
+    ConfigGet {
+        /// The var's name.
+        key: String,
+        #[command(flatten)]
+        app: AppArg,
+        /// Print as KEY=value.
+        #[arg(short = 's', long)]
+        shell: bool,
+    },
+    /// Remove config vars (makes a new release).
+    #[command(name = "config:unset", visible_alias = "config:remove")]
+    ConfigUnset {
+        /// The vars' names.
+        #[arg(required = true)]
+        keys: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// List an app's releases, newest first.
+    Releases {
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+        /// How many to show.
+        #[arg(short = 'n', long = "num", default_value_t = 15)]
+        num: usize,
+    },
+    /// Show an app's formation: how many dynos of each process type.
+    #[command(name = "ps:formation", visible_alias = "formation")]
+    PsFormation {
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Scale process types: `ps:scale web=2 worker=1:standard-2x`.
+    #[command(name = "ps:scale", visible_alias = "scale")]
+    PsScale {
+        /// TYPE=QUANTITY[:SIZE] or TYPE:SIZE.
+        #[arg(required = true)]
+        changes: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Boot a throwaway systemd host with corrald in it (run as root).
+    Sandbox(sandbox::SandboxArgs),
+}
+
+/// Runs the CLI with the process's arguments and environment.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!(" ▸    cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::error(&e.to_string());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<(), CliError> {
+    if let Command::Sandbox(args) = command {
+        return sandbox::run(args).await;
+    }
+    let settings = Settings::load()?;
+    let client = settings.client()?;
+    match command {
+        Command::Apps { json } => apps::list(&client, json.json).await,
+        Command::AppsCreate { name, json } => apps::create(&client, name, json.json).await,
+        Command::AppsInfo { name, app, json } => {
+            let app = settings::resolve_app(name.or(app.app))?;
+            apps::info(&client, &app, json.json).await
+        }
+        Command::AppsDestroy { name, app, confirm } => {
+            let app = settings::resolve_app(name.or(app.app))?;
+            apps::destroy(&client, &app, confirm).await
+        }
+        Command::Config { app, json, shell } => {
+            let app = settings::resolve_app(app.app)?;
+            config_vars::show(&client, &app, json.json, shell).await
+        }
+        Command::ConfigSet { pairs, app } => {
+            let app = settings::resolve_app(app.app)?;
+            config_vars::set(&client, &app, &pairs).await
+        }
+        Command::ConfigGet { key, app, shell } => {
+            let app = settings::resolve_app(app.app)?;
+            config_vars::get(&client, &app, &key, shell).await
+        }
+        Command::ConfigUnset { keys, app } => {
+            let app = settings::resolve_app(app.app)?;
+            config_vars::unset(&client, &app, &keys).await
+        }
+        Command::Releases { app, json, num } => {
+            let app = settings::resolve_app(app.app)?;
+            releases::list(&client, &app, json.json, num).await
+        }
+        Command::PsFormation { app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            ps::formation(&client, &app, json.json).await
+        }
+        Command::PsScale { changes, app } => {
+            let app = settings::resolve_app(app.app)?;
+            ps::scale(&client, &app, &changes).await
+        }
+        Command::Sandbox(_) => Ok(()),
+    }
+}

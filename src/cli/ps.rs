@@ -1,0 +1,143 @@
+//! `ps:scale` and `ps:formation`.
+
+use super::client::Client;
+use super::{output, CliError};
+use crate::api::types::{Formation, FormationBatch, FormationBatchItem};
+use crate::model::{AppName, DynoSize, ProcessType, Quantity};
+
+/// Parses `web=2`, `worker=1:standard-2x` or `web:performance-m`.
+fn parse_change(change: &str) -> Result<FormationBatchItem, CliError> {
+    let usage = || {
+        CliError::Usage(format!(
+            "{change:?} is not a scaling instruction; use TYPE=QUANTITY, TYPE=QUANTITY:SIZE or TYPE:SIZE, e.g. web=2 worker=1:standard-2x."
+        ))
+    };
+    let (process_type, quantity, size) = match change.split_once('=') {
+        Some((t, rest)) => match rest.split_once(':') {
+            Some((q, s)) => (t, Some(q), Some(s)),
+            None => (t, Some(rest), None),
+        },
+        None => {
+            let (t, s) = change.split_once(':').ok_or_else(usage)?;
+            (t, None, Some(s))
+        }
+    };
+    ProcessType::parse(process_type).map_err(|e| CliError::Usage(e.message))?;
+    let quantity = quantity
+        .map(|q| {
+            let n: i64 = q.parse().map_err(|_| usage())?;
+            Quantity::new(n).map_err(|e| CliError::Usage(e.message))?;
+            Ok::<_, CliError>(n)
+        })
+        .transpose()?;
+    if let Some(size) = size {
+        DynoSize::parse(size).map_err(|e| CliError::Usage(e.message))?;
+    }
+    Ok(FormationBatchItem {
+        process_type: process_type.to_owned(),
+        quantity,
+        size: size.map(str::to_owned),
+    })
+}
+
+/// Heroku capitalises the size in this message: `2:Standard-1X`.
+fn display_size(size: &str) -> String {
+    let mut chars = size.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().collect::<String>() + chars.as_str()
+    })
+}
+
+pub(super) async fn scale(
+    client: &Client,
+    app: &AppName,
+    changes: &[String],
+) -> Result<(), CliError> {
+    let updates = changes
+        .iter()
+        .map(|c| parse_change(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    eprint!("Scaling dynos... ");
+    let result: Result<Vec<Formation>, CliError> = client
+        .send_json(
+            http::Method::PATCH,
+            &format!("/apps/{app}/formation"),
+            &FormationBatch { updates },
+        )
+        .await;
+    match result {
+        Ok(entries) => {
+            let now: Vec<String> = entries
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} at {}:{}",
+                        f.process_type,
+                        f.quantity,
+                        display_size(&f.size)
+                    )
+                })
+                .collect();
+            eprintln!("done, now running {}", now.join(", "));
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("!");
+            Err(e)
+        }
+    }
+}
+
+pub(super) async fn formation(client: &Client, app: &AppName, json: bool) -> Result<(), CliError> {
+    let entries: Vec<Formation> = client.list(&format!("/apps/{app}/formation"), None).await?;
+    if json {
+        output::json(&entries);
+        return Ok(());
+    }
+    output::header(&format!("{app} Formation"));
+    if entries.is_empty() {
+        println!("No process types are scaled yet.");
+        return Ok(());
+    }
+    let mut rows = vec![vec![
+        "Type".to_owned(),
+        "Quantity".to_owned(),
+        "Size".to_owned(),
+        "Command".to_owned(),
+    ]];
+    rows.extend(entries.iter().map(|f| {
+        vec![
+            f.process_type.clone(),
+            f.quantity.to_string(),
+            f.size.clone(),
+            f.command.clone(),
+        ]
+    }));
+    print!("{}", output::table(&rows));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_instructions_parse() {
+        let c = parse_change("web=2").expect("ok");
+        assert_eq!(
+            (c.process_type.as_str(), c.quantity, c.size),
+            ("web", Some(2), None)
+        );
+        let c = parse_change("worker=1:standard-2x").expect("ok");
+        assert_eq!(c.size.as_deref(), Some("standard-2x"));
+        let c = parse_change("web:performance-m").expect("ok");
+        assert_eq!(
+            (c.quantity, c.size.as_deref()),
+            (None, Some("performance-m"))
+        );
+        for bad in ["web", "web=x", "web=-1", "web=101", "Web=1", "web=1:huge"] {
+            assert!(parse_change(bad).is_err(), "{bad}");
+        }
+        assert_eq!(display_size("standard-1X"), "Standard-1X");
+    }
+}

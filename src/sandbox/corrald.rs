@@ -1,0 +1,274 @@
+//! corrald as a service of a throwaway host, reachable on the machine's loopback.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::host::{Host, HostConfig, SandboxError, SCRATCH_ROOT};
+
+/// Where the binaries appear inside the host.
+const INNER_BIN: &str = "/opt/corral/bin";
+/// Where the generated configuration appears inside the host.
+const INNER_ETC: &str = "/etc/corral";
+/// The state directory inside the host.
+const INNER_STATE: &str = "/var/lib/corral";
+
+/// How to set up a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Unique name of the host (see [`HostConfig::name`]).
+    pub name: String,
+    /// Directory holding the `corrald` binary.
+    pub bin_dir: PathBuf,
+    /// Loopback port of the API.
+    pub api_port: u16,
+    /// Loopback port of the router.
+    pub router_port: u16,
+    /// A directory of the machine to keep state in across sandboxes; by
+    /// default state lives in the host's memory and dies with it.
+    pub state_dir: Option<PathBuf>,
+    /// How long booting and corrald's start may take.
+    pub timeout: Duration,
+}
+
+impl SandboxOptions {
+    /// Options with the binaries next to the running executable.
+    pub fn new(name: impl Into<String>, api_port: u16, router_port: u16) -> Self {
+        let bin_dir = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self {
+            name: name.into(),
+            bin_dir,
+            api_port,
+            router_port,
+            state_dir: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A booted host with corrald running in it as `corrald.service`.
+#[derive(Debug)]
+pub struct Sandbox {
+    host: Option<Host>,
+    etc_dir: PathBuf,
+    /// The API's URL on the machine's loopback.
+    pub api_url: String,
+    /// Where the router listens.
+    pub router_addr: SocketAddr,
+    /// An API token for the `sandbox` account.
+    pub token: String,
+}
+
+impl Sandbox {
+    /// Boots the host, configures corrald, makes a token, starts the service
+    /// and waits until its API reports systemd reachable. Blocking.
+    pub fn start(options: &SandboxOptions) -> Result<Self, SandboxError> {
+        let corrald = options.bin_dir.join("corrald");
+        if !corrald.is_file() {
+            return Err(SandboxError::MissingProgram(format!(
+                "{} (build it first: cargo build)",
+                corrald.display()
+            )));
+        }
+        let etc_dir = Path::new(SCRATCH_ROOT).join(format!("{}.etc", options.name));
+        std::fs::create_dir_all(&etc_dir).map_err(|source| SandboxError::Io {
+            action: "create",
+            path: etc_dir.clone(),
+            source,
+        })?;
+        let api = SocketAddr::from(([127, 0, 0, 1], options.api_port));
+        let router_addr = SocketAddr::from(([127, 0, 0, 1], options.router_port));
+        let config = format!(
+            "# Written by corral sandbox.\nstate-dir = \"{INNER_STATE}\"\n\n[api]\nlisten = \"{api}\"\n\n[router]\nlisten = \"{router_addr}\"\nbase-domain = \"localhost\"\n"
+        );
+        let config_path = etc_dir.join("corrald.toml");
+        std::fs::write(&config_path, config).map_err(|source| SandboxError::Io {
+            action: "write",
+            path: config_path,
+            source,
+        })?;
+
+        let mut host_config = HostConfig::new(options.name.clone())
+            .bind(&options.bin_dir, INNER_BIN)
+            .bind(&etc_dir, INNER_ETC);
+        host_config.boot_timeout = options.timeout;
+        if let Some(state) = &options.state_dir {
+            host_config = host_config.bind(state, INNER_STATE);
+        }
+        let host = match Host::boot(host_config) {
+            Ok(host) => host,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&etc_dir);
+                return Err(e);
+            }
+        };
+        let mut sandbox = Sandbox {
+            host: Some(host),
+            etc_dir,
+            api_url: format!("http://{api}"),
+            router_addr,
+            token: String::new(),
+        };
+        match sandbox.start_corrald(api, options.timeout) {
+            Ok(()) => Ok(sandbox),
+            Err(e) => {
+                let journal = sandbox.journal("corrald.service");
+                let _ = sandbox.stop();
+                Err(SandboxError::BootFailed {
+                    name: options.name.clone(),
+                    reason: e.to_string(),
+                    console: journal,
+                })
+            }
+        }
+    }
+
+    fn start_corrald(&mut self, api: SocketAddr, timeout: Duration) -> Result<(), SandboxError> {
+        let config_arg = format!("--config={INNER_ETC}/corrald.toml");
+        let corrald = format!("{INNER_BIN}/corrald");
+        let out = self.run(&[
+            &corrald,
+            &config_arg,
+            "tokens",
+            "create",
+            "--name",
+            "sandbox",
+        ])?;
+        self.token = out.trim().to_owned();
+        self.run(&[
+            "systemd-run",
+            "--unit=corrald",
+            "--description=Corral platform daemon (sandbox)",
+            "--property=Restart=on-failure",
+            "--setenv=CORRALD_LOG=info",
+            &corrald,
+            &config_arg,
+            "serve",
+        ])?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match health(api) {
+                Ok(body) if body.contains("\"reachable\":true") => return Ok(()),
+                Ok(_) | Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok(body) => {
+                    return Err(SandboxError::Corrald(format!(
+                        "corrald answers but cannot reach systemd: {body}"
+                    )))
+                }
+                Err(e) => {
+                    return Err(SandboxError::Corrald(format!(
+                        "its API at {api} did not answer within {timeout:?}: {e}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The host corrald runs in.
+    pub fn host(&self) -> Option<&Host> {
+        self.host.as_ref()
+    }
+
+    /// Runs a command inside the host and returns its stdout; fails with its
+    /// stderr when it exits non-zero.
+    pub fn run(&self, argv: &[&str]) -> Result<String, SandboxError> {
+        let (program, args) = argv.split_first().ok_or_else(|| SandboxError::Spawn {
+            program: String::new(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"),
+        })?;
+        let host = self.host.as_ref().ok_or_else(|| SandboxError::Spawn {
+            program: (*program).to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotConnected, "host is down"),
+        })?;
+        let out = host
+            .command(program)
+            .args(args)
+            .output()
+            .map_err(|source| SandboxError::Spawn {
+                program: (*program).to_owned(),
+                source,
+            })?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(SandboxError::Spawn {
+                program: argv.join(" "),
+                source: std::io::Error::other(format!(
+                    "{}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+            })
+        }
+    }
+
+    /// The journal of one unit inside the host, for error reports.
+    pub fn journal(&self, unit: &str) -> String {
+        self.run(&[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "cat",
+            "-n",
+            "200",
+            "-u",
+            unit,
+        ])
+        .unwrap_or_else(|e| format!("(journal unavailable: {e})"))
+    }
+
+    /// Stops corrald (SIGTERM, so it drains), powers the host off and removes
+    /// everything made on the machine.
+    pub fn stop(mut self) -> Result<(), SandboxError> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), SandboxError> {
+        let Some(host) = self.host.take() else {
+            return Ok(());
+        };
+        // Bounded by corrald's own drain timeout plus systemd's stop timeout.
+        let _ = host
+            .command("systemctl")
+            .args(["stop", "corrald.service"])
+            .output();
+        let result = host.shutdown();
+        let _ = std::fs::remove_dir_all(&self.etc_dir);
+        result
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            tracing::warn!(error = %e, "sandbox teardown left things behind");
+        }
+    }
+}
+
+/// `GET /health` with a minimal blocking HTTP/1.0 exchange: no runtime is
+/// needed to wait for the daemon to come up.
+fn health(api: SocketAddr) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&api, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    match response.split_once("\r\n\r\n") {
+        Some((head, body))
+            if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") =>
+        {
+            Ok(body.to_owned())
+        }
+        _ => Err(std::io::Error::other(format!(
+            "unexpected answer: {}",
+            response.lines().next().unwrap_or("")
+        ))),
+    }
+}
