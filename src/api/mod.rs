@@ -24,7 +24,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity};
+use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity, QuantityChange};
 use crate::state::{self, Account, FormationUpdate, Store};
 use crate::systemd::Systemd;
 use error::ApiError;
@@ -210,6 +210,14 @@ impl Api {
                     .map_err(store)?;
                 Ok(json(StatusCode::OK, &release_json(&release)))
             }
+            Route::GetReleaseConfigVars(app, release) => {
+                let release = self
+                    .store
+                    .call(move |c| state::get_release(c, &app, release))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &config_json(&release.config)))
+            }
             Route::ListFormation(app) => {
                 let entries = self
                     .store
@@ -325,6 +333,7 @@ impl Api {
             buildpack_provided_description: None,
             build_stack: stack.clone(),
             created_at: app.created_at,
+            create_status: "complete".to_owned(),
             git_url: format!("http://git.{domain}/{}.git", app.name),
             id: app.id,
             internal_routing: None,
@@ -419,12 +428,17 @@ fn formation_json(f: &state::FormationEntry) -> types::Formation {
 
 fn formation_update(
     process_type: ProcessType,
-    quantity: Option<i64>,
+    quantity: Option<types::QuantityInput>,
     size: Option<&str>,
 ) -> Result<FormationUpdate, ApiError> {
+    let quantity = match quantity {
+        None => None,
+        Some(types::QuantityInput::Number(n)) => Some(QuantityChange::Set(Quantity::new(n)?)),
+        Some(types::QuantityInput::Text(t)) => Some(QuantityChange::parse(&t)?),
+    };
     Ok(FormationUpdate {
         process_type,
-        quantity: quantity.map(Quantity::new).transpose()?,
+        quantity,
         size: size.map(DynoSize::parse).transpose()?,
     })
 }
@@ -481,11 +495,14 @@ fn error_response(e: &ApiError) -> ApiResponse {
 }
 
 /// Keeps a client's `Request-Id` when it is sane, so logs on both sides
-/// correlate; otherwise makes one.
+/// correlate; otherwise makes one. Heroku's CLI sends a comma-separated
+/// history of ids, newest first: the first one is this request's.
 fn request_id(headers: &HeaderMap) -> String {
     headers
         .get("request-id")
         .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
         .filter(|v| {
             (1..=200).contains(&v.len())
                 && v.bytes()
@@ -507,8 +524,10 @@ fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
         .split(';')
         .filter_map(|p| p.trim().strip_prefix("version="))
         .next();
+    // Heroku's CLI asks for `version=3.sdk` on some calls: a variant of 3.
     match version {
-        None | Some("3") => Ok(()),
+        None => Ok(()),
+        Some(v) if v == "3" || v.starts_with("3.") => Ok(()),
         Some(other) => Err(ApiError::NotAcceptable(format!(
             "This server speaks version 3 of the Platform API, not {other:?}; send Accept: {}.",
             types::HEROKU_ACCEPT

@@ -34,6 +34,9 @@ pub enum Route {
     ListReleases(AppRef),
     /// `GET /apps/{app}/releases/{id_or_version}`.
     GetRelease(AppRef, ReleaseRef),
+    /// `GET /apps/{app}/releases/{id_or_version}/config-vars`: the config
+    /// snapshot a release was made with.
+    GetReleaseConfigVars(AppRef, ReleaseRef),
     /// `GET /apps/{app}/formation`.
     ListFormation(AppRef),
     /// `PATCH /apps/{app}/formation`.
@@ -44,7 +47,9 @@ pub enum Route {
     UpdateFormation(AppRef, ProcessType),
     /// `GET /apps/{app}/{collection}` for collections Heroku's CLI reads
     /// but Corral does not have yet (add-ons, collaborators, ...): an
-    /// empty list for an existing app, so `apps:info` works.
+    /// empty list for an existing app, so `apps:info` works. (Pipeline
+    /// couplings are deliberately absent: Heroku answers 404 for an app
+    /// without one, and its CLI relies on that.)
     EmptyCollection(AppRef),
 }
 
@@ -65,6 +70,10 @@ impl Route {
         let app = |s: &str| {
             AppRef::parse(s).map_err(|_| ApiError::NotFound("Couldn't find that app.".to_owned()))
         };
+        let release = |s: &str| {
+            ReleaseRef::parse(s)
+                .map_err(|_| ApiError::NotFound("Couldn't find that release.".to_owned()))
+        };
         let wrong_method = |allowed: &'static str| ApiError::MethodNotAllowed {
             method: method.to_string(),
             allowed,
@@ -77,6 +86,12 @@ impl Route {
             },
             ["account"] => match *m {
                 Method::GET => Ok(Route::Account),
+                _ => Err(wrong_method("GET")),
+            },
+            // Heroku's CLI lists apps through the user's collection; a Corral
+            // host has one tenant, so it is the same list.
+            ["users", "~", "apps"] => match *m {
+                Method::GET => Ok(Route::ListApps),
                 _ => Err(wrong_method("GET")),
             },
             ["apps"] => match *m {
@@ -100,12 +115,11 @@ impl Route {
                 _ => Err(wrong_method("GET")),
             },
             ["apps", a, "releases", r] => match *m {
-                Method::GET => Ok(Route::GetRelease(
-                    app(a)?,
-                    ReleaseRef::parse(r).map_err(|_| {
-                        ApiError::NotFound("Couldn't find that release.".to_owned())
-                    })?,
-                )),
+                Method::GET => Ok(Route::GetRelease(app(a)?, release(r)?)),
+                _ => Err(wrong_method("GET")),
+            },
+            ["apps", a, "releases", r, "config-vars"] => match *m {
+                Method::GET => Ok(Route::GetReleaseConfigVars(app(a)?, release(r)?)),
                 _ => Err(wrong_method("GET")),
             },
             ["apps", a, "formation"] => match *m {
@@ -127,7 +141,6 @@ impl Route {
             | "collaborators"
             | "domains"
             | "dynos"
-            | "pipeline-couplings"
             | "buildpack-installations"
             | "log-drains"
             | "sni-endpoints"] => match *m {

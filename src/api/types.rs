@@ -90,6 +90,8 @@ pub struct App {
     pub build_stack: NamedRef,
     /// When the app was created.
     pub created_at: DateTime<Utc>,
+    /// Always `complete`: creation is one transaction.
+    pub create_status: String,
     /// Where to `git push`.
     pub git_url: String,
     /// Stable id.
@@ -215,13 +217,24 @@ pub struct Formation {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A quantity as clients send it: Heroku's CLI sends strings, including
+/// relative changes like `"+2"` and `"-1"`; other clients send numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum QuantityInput {
+    /// An absolute number.
+    Number(i64),
+    /// `"3"`, `"+2"` or `"-1"`.
+    Text(String),
+}
+
 /// `PATCH /apps/{app}/formation/{type}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormationUpdate {
     /// New quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quantity: Option<i64>,
+    pub quantity: Option<QuantityInput>,
     /// New size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
@@ -236,7 +249,7 @@ pub struct FormationBatchItem {
     pub process_type: String,
     /// New quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quantity: Option<i64>,
+    pub quantity: Option<QuantityInput>,
     /// New size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,

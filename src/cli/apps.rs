@@ -15,6 +15,7 @@ pub(super) async fn list(client: &Client, json: bool) -> Result<(), CliError> {
     }
     let account: Account = client.get("/account").await?;
     output::header(&format!("{} Apps", account.email));
+    println!();
     if apps.is_empty() {
         println!("You have no apps.");
     }

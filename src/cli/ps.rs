@@ -2,7 +2,7 @@
 
 use super::client::Client;
 use super::{output, CliError};
-use crate::api::types::{Formation, FormationBatch, FormationBatchItem};
+use crate::api::types::{Formation, FormationBatch, FormationBatchItem, QuantityInput};
 use crate::model::{AppName, DynoSize, ProcessType, Quantity};
 
 /// Parses `web=2`, `worker=1:standard-2x` or `web:performance-m`.
@@ -35,7 +35,7 @@ fn parse_change(change: &str) -> Result<FormationBatchItem, CliError> {
     }
     Ok(FormationBatchItem {
         process_type: process_type.to_owned(),
-        quantity,
+        quantity: quantity.map(QuantityInput::Number),
         size: size.map(str::to_owned),
     })
 }
@@ -124,10 +124,9 @@ mod tests {
     #[test]
     fn scaling_instructions_parse() {
         let c = parse_change("web=2").expect("ok");
-        assert_eq!(
-            (c.process_type.as_str(), c.quantity, c.size),
-            ("web", Some(2), None)
-        );
+        assert_eq!(c.process_type, "web");
+        assert_eq!(c.quantity, Some(QuantityInput::Number(2)));
+        assert_eq!(c.size, None);
         let c = parse_change("worker=1:standard-2x").expect("ok");
         assert_eq!(c.size.as_deref(), Some("standard-2x"));
         let c = parse_change("web:performance-m").expect("ok");

@@ -154,7 +154,9 @@ impl From<DynoSize> for String {
 }
 
 /// How many dynos of a process type to run: 0 to [`MAX_QUANTITY`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(try_from = "i64", into = "u32")]
 pub struct Quantity(u32);
 
@@ -191,6 +193,49 @@ impl From<Quantity> for u32 {
     }
 }
 
+/// A requested quantity: absolute, or relative to the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantityChange {
+    /// Run exactly this many.
+    Set(Quantity),
+    /// Run this many more (or fewer, when negative).
+    Add(i64),
+}
+
+impl QuantityChange {
+    /// Parses `3`, `+2` or `-1`.
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        let s = s.trim();
+        let bad = || {
+            InvalidValue::new(format!(
+                "Quantity must be a whole number like 2, or a change like +1 or -1; {:?} is not allowed.",
+                s.chars().take(32).collect::<String>()
+            ))
+        };
+        let digits = |d: &str| -> Result<i64, InvalidValue> {
+            if d.is_empty() || d.len() > 9 || !d.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            d.parse().map_err(|_| bad())
+        };
+        if let Some(d) = s.strip_prefix('+') {
+            Ok(Self::Add(digits(d)?))
+        } else if let Some(d) = s.strip_prefix('-') {
+            Ok(Self::Add(-digits(d)?))
+        } else {
+            Ok(Self::Set(Quantity::new(digits(s)?)?))
+        }
+    }
+
+    /// The resulting quantity, given the current one.
+    pub fn resolve(self, current: Quantity) -> Result<Quantity, InvalidValue> {
+        match self {
+            Self::Set(q) => Ok(q),
+            Self::Add(delta) => Quantity::new(i64::from(current.get()) + delta),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +264,42 @@ mod tests {
         );
         let err = DynoSize::parse("huge").expect_err("unknown");
         assert!(err.message.contains("standard-1X"), "{}", err.message);
+    }
+
+    #[test]
+    fn quantity_changes() {
+        let one = Quantity::new(1).expect("ok");
+        assert_eq!(
+            QuantityChange::parse("3")
+                .expect("ok")
+                .resolve(one)
+                .expect("ok")
+                .get(),
+            3
+        );
+        assert_eq!(
+            QuantityChange::parse("+2")
+                .expect("ok")
+                .resolve(one)
+                .expect("ok")
+                .get(),
+            3
+        );
+        assert_eq!(
+            QuantityChange::parse("-1")
+                .expect("ok")
+                .resolve(one)
+                .expect("ok")
+                .get(),
+            0
+        );
+        assert!(QuantityChange::parse("-2")
+            .expect("ok")
+            .resolve(one)
+            .is_err());
+        for bad in ["", "+", "x", "1.5", "--1", "99999999999", "101"] {
+            assert!(QuantityChange::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod formation;
 
 pub use app_name::AppName;
 pub use config_vars::{ConfigVarName, ConfigVars, CONFIG_VARS_MAX_BYTES};
-pub use formation::{DynoSize, ProcessType, Quantity, MAX_QUANTITY};
+pub use formation::{DynoSize, ProcessType, Quantity, QuantityChange, MAX_QUANTITY};
 
 /// A value that failed validation, with a message a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::model::{
-    AppName, ConfigVarName, ConfigVars, DynoSize, InvalidValue, ProcessType, ReleaseVersion,
+    AppName, ConfigVarName, ConfigVars, DynoSize, InvalidValue, ProcessType, Quantity,
+    ReleaseVersion,
 };
 
 pub use migrations::SCHEMA_VERSION;
@@ -604,20 +605,18 @@ pub fn update_formation(
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let (quantity, size) = match existing {
+        let (current, size) = match existing {
             Some((q, s)) => (
-                update.quantity.map_or(q, |q| i64::from(q.get())),
-                update.size.clone().map_or(s, String::from),
+                Quantity::new(q).map_err(|e| StoreError::Corrupt(format!("quantity: {e}")))?,
+                s,
             ),
-            None => (
-                update.quantity.map_or(0, |q| i64::from(q.get())),
-                update
-                    .size
-                    .clone()
-                    .unwrap_or_else(DynoSize::default_size)
-                    .into(),
-            ),
+            None => (Quantity::default(), DynoSize::default_size().into()),
         };
+        let quantity = match update.quantity {
+            Some(change) => change.resolve(current)?,
+            None => current,
+        };
+        let size: String = update.size.clone().map_or(size, String::from);
         tx.execute(
             "INSERT INTO formation (id, app_id, process_type, quantity, size, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
@@ -626,7 +625,7 @@ pub fn update_formation(
                 Uuid::new_v4().to_string(),
                 found.id.to_string(),
                 update.process_type.as_str(),
-                quantity,
+                quantity.get(),
                 size,
                 at
             ],

@@ -7,7 +7,9 @@ use rusqlite::Row;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::model::{AppName, ConfigVars, DynoSize, ProcessType, Quantity, ReleaseVersion};
+use crate::model::{
+    AppName, ConfigVars, DynoSize, ProcessType, Quantity, QuantityChange, ReleaseVersion,
+};
 
 /// A user of the API: the owner of one or more tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,8 +126,8 @@ pub struct FormationEntry {
 pub struct FormationUpdate {
     /// Which process type.
     pub process_type: ProcessType,
-    /// New quantity.
-    pub quantity: Option<Quantity>,
+    /// New quantity, absolute or relative.
+    pub quantity: Option<QuantityChange>,
     /// New size.
     pub size: Option<DynoSize>,
 }

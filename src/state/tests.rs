@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::model::Quantity;
+use crate::model::{Quantity, QuantityChange};
 
 fn setup() -> (Store, Account) {
     let store = Store::open_in_memory().expect("store");
@@ -145,12 +145,12 @@ fn formation_updates_are_all_or_nothing() {
     let updates = vec![
         FormationUpdate {
             process_type: web.clone(),
-            quantity: Some(Quantity::new(2).expect("q")),
+            quantity: Some(QuantityChange::Set(Quantity::new(2).expect("q"))),
             size: None,
         },
         FormationUpdate {
             process_type: ProcessType::parse("worker").expect("type"),
-            quantity: Some(Quantity::new(1).expect("q")),
+            quantity: Some(QuantityChange::parse("+1").expect("q")),
             size: Some(DynoSize::parse("2x").expect("size")),
         },
     ];

@@ -1,0 +1,403 @@
+//! The Platform API and the corral CLI against an in-process corrald.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use support::{http, ok, TestDaemon};
+
+#[test]
+fn health_needs_no_token_and_reports_versions() {
+    let d = TestDaemon::start();
+    let r = http(d.addr, "GET", "/health", &[], None);
+    assert_eq!(r.status, 200);
+    let body = r.json();
+    assert_eq!(body["api_version"], 3);
+    assert_eq!(body["schema_version"], corral::state::SCHEMA_VERSION);
+    assert!(body["systemd"]["reachable"].is_boolean());
+}
+
+#[test]
+fn missing_or_wrong_tokens_get_401_and_nothing_else() {
+    let d = TestDaemon::start();
+    d.request("POST", "/apps", Some(r#"{"name":"secret-app"}"#));
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer wrong")],
+        vec![("Authorization", "Basic Og==")],
+        vec![("Authorization", "Bearer")],
+    ] {
+        for path in ["/apps", "/apps/secret-app", "/apps/no-such-app", "/account"] {
+            let r = http(d.addr, "GET", path, &headers, None);
+            assert_eq!(r.status, 401, "{path} {headers:?}");
+            assert_eq!(r.json()["id"], "unauthorized");
+            assert!(!r.body.contains("secret-app"));
+        }
+    }
+    // Basic auth with the token as password works, as git will use it.
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x:{}", d.token));
+    let r = http(
+        d.addr,
+        "GET",
+        "/account",
+        &[("Authorization", &format!("Basic {basic}"))],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["email"], "tester@example.com");
+}
+
+#[test]
+fn app_lifecycle_through_the_cli() {
+    let d = TestDaemon::start();
+    let (out, err) = ok(&d.corral(&["apps:create", "demo"]));
+    assert!(err.contains("Creating ⬢ demo... done"), "{err}");
+    assert!(out.contains("http://demo.localhost/"), "{out}");
+
+    let (_, err) = ok(&d.corral(&["config:set", "-a", "demo", "A=1", "WEIRD=%n $HOME `x`"]));
+    assert!(err.contains("done, v2"), "{err}");
+    let (out, _) = ok(&d.corral(&["config:get", "-a", "demo", "WEIRD"]));
+    assert_eq!(out, "%n $HOME `x`\n");
+    let (out, _) = ok(&d.corral(&["config", "-a", "demo"]));
+    assert!(out.contains("=== demo Config Vars"), "{out}");
+    assert!(out.contains("A:     1"), "{out}");
+
+    let (_, err) = ok(&d.corral(&["config:unset", "-a", "demo", "A"]));
+    assert!(err.contains("done, v3"), "{err}");
+
+    let (out, _) = ok(&d.corral(&["releases", "-a", "demo"]));
+    assert!(out.contains("=== demo Releases - Current: v3"), "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with('v')).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("v3  Remove A config vars"), "{out}");
+    assert!(
+        lines[1].starts_with("v2  Set A, WEIRD config vars"),
+        "{out}"
+    );
+    assert!(lines[2].starts_with("v1  Initial release"), "{out}");
+    assert!(lines[2].contains("tester@example.com"), "{out}");
+
+    let (out, _) = ok(&d.corral(&["releases", "-a", "demo", "--json", "-n", "2"]));
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let versions: Vec<u64> = json
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["version"].as_u64().expect("version"))
+        .collect();
+    assert_eq!(versions, vec![3, 2]);
+
+    let (_, err) = ok(&d.corral(&["ps:scale", "-a", "demo", "web=2", "worker=1:2x"]));
+    assert!(
+        err.contains("now running web at 2:Standard-1X, worker at 1:Standard-2X"),
+        "{err}"
+    );
+    let (out, _) = ok(&d.corral(&["apps:info", "-a", "demo"]));
+    assert!(out.contains("Dynos:       web: 2, worker: 1"), "{out}");
+    assert!(out.contains("Owner:       tester@example.com"), "{out}");
+
+    let (out, _) = ok(&d.corral(&["apps"]));
+    assert_eq!(out, "=== tester@example.com Apps\n\ndemo\n");
+
+    let refused = d.corral(&["apps:destroy", "-a", "demo"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--confirm demo"));
+    let refused = d.corral(&["apps:destroy", "-a", "demo", "--confirm", "other"]);
+    assert!(!refused.status.success());
+    let (_, err) = ok(&d.corral(&["apps:destroy", "demo", "--confirm", "demo"]));
+    assert!(
+        err.contains("Destroying ⬢ demo (including all add-ons)... done"),
+        "{err}"
+    );
+    let gone = d.corral(&["apps:info", "-a", "demo"]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("Couldn't find that app."));
+}
+
+#[test]
+fn an_unnamed_app_gets_a_heroku_style_name() {
+    let d = TestDaemon::start();
+    let (out, err) = ok(&d.corral(&["apps:create", "--json"]));
+    let app: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let name = app["name"].as_str().expect("name");
+    let parts: Vec<&str> = name.split('-').collect();
+    assert_eq!(parts.len(), 3, "{name}");
+    assert!(
+        parts[2].len() == 4 && parts[2].parse::<u32>().is_ok(),
+        "{name}"
+    );
+    assert!(err.contains("Creating app... done"), "{err}");
+}
+
+#[test]
+fn bad_input_is_refused_with_422_and_writes_nothing() {
+    let d = TestDaemon::start();
+    assert_eq!(
+        d.request("POST", "/apps", Some(r#"{"name":"demo"}"#))
+            .status,
+        201
+    );
+
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "POST",
+            "/apps",
+            r#"{"name":"Bad_Name"}"#,
+            "lowercase letters",
+        ),
+        (
+            "POST",
+            "/apps",
+            r#"{"name":"demo"}"#,
+            "Name is already taken",
+        ),
+        ("POST", "/apps", r#"{"name":"x","region":"eu"}"#, "region"),
+        (
+            "PATCH",
+            "/apps/demo/config-vars",
+            r#"{"1BAD":"x"}"#,
+            "letters, digits and underscores",
+        ),
+        (
+            "PATCH",
+            "/apps/demo/config-vars",
+            r#"{"OK":"a\u0000b"}"#,
+            "NUL",
+        ),
+        (
+            "PATCH",
+            "/apps/demo/formation/web",
+            r#"{"quantity":101}"#,
+            "between 0 and 100",
+        ),
+        (
+            "PATCH",
+            "/apps/demo/formation/web",
+            r#"{"quantity":"-1"}"#,
+            "between 0 and 100",
+        ),
+        (
+            "PATCH",
+            "/apps/demo/formation/web",
+            r#"{"size":"huge"}"#,
+            "standard-1X",
+        ),
+        (
+            "PATCH",
+            "/apps/demo",
+            r#"{"name":"-x-"}"#,
+            "lowercase letters",
+        ),
+    ];
+    for (method, path, body, needle) in cases {
+        let r = d.request(method, path, Some(body));
+        assert_eq!(r.status, 422, "{method} {path} {body}: {}", r.body);
+        let json = r.json();
+        assert_eq!(json["id"], "invalid_params");
+        assert!(
+            json["message"].as_str().expect("message").contains(needle),
+            "{method} {path} {body}: {}",
+            r.body
+        );
+    }
+
+    let big = format!(r#"{{"BIG":"{}"}}"#, "x".repeat(33 * 1024));
+    let r = d.request("PATCH", "/apps/demo/config-vars", Some(&big));
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("32 kB"), "{}", r.body);
+
+    for (body, needle) in [
+        (r#"{"name":"demo2","surprise":1}"#, "unknown field"),
+        ("not json", "not valid JSON"),
+    ] {
+        let r = d.request("POST", "/apps", Some(body));
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains(needle), "{}", r.body);
+    }
+
+    // Nothing above was half-written: one app, one release, no vars.
+    assert_eq!(
+        d.request("GET", "/apps", None)
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let releases = d.request("GET", "/apps/demo/releases", None).json();
+    assert_eq!(releases.as_array().map(Vec::len), Some(1));
+    assert_eq!(d.request("GET", "/apps/demo/config-vars", None).body, "{}");
+    assert_eq!(d.request("GET", "/apps/demo/formation", None).body, "[]");
+}
+
+#[test]
+fn lists_paginate_with_range_and_next_range() {
+    let d = TestDaemon::start();
+    for name in ["app-e", "app-b", "app-d", "app-a", "app-c"] {
+        assert_eq!(
+            d.request("POST", "/apps", Some(&format!(r#"{{"name":"{name}"}}"#)))
+                .status,
+            201
+        );
+    }
+    let mut seen = Vec::new();
+    let mut range = "name ..; max=2".to_owned();
+    loop {
+        let r = http(
+            d.addr,
+            "GET",
+            "/apps",
+            &[
+                ("Authorization", &format!("Bearer {}", d.token)),
+                ("Range", &range),
+            ],
+            None,
+        );
+        let page: Vec<String> = r
+            .json()
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|a| a["name"].as_str().expect("name").to_owned())
+            .collect();
+        assert!(page.len() <= 2);
+        seen.extend(page);
+        match r.header("Next-Range") {
+            Some(next) => {
+                assert_eq!(r.status, 206);
+                range = next.to_owned();
+            }
+            None => {
+                assert_eq!(r.status, 200);
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, ["app-a", "app-b", "app-c", "app-d", "app-e"]);
+
+    let r = http(
+        d.addr,
+        "GET",
+        "/apps",
+        &[
+            ("Authorization", &format!("Bearer {}", d.token)),
+            ("Range", "size ..; max=2"),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 416);
+    assert!(r.body.contains("id, name"), "{}", r.body);
+}
+
+#[test]
+fn heroku_protocol_details() {
+    let d = TestDaemon::start();
+    let auth = format!("Bearer {}", d.token);
+    // A client's Request-Id is echoed (the first of Heroku's CLI's list).
+    let r = http(
+        d.addr,
+        "GET",
+        "/account",
+        &[("Authorization", &auth), ("Request-Id", "abc-123,def-456")],
+        None,
+    );
+    assert_eq!(r.header("Request-Id"), Some("abc-123"));
+    assert!(r
+        .header("Content-Type")
+        .is_some_and(|c| c.starts_with("application/json")));
+    // version=3 and Heroku's CLI's 3.sdk are accepted; another version is not.
+    for (accept, status) in [
+        ("application/vnd.heroku+json; version=3", 200),
+        ("application/vnd.heroku+json; version=3.sdk", 200),
+        ("application/vnd.heroku+json; version=2", 406),
+    ] {
+        let r = http(
+            d.addr,
+            "GET",
+            "/account",
+            &[("Authorization", &auth), ("Accept", accept)],
+            None,
+        );
+        assert_eq!(r.status, status, "{accept}");
+    }
+    // Apps are addressable by id as well as by name, and survive a rename.
+    let app = d
+        .request("POST", "/apps", Some(r#"{"name":"first"}"#))
+        .json();
+    let id = app["id"].as_str().expect("id");
+    let renamed = d.request(
+        "PATCH",
+        &format!("/apps/{id}"),
+        Some(r#"{"name":"second"}"#),
+    );
+    assert_eq!(renamed.json()["name"], "second");
+    assert_eq!(d.request("GET", "/apps/second", None).json()["id"], id);
+    assert_eq!(d.request("GET", "/apps/first", None).status, 404);
+    // Scaling accepts Heroku's CLI's string and relative quantities.
+    let r = d.request(
+        "PATCH",
+        "/apps/second/formation",
+        Some(r#"{"updates":[{"type":"web","quantity":"2"}]}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = d.request(
+        "PATCH",
+        "/apps/second/formation",
+        Some(r#"{"updates":[{"type":"web","quantity":"+3","size":"Standard-2X"}]}"#),
+    );
+    assert_eq!(r.json()[0]["quantity"], 5);
+    assert_eq!(r.json()[0]["size"], "standard-2X");
+    // A release's config snapshot is readable, as releases:info needs.
+    d.request("PATCH", "/apps/second/config-vars", Some(r#"{"A":"1"}"#));
+    d.request("PATCH", "/apps/second/config-vars", Some(r#"{"A":"2"}"#));
+    assert_eq!(
+        d.request("GET", "/apps/second/releases/v2/config-vars", None)
+            .body,
+        r#"{"A":"1"}"#
+    );
+    assert_eq!(
+        d.request("GET", "/apps/second/releases/9/config-vars", None)
+            .status,
+        404
+    );
+    // Pipeline couplings are 404, which Heroku's apps:info expects.
+    assert_eq!(
+        d.request("GET", "/apps/second/pipeline-couplings", None)
+            .status,
+        404
+    );
+    assert_eq!(d.request("GET", "/apps/second/addons", None).body, "[]");
+}
+
+#[test]
+fn the_unix_socket_is_group_only_and_serves_the_cli() {
+    let d = TestDaemon::start();
+    let socket = d.config.api_socket();
+    let mode = std::fs::metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660);
+    let out = support::corral_cli(
+        &format!("unix://{}", socket.display()),
+        &d.token,
+        d.dir.path(),
+        &["apps:create", "via-socket"],
+    );
+    ok(&out);
+    assert_eq!(d.request("GET", "/apps/via-socket", None).status, 200);
+}
+
+#[test]
+fn the_cli_explains_missing_settings() {
+    let d = TestDaemon::start();
+    let out = support::corral_cli(&d.url(), "", d.dir.path(), &["apps"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No API token"));
+    let out = d.corral(&["config"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No app specified"));
+    let out = support::corral_cli("http://127.0.0.1:1", "t", d.dir.path(), &["apps"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the Corral API"));
+}

@@ -1,0 +1,224 @@
+//! Shared harness for the integration tests: an in-process daemon on
+//! loopback, a raw HTTP helper, and runners for the `corral` binary.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use corral::config::Config;
+use corral::daemon::{self, Listeners};
+use corral::state;
+use tokio_util::sync::CancellationToken;
+
+/// corrald running in this process, on its own runtime thread, with a
+/// temporary state directory, a TCP API on 127.0.0.1 and a token.
+pub struct TestDaemon {
+    pub addr: SocketAddr,
+    pub token: String,
+    pub config: Config,
+    pub dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestDaemon {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = Config {
+            state_dir: dir.path().join("state"),
+            ..Config::default()
+        };
+        let store = daemon::open_store(&config).expect("store");
+        let token = store
+            .call_blocking(|c| state::create_token(c, "tester", Some("tester@example.com")))
+            .expect("token")
+            .secret;
+        let shutdown = CancellationToken::new();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = {
+            let config = config.clone();
+            let shutdown = shutdown.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    let mut listeners = Listeners::bind(&config).await.expect("bind unix");
+                    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind tcp");
+                    ready_tx
+                        .send(tcp.local_addr().expect("addr"))
+                        .expect("send addr");
+                    listeners.tcp = Some(tcp);
+                    daemon::serve(config, store, listeners, shutdown)
+                        .await
+                        .expect("serve");
+                });
+            })
+        };
+        let addr = ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("daemon did not start");
+        Self {
+            addr,
+            token,
+            config,
+            dir,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Runs the `corral` binary against this daemon.
+    pub fn corral(&self, args: &[&str]) -> Output {
+        corral_cli(&self.url(), &self.token, self.dir.path(), args)
+    }
+
+    /// A raw request with this daemon's token.
+    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
+        http(
+            self.addr,
+            method,
+            path,
+            &[("Authorization", &format!("Bearer {}", self.token))],
+            body,
+        )
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs the `corral` binary with an isolated HOME and working directory.
+pub fn corral_cli(url: &str, token: &str, home: &Path, args: &[&str]) -> Output {
+    let work = home.join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(args)
+        .current_dir(&work)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("CORRAL_API_URL", url)
+        .env("CORRAL_API_TOKEN", token)
+        .output()
+        .expect("run corral")
+}
+
+/// Asserts success and returns (stdout, stderr).
+pub fn ok(out: &Output) -> (String, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "command failed with {}\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+/// A response read by [`http`].
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection, `Connection: close`.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("response head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A loopback port that was free a moment ago, for daemons in other processes.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, or panics after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The directory holding the built binaries.
+pub fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_corrald"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf()
+}
