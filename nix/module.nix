@@ -1,0 +1,153 @@
+# nix/module.nix — NixOS module `services.corral`: runs corrald as a systemd service.
+#
+# Exported by flake.nix as `nixosModules.default`. It does not refer to the
+# flake's `self`, so it can also be imported from a plain path. The package
+# defaults to a `corralPackage` passed in `specialArgs`, else to this
+# repository built with the *host's* nixpkgs (which needs nixpkgs >= 24.05 for
+# lib.fileset.maybeMissing and rustc >= 1.82). With flakes, prefer:
+#   services.corral.package = corral.packages.${pkgs.system}.default;
+{ config, lib, pkgs, ... }@args:
+
+let
+  cfg = config.services.corral;
+
+  settingsFormat = pkgs.formats.toml { };
+
+  rawConfigFile = settingsFormat.generate "corrald.toml" cfg.settings;
+
+  # The rendered TOML, checked at build time by the same code corrald runs at
+  # start-up (unknown keys, relative paths and bad domains are errors), so a
+  # typo fails `nixos-rebuild` instead of the service. Checking runs the
+  # package on the build machine, which a cross build cannot do: then the
+  # file is used unchecked and corrald reports any error when it starts.
+  configFile =
+    if pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform then
+      pkgs.runCommand "corrald-checked.toml" { } ''
+        ${cfg.package}/bin/corrald check-config ${rawConfigFile}
+        cp ${rawConfigFile} $out
+      ''
+    else rawConfigFile;
+
+  # StateDirectory= takes a path relative to /var/lib.
+  underVarLib = lib.hasPrefix "/var/lib/" cfg.stateDir;
+  stateDirectory = lib.removePrefix "/var/lib/" cfg.stateDir;
+in
+{
+  options.services.corral = {
+    enable = lib.mkEnableOption "Corral, a self-hosted Heroku-style platform (the corrald daemon)";
+
+    package = lib.mkOption {
+      type = lib.types.package;
+      default = args.corralPackage or (pkgs.callPackage ./package.nix { });
+      defaultText = lib.literalExpression
+        "corralPackage from specialArgs, else pkgs.callPackage ./package.nix { }";
+      description = "The Corral package providing `corrald` and `corral`.";
+    };
+
+    stateDir = lib.mkOption {
+      type = lib.types.str;
+      default = "/var/lib/corral";
+      description = ''
+        Directory for corrald's SQLite database and API socket
+        (`state-dir` in the configuration file). Under /var/lib it is
+        managed by systemd's StateDirectory=; elsewhere by tmpfiles.
+      '';
+    };
+
+    settings = lib.mkOption {
+      type = lib.types.submodule {
+        freeformType = settingsFormat.type;
+        options.state-dir = lib.mkOption {
+          type = lib.types.str;
+          default = cfg.stateDir;
+          defaultText = lib.literalExpression "config.services.corral.stateDir";
+          readOnly = true;
+          description = "Set by services.corral.stateDir.";
+        };
+      };
+      default = { };
+      example = lib.literalExpression ''
+        {
+          api.listen = "127.0.0.1:5000";
+          router = {
+            listen = "0.0.0.0:80";
+            base-domain = "apps.example.com";
+          };
+        }
+      '';
+      description = ''
+        corrald's configuration, written as TOML (see src/config.rs for the
+        keys: `state-dir`, `[api] socket/listen`, `[router] listen/base-domain`).
+        Anything left out takes corrald's own default. The file is also
+        linked to /etc/corral/corrald.toml, so `corrald tokens create --name NAME`
+        run by root finds it without --config.
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = lib.hasPrefix "/" cfg.stateDir;
+        message = "services.corral.stateDir must be an absolute path, not ${cfg.stateDir}";
+      }
+      {
+        # ProtectHome= below hides these from the service.
+        assertion = !(lib.any (dir: lib.hasPrefix dir cfg.stateDir) [ "/home/" "/root/" "/run/user/" ]);
+        message = "services.corral.stateDir must not be under /home, /root or /run/user";
+      }
+    ];
+
+    environment.systemPackages = [ cfg.package ];
+    environment.etc."corral/corrald.toml".source = configFile;
+
+    systemd.tmpfiles.rules = lib.optional (!underVarLib) "d ${cfg.stateDir} 0750 root root - -";
+
+    systemd.services.corrald = {
+      description = "Corral platform daemon";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "dbus.service" "network-online.target" ];
+      wants = [ "dbus.service" "network-online.target" ];
+
+      serviceConfig = {
+        # corrald does not sd_notify (yet): "started" means exec() succeeded.
+        Type = "exec";
+        ExecStart = "${cfg.package}/bin/corrald --config ${configFile} serve";
+        Restart = "on-failure";
+        RestartSec = "2s";
+        # corrald cancels its work on SIGTERM. Dynos are transient units of
+        # their own (own cgroups), so the default KillMode=control-group only
+        # reaches corrald and its helpers, never running apps.
+        TimeoutStopSec = 30;
+
+        # Hardening. corrald stays root (no User=/DynamicUser=): it asks
+        # systemd over the system bus to start, stop and inspect the dyno
+        # units, and polkit grants that to root only; the router also binds
+        # port 80 by default. So the protections below are the ones that
+        # limit what a compromised root daemon can reach without taking away
+        # anything it needs. Dynos are started by PID 1, not forked by
+        # corrald, so none of this is inherited by apps.
+        ProtectHome = true; # no reason to read /home, /root or /run/user
+        PrivateTmp = true; # own /tmp and /var/tmp, shared with no one
+        NoNewPrivileges = true; # it never needs to exec setuid helpers
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectClock = true;
+        RestrictRealtime = true;
+        LockPersonality = true;
+        SystemCallArchitectures = "native";
+        # Deliberately not set:
+        # - ProtectSystem=strict: it would need ReadWritePaths= for the
+        #   state dir, /run (D-Bus socket, future runtime files) and wherever
+        #   slugs end up; revisit once corrald's writable paths settle.
+        # - PrivateDevices=, ProtectKernelTunables=, ProtectControlGroups=,
+        #   RestrictNamespaces=: builds and the platform's own cgroup and
+        #   namespace handling may need them.
+        # - PrivateNetwork=/IPAddressDeny=: the router proxies to dynos.
+      } // lib.optionalAttrs underVarLib {
+        StateDirectory = stateDirectory;
+        StateDirectoryMode = "0750";
+      };
+    };
+  };
+}

@@ -1,0 +1,183 @@
+//! The official Heroku CLI (npm `heroku@11`) drives Corral's Platform API.
+//!
+//! `tests/run` installs the CLI into `target/heroku-cli`; set
+//! `CORRAL_HEROKU_CLI` to use another copy.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use support::TestDaemon;
+
+fn heroku_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("CORRAL_HEROKU_CLI") {
+        return PathBuf::from(path);
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/heroku-cli/node_modules/.bin/heroku");
+    assert!(
+        path.exists(),
+        "Heroku's CLI is not installed at {}: run tests/run, or `npm install --prefix target/heroku-cli heroku@11`",
+        path.display()
+    );
+    path
+}
+
+struct Heroku {
+    bin: PathBuf,
+    home: tempfile::TempDir,
+    url: String,
+    token: String,
+}
+
+impl Heroku {
+    fn new(daemon: &TestDaemon) -> Self {
+        let home = tempfile::tempdir().expect("home");
+        // The CLI shows a terms-of-service notice once unless this exists.
+        let cache = home.path().join("cache");
+        std::fs::create_dir_all(&cache).expect("cache");
+        std::fs::write(cache.join("terms-of-service"), "").expect("tos");
+        Self {
+            bin: heroku_bin(),
+            home,
+            url: daemon.url(),
+            token: daemon.token.clone(),
+        }
+    }
+
+    /// Runs the CLI offline: update checks, telemetry and the delinquency
+    /// check (particleboard) are pointed away from the internet, and its
+    /// writes to the global git config land in a throwaway HOME.
+    fn run(&self, args: &[&str]) -> Output {
+        let home = self.home.path();
+        Command::new(&self.bin)
+            .args(args)
+            .current_dir(home)
+            .stdin(Stdio::null())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("GIT_CONFIG_GLOBAL", home.join("gitconfig"))
+            .env("HEROKU_CACHE_DIR", home.join("cache"))
+            .env("HEROKU_HOST", &self.url)
+            .env("HEROKU_PARTICLEBOARD_URL", &self.url)
+            .env("HEROKU_API_KEY", &self.token)
+            .env("HEROKU_SKIP_NEW_VERSION_CHECK", "true")
+            .env("HEROKU_DISABLE_AUTOUPDATE", "true")
+            .env("DISABLE_TELEMETRY", "true")
+            .env("NO_COLOR", "1")
+            .env("TZ", "UTC")
+            .output()
+            .expect("run heroku")
+    }
+
+    fn ok(&self, args: &[&str]) -> (String, String) {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "heroku {args:?} failed with {}\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        );
+        assert!(
+            !stderr.contains("Warning") && !stderr.contains("Error"),
+            "heroku {args:?} complained: {stderr}"
+        );
+        (stdout, stderr)
+    }
+}
+
+#[test]
+fn the_official_heroku_cli_works_against_corral() {
+    let daemon = TestDaemon::start();
+    let heroku = Heroku::new(&daemon);
+
+    let (out, err) = heroku.ok(&["apps:create", "herokudemo"]);
+    assert!(
+        err.contains("Creating ⬢ herokudemo... done")
+            || err.contains("Creating herokudemo... done"),
+        "{err}"
+    );
+    assert!(out.contains("http://herokudemo.localhost/"), "{out}");
+
+    let (out, _) = heroku.ok(&["apps"]);
+    assert!(out.contains("=== tester@example.com Apps"), "{out}");
+    // The region is shown because it is not Heroku's default "us".
+    assert!(
+        out.lines().any(|l| l.trim() == "herokudemo (local)"),
+        "{out}"
+    );
+
+    let (out, _) = heroku.ok(&["apps:info", "-a", "herokudemo"]);
+    assert!(out.contains("=== herokudemo"), "{out}");
+    assert!(
+        out.contains("Owner:") && out.contains("tester@example.com"),
+        "{out}"
+    );
+    assert!(out.contains("http://git.localhost/herokudemo.git"), "{out}");
+    assert!(out.contains("Stack:") && out.contains("host"), "{out}");
+
+    let (out, err) = heroku.ok(&["config:set", "-a", "herokudemo", "A=1"]);
+    assert!(
+        err.contains("Setting A and restarting") && err.contains("done, v2"),
+        "{err}"
+    );
+    assert_eq!(out.trim(), "A: 1");
+
+    let (out, _) = heroku.ok(&["config", "-a", "herokudemo"]);
+    assert!(out.contains("=== herokudemo Config Vars"), "{out}");
+    assert!(out.contains("A: 1"), "{out}");
+    let (out, _) = heroku.ok(&["config:get", "-a", "herokudemo", "A"]);
+    assert_eq!(out.trim(), "1");
+
+    let (out, _) = heroku.ok(&["releases", "-a", "herokudemo"]);
+    assert!(
+        out.contains("=== herokudemo Releases - Current: v2"),
+        "{out}"
+    );
+    let v2 = out
+        .lines()
+        .position(|l| l.trim_start().starts_with("v2 "))
+        .expect("v2 row");
+    let v1 = out
+        .lines()
+        .position(|l| l.trim_start().starts_with("v1 "))
+        .expect("v1 row");
+    assert!(v2 < v1, "newest first: {out}");
+    assert!(
+        out.contains("Set A config vars") && out.contains("Initial release"),
+        "{out}"
+    );
+
+    let (out, _) = heroku.ok(&["releases:info", "-a", "herokudemo", "v2"]);
+    assert!(out.contains("=== Release v2"), "{out}");
+    assert!(out.contains("Set A config vars"), "{out}");
+    assert!(out.contains("A: 1"), "{out}");
+
+    let (_, err) = heroku.ok(&["ps:scale", "web=2", "-a", "herokudemo"]);
+    assert!(err.contains("now running web at 2:"), "{err}");
+
+    let (_, err) = heroku.ok(&["config:unset", "-a", "herokudemo", "A"]);
+    assert!(err.contains("done, v3"), "{err}");
+
+    // An API error reaches the user with Heroku's id and message.
+    let out = heroku.run(&["apps:create", "herokudemo"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Name is already taken"), "{err}");
+    assert!(err.contains("invalid_params"), "{err}");
+
+    let (_, err) = heroku.ok(&[
+        "apps:destroy",
+        "-a",
+        "herokudemo",
+        "--confirm",
+        "herokudemo",
+    ]);
+    assert!(err.contains("Destroying") && err.contains("done"), "{err}");
+    let out = heroku.run(&["apps:info", "-a", "herokudemo"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Couldn't find that app"));
+}
