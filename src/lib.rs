@@ -1,4 +1,25 @@
 //! Corral: a Heroku-style application platform run by systemd.
+//!
+//! The library holds every part; `corrald` and `corral` are thin binaries.
+//!
+//! - [`model`]: validated identifiers and values, no I/O. Everything below
+//!   imports it; it imports no runtime crate.
+//! - [`config`]: the daemon's strict TOML configuration.
+//! - [`state`]: the SQLite store. Every change is one transaction, so a
+//!   change and the release it creates land together or not at all.
+//! - [`api`]: the Platform API (control plane). A request is parsed into a
+//!   typed [`api::routes::Route`], authenticated, handled against the store,
+//!   and answered as JSON; errors map to HTTP in one place.
+//! - [`systemd`]: the only module that speaks D-Bus.
+//! - [`daemon`]: the composition root wiring the parts under one
+//!   cancellation tree.
+//! - [`cli`]: the `corral` command, speaking the API with [`api::types`].
+//! - [`sandbox`]: a throwaway systemd host for `corral sandbox` and tests.
+//!
+//! Data flow today: CLI -> API listener (TCP or Unix socket) -> route ->
+//! store transaction -> JSON response. The router (data plane), dyno
+//! manager, builds and logs join as later parts, each owned by the daemon.
+
 pub mod api;
 pub mod cli;
 pub mod config;

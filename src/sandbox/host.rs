@@ -288,7 +288,7 @@ impl HostConfig {
 /// Why a host could not be booted or torn down.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("the systemd test host must run as root (effective uid is {0}); run the tests as root, e.g. with sudo")]
+    #[error("the throwaway systemd host must be started as root (effective uid is {0}): it mounts filesystems and makes cgroups; run it with sudo")]
     NotRoot(u32),
     #[error("invalid host name {0:?}: use 1 to 40 characters of [a-z0-9-], not starting with '-'")]
     InvalidName(String),
