@@ -142,7 +142,7 @@ pub async fn serve(
     if let Some(listener) = listeners.unix {
         tracing::info!(socket = %config.api_socket().display(), "API listening");
         tracker.spawn(
-            server::run_unix(listener, api.clone(), shutdown.clone(), tracker.clone())
+            server::run(listener, api.clone(), shutdown.clone(), tracker.clone())
                 .instrument(tracing::info_span!("api_unix")),
         );
     }
@@ -151,7 +151,7 @@ pub async fn serve(
             tracing::info!(%addr, "API listening");
         }
         tracker.spawn(
-            server::run_tcp(listener, api.clone(), shutdown.clone(), tracker.clone())
+            server::run(listener, api.clone(), shutdown.clone(), tracker.clone())
                 .instrument(tracing::info_span!("api_tcp")),
         );
     }

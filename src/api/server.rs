@@ -21,34 +21,37 @@ use super::Api;
 /// A client that has not sent its request headers by then is cut off.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves the API on a TCP listener until `shutdown` is cancelled.
-pub async fn run_tcp(
-    listener: TcpListener,
-    api: Api,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                let span = tracing::debug_span!("api_conn", %peer);
-                tracker.spawn(
-                    serve_connection(stream, api.clone(), shutdown.clone()).instrument(span),
-                );
-            }
-            Err(e) => accept_failed(&e).await,
-        }
+/// A listener the API can be served on.
+pub trait Acceptor: Send + 'static {
+    /// The connection type.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Waits for the next connection; the string names the peer for logs.
+    fn accept_one(
+        &self,
+    ) -> impl std::future::Future<Output = std::io::Result<(Self::Stream, String)>> + Send;
+}
+
+impl Acceptor for TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_one(&self) -> std::io::Result<(Self::Stream, String)> {
+        let (stream, peer) = self.accept().await?;
+        // Small JSON answers: don't let Nagle hold them back.
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer.to_string()))
     }
 }
 
-/// Serves the API on a Unix socket until `shutdown` is cancelled.
-pub async fn run_unix(
-    listener: UnixListener,
+impl Acceptor for UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_one(&self) -> std::io::Result<(Self::Stream, String)> {
+        let (stream, _) = self.accept().await?;
+        Ok((stream, "unix".to_owned()))
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled.
+pub async fn run<L: Acceptor>(
+    listener: L,
     api: Api,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -56,11 +59,11 @@ pub async fn run_unix(
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
+            accepted = listener.accept_one() => accepted,
         };
         match accepted {
-            Ok((stream, _)) => {
-                let span = tracing::debug_span!("api_conn", peer = "unix");
+            Ok((stream, peer)) => {
+                let span = tracing::debug_span!("api_conn", %peer);
                 tracker.spawn(
                     serve_connection(stream, api.clone(), shutdown.clone()).instrument(span),
                 );

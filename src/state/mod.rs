@@ -238,23 +238,17 @@ pub fn authenticate(conn: &mut Connection, secret: &str) -> Result<Option<Accoun
 }
 
 fn find_app(conn: &Connection, app: &AppRef) -> Result<App, StoreError> {
-    let row = match app {
-        AppRef::Id(id) => conn
-            .query_row(
-                &format!("{} WHERE a.id = ?1", records::APP_SELECT),
-                params![id.to_string()],
-                records::app_from_row,
-            )
-            .optional()?,
-        AppRef::Name(name) => conn
-            .query_row(
-                &format!("{} WHERE a.name = ?1", records::APP_SELECT),
-                params![name.as_str()],
-                records::app_from_row,
-            )
-            .optional()?,
+    let (column, key) = match app {
+        AppRef::Id(id) => ("a.id", id.to_string()),
+        AppRef::Name(name) => ("a.name", name.to_string()),
     };
-    row.ok_or(StoreError::NotFound("app"))?
+    conn.query_row(
+        &format!("{} WHERE {column} = ?1", records::APP_SELECT),
+        params![key],
+        records::app_from_row,
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("app"))?
 }
 
 /// Looks up one app.
@@ -491,29 +485,20 @@ fn current_release(conn: &Connection, app: &App) -> Result<Option<Release>, Stor
 }
 
 fn find_release(conn: &Connection, app: &App, release: ReleaseRef) -> Result<Release, StoreError> {
-    let row = match release {
-        ReleaseRef::Id(id) => conn
-            .query_row(
-                &format!(
-                    "{} WHERE r.app_id = ?1 AND r.id = ?2",
-                    records::RELEASE_SELECT
-                ),
-                params![app.id.to_string(), id.to_string()],
-                records::release_from_row,
-            )
-            .optional()?,
-        ReleaseRef::Version(v) => conn
-            .query_row(
-                &format!(
-                    "{} WHERE r.app_id = ?1 AND r.version = ?2",
-                    records::RELEASE_SELECT
-                ),
-                params![app.id.to_string(), v.0],
-                records::release_from_row,
-            )
-            .optional()?,
+    let (column, key): (&str, Box<dyn rusqlite::ToSql>) = match release {
+        ReleaseRef::Id(id) => ("r.id", Box::new(id.to_string())),
+        ReleaseRef::Version(v) => ("r.version", Box::new(v.0)),
     };
-    row.ok_or(StoreError::NotFound("release"))?
+    conn.query_row(
+        &format!(
+            "{} WHERE r.app_id = ?1 AND {column} = ?2",
+            records::RELEASE_SELECT
+        ),
+        params![app.id.to_string(), key],
+        records::release_from_row,
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("release"))?
 }
 
 /// One release of an app.
