@@ -2,8 +2,11 @@
 {
   description = "Corral: a self-hosted Heroku-style application platform on systemd";
 
-  # nixos-24.11 ships rustc 1.82, our MSRV (rust-version in Cargo.toml).
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
+  # Cargo.lock needs rustc >= 1.89 (Cargo.toml's rust-version; the locked
+  # uuid asks for it), so nixos-24.11 (rustc 1.82) cannot build it.
+  # nixos-unstable is newer; flake.lock pins it once created on a machine
+  # with network access. A stable branch with rustc >= 1.89 works too.
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
 
   outputs = { self, nixpkgs }:
     let
@@ -108,6 +111,8 @@
             '';
         });
 
-      formatter = forAllSystems (system: pkgs: pkgs.nixpkgs-fmt);
+      # nixfmt is the formatter nixpkgs itself uses (nixpkgs-fmt is no
+      # longer maintained, so it may leave nixpkgs).
+      formatter = forAllSystems (system: pkgs: pkgs.nixfmt);
     };
 }

@@ -3,9 +3,10 @@
 # Exported by flake.nix as `nixosModules.default`. It does not refer to the
 # flake's `self`, so it can also be imported from a plain path. The package
 # defaults to a `corralPackage` passed in `specialArgs`, else to this
-# repository built with the *host's* nixpkgs (which needs nixpkgs >= 24.05 for
-# lib.fileset.maybeMissing and rustc >= 1.82). With flakes, prefer:
-#   services.corral.package = corral.packages.${pkgs.system}.default;
+# repository built with the *host's* nixpkgs, which needs lib.fileset.maybeMissing
+# (nixpkgs >= 24.05) and a rustc new enough for Cargo.lock (>= 1.89). With
+# flakes, prefer the flake's own build:
+#   services.corral.package = corral.packages.${pkgs.stdenv.hostPlatform.system}.default;
 { config, lib, pkgs, ... }@args:
 
 let
