@@ -65,6 +65,23 @@ fn corrald_reaches_systemd_in_the_sandbox_and_teardown_is_complete() {
     assert!(status.contains("ActiveState=active"), "{status}");
     assert!(status.contains("Corral platform daemon"), "{status}");
 
+    // The systemd client itself, run inside the host (see below).
+    let exe = std::env::current_exe().expect("test binary");
+    let inner = Path::new("/opt/corral/bin").join(
+        exe.strip_prefix(support::bin_dir())
+            .expect("test binaries live under the bin dir"),
+    );
+    let out = sandbox
+        .run(&[
+            inner.to_str().expect("utf-8 path"),
+            "--ignored",
+            "--exact",
+            "systemd_client_inside_the_host",
+            "--nocapture",
+        ])
+        .expect("inner test passes");
+    assert!(out.contains("1 passed"), "{out}");
+
     // The README's quick tour.
     let home = tempfile::tempdir().expect("home");
     let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
@@ -131,4 +148,31 @@ fn corrald_reaches_systemd_in_the_sandbox_and_teardown_is_complete() {
         support::try_http(addr, "GET", "/health", &[], None).is_err(),
         "corrald still answers"
     );
+}
+
+/// Runs inside the throwaway host, started by the test above: the library's
+/// D-Bus client against a real systemd manager.
+#[test]
+#[ignore = "runs inside the throwaway host; started by the sandbox test"]
+fn systemd_client_inside_the_host() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let systemd = corral::systemd::Systemd::new();
+        let version = systemd.version().await.expect("Manager.Version");
+        assert!(version.starts_with(char::is_numeric), "{version}");
+        let units = systemd
+            .list_units(&["corrald.service", "dbus.*"])
+            .await
+            .expect("ListUnitsByPatterns");
+        let corrald = units
+            .iter()
+            .find(|u| u.name == "corrald.service")
+            .expect("corrald.service listed");
+        assert_eq!(corrald.active_state, "active");
+        assert_eq!(corrald.description, "Corral platform daemon (sandbox)");
+        assert!(units.iter().any(|u| u.name == "dbus.service"), "{units:?}");
+        assert!(units
+            .iter()
+            .all(|u| u.name == "corrald.service" || u.name.starts_with("dbus.")));
+    });
 }

@@ -118,11 +118,9 @@ impl Sandbox {
             Err(e) => {
                 let journal = sandbox.journal("corrald.service");
                 let _ = sandbox.stop();
-                Err(SandboxError::BootFailed {
-                    name: options.name.clone(),
-                    reason: e.to_string(),
-                    console: journal,
-                })
+                Err(SandboxError::Corrald(format!(
+                    "{e}\ncorrald's journal follows:\n{journal}"
+                )))
             }
         }
     }
