@@ -7,10 +7,14 @@
 mod app_name;
 mod config_vars;
 mod formation;
+mod procfile;
+mod slug_digest;
 
 pub use app_name::AppName;
 pub use config_vars::{ConfigVarName, ConfigVars, CONFIG_VARS_MAX_BYTES};
 pub use formation::{DynoSize, ProcessType, Quantity, QuantityChange, MAX_QUANTITY};
+pub use procfile::{check_process_types, parse_procfile, PROCFILE_MAX_BYTES};
+pub use slug_digest::SlugDigest;
 
 /// A value that failed validation, with a message a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -59,6 +59,24 @@ const STEPS: &[&str] = &[
         UNIQUE (app_id, process_type)
     );
     "#,
+    // v2: slugs, the code half of a release.
+    r#"
+    CREATE TABLE slugs (
+        id                   TEXT PRIMARY KEY,
+        app_id               TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        digest               TEXT,
+        expected_digest      TEXT,
+        size                 INTEGER,
+        process_types_json   TEXT NOT NULL,
+        commit_sha           TEXT,
+        commit_description   TEXT,
+        upload_secret_hash   TEXT,
+        created_at           TEXT NOT NULL,
+        updated_at           TEXT NOT NULL
+    );
+    CREATE INDEX slugs_app ON slugs (app_id);
+    CREATE INDEX releases_slug ON releases (slug_id);
+    "#,
 ];
 
 /// The schema version this binary migrates to.

@@ -1,4 +1,4 @@
-//! The SQLite store: apps, config vars, releases, formation and API tokens.
+//! The SQLite store: apps, config vars, releases, slugs, formation and API tokens.
 //!
 //! One database file, one connection behind a mutex, every change in one
 //! `IMMEDIATE` transaction: a config change and the release it creates land
@@ -8,6 +8,7 @@
 
 mod migrations;
 mod records;
+mod slugs;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +26,10 @@ use crate::model::{
 
 pub use migrations::SCHEMA_VERSION;
 pub use records::{Account, App, FormationEntry, FormationUpdate, Release, ReleaseStatus};
+pub use slugs::{
+    complete_upload, create_slug, deploy_slug, get_slug, live_slug_digests, previous_release,
+    release_slug_digest, rollback, slug_for_upload, NewSlug, Slug,
+};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -400,16 +405,7 @@ pub fn patch_config(
     if !removed.is_empty() {
         parts.push(format!("Remove {} config vars", removed.join(", ")));
     }
-    tx.execute(
-        "DELETE FROM config_vars WHERE app_id = ?1",
-        params![found.id.to_string()],
-    )?;
-    for (name, value) in after.as_map() {
-        tx.execute(
-            "INSERT INTO config_vars (app_id, name, value) VALUES (?1, ?2, ?3)",
-            params![found.id.to_string(), name.as_str(), value],
-        )?;
-    }
+    write_config(&tx, found.id, &after)?;
     let previous = current_release(&tx, &found)?;
     let (slug_id, process_types) = previous
         .map(|r| (r.slug_id, r.process_types))
@@ -426,6 +422,21 @@ pub fn patch_config(
     let release = find_release(&tx, &found, ReleaseRef::Version(version))?;
     tx.commit()?;
     Ok((after, Some(release)))
+}
+
+/// Replaces an app's config vars with `vars`.
+fn write_config(tx: &Connection, app_id: Uuid, vars: &ConfigVars) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM config_vars WHERE app_id = ?1",
+        params![app_id.to_string()],
+    )?;
+    for (name, value) in vars.as_map() {
+        tx.execute(
+            "INSERT INTO config_vars (app_id, name, value) VALUES (?1, ?2, ?3)",
+            params![app_id.to_string(), name.as_str(), value],
+        )?;
+    }
+    Ok(())
 }
 
 fn insert_release(

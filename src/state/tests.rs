@@ -226,3 +226,159 @@ fn renames_keep_the_id_and_refuse_taken_names() {
         .call_blocking(|c| update_app(c, &AppRef::Id(app.id), Some(&name("second")), None))
         .is_err());
 }
+
+fn uploaded_slug(store: &Store, app: &AppRef, byte: u8, commit: Option<&str>) -> Slug {
+    let web = ProcessType::parse("web").expect("type");
+    let new = NewSlug {
+        process_types: BTreeMap::from([(web, "./server".to_owned())]),
+        commit: commit.map(str::to_owned),
+        ..NewSlug::default()
+    };
+    let app = app.clone();
+    let (slug, secret) = store
+        .call_blocking(|c| create_slug(c, &app, &new))
+        .expect("create slug");
+    assert!(store
+        .call_blocking(|c| slug_for_upload(c, slug.id, "wrong"))
+        .is_err());
+    store
+        .call_blocking(|c| slug_for_upload(c, slug.id, &secret))
+        .expect("secret matches");
+    let digest = crate::model::SlugDigest::from_bytes([byte; 32]);
+    let slug = store
+        .call_blocking(|c| complete_upload(c, slug.id, digest, 1234))
+        .expect("upload");
+    // The secret is single-use.
+    assert!(store
+        .call_blocking(|c| slug_for_upload(c, slug.id, &secret))
+        .is_err());
+    slug
+}
+
+#[test]
+fn deploys_release_code_with_current_config_and_scale_web() {
+    let (store, me) = setup();
+    store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect("create");
+    let app = AppRef::Name(name("demo"));
+    let slug = uploaded_slug(&store, &app, 1, Some("0123456789abcdef"));
+    let patch = BTreeMap::from([(var("A"), Some("1".to_owned()))]);
+    store
+        .call_blocking(|c| patch_config(c, &app, &patch, &me))
+        .expect("patch");
+    let release = store
+        .call_blocking(|c| deploy_slug(c, &app, slug.id, None, &me))
+        .expect("deploy");
+    assert_eq!(release.version, ReleaseVersion(3));
+    assert_eq!(release.description, "Deploy 0123456");
+    assert_eq!(release.slug_id, Some(slug.id));
+    assert_eq!(release.config.get("A"), Some("1"));
+    let web = store
+        .call_blocking(|c| get_formation(c, &app, &ProcessType::parse("web")?))
+        .expect("web formation");
+    assert_eq!(web.quantity.get(), 1);
+    assert_eq!(web.command.as_deref(), Some("./server"));
+    // Scaling a type the release does not declare is now refused.
+    let bad = vec![FormationUpdate {
+        process_type: ProcessType::parse("worker").expect("type"),
+        quantity: Some(QuantityChange::parse("1").expect("q")),
+        size: None,
+    }];
+    assert!(matches!(
+        store.call_blocking(|c| update_formation(c, &app, &bad)),
+        Err(StoreError::NotFound("process type"))
+    ));
+}
+
+#[test]
+fn a_slug_must_be_uploaded_before_it_deploys() {
+    let (store, me) = setup();
+    store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect("create");
+    let app = AppRef::Name(name("demo"));
+    let (slug, _) = store
+        .call_blocking(|c| {
+            create_slug(
+                c,
+                &AppRef::Name(AppName::parse("demo")?),
+                &NewSlug::default(),
+            )
+        })
+        .expect("slug");
+    let err = store
+        .call_blocking(|c| deploy_slug(c, &app, slug.id, None, &me))
+        .expect_err("not uploaded");
+    assert!(err.to_string().contains("not been uploaded"), "{err}");
+}
+
+#[test]
+fn rollback_restores_code_and_config() {
+    let (store, me) = setup();
+    store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect("create");
+    let app = AppRef::Name(name("demo"));
+    let first = uploaded_slug(&store, &app, 1, None);
+    let v2 = store
+        .call_blocking(|c| deploy_slug(c, &app, first.id, None, &me))
+        .expect("v2");
+    let patch = BTreeMap::from([(var("A"), Some("changed".to_owned()))]);
+    store
+        .call_blocking(|c| patch_config(c, &app, &patch, &me))
+        .expect("v3");
+    let second = uploaded_slug(&store, &app, 2, None);
+    store
+        .call_blocking(|c| deploy_slug(c, &app, second.id, None, &me))
+        .expect("v4");
+
+    let previous = store
+        .call_blocking(|c| previous_release(c, &app))
+        .expect("previous");
+    assert_eq!(previous.version, ReleaseVersion(3));
+    let v5 = store
+        .call_blocking(|c| rollback(c, &app, ReleaseRef::Version(v2.version), &me))
+        .expect("rollback");
+    assert_eq!(v5.version, ReleaseVersion(5));
+    assert_eq!(v5.description, "Rollback to v2");
+    assert_eq!(v5.slug_id, Some(first.id));
+    assert!(v5.config.get("A").is_none());
+    let vars = store.call_blocking(|c| get_config(c, &app)).expect("vars");
+    assert!(vars.is_empty(), "config vars are those of v2 again");
+    // v1 has no code: not a rollback target.
+    assert!(store
+        .call_blocking(|c| rollback(c, &app, ReleaseRef::parse("v1")?, &me))
+        .is_err());
+}
+
+#[test]
+fn live_slugs_are_those_of_recent_and_current_releases() {
+    let (store, me) = setup();
+    store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect("create");
+    let app = AppRef::Name(name("demo"));
+    let mut slugs = Vec::new();
+    for byte in 1..=4u8 {
+        let slug = uploaded_slug(&store, &app, byte, None);
+        store
+            .call_blocking(|c| deploy_slug(c, &app, slug.id, None, &me))
+            .expect("deploy");
+        slugs.push(slug.digest.expect("digest"));
+    }
+    let pending = uploaded_slug(&store, &app, 9, None).digest.expect("digest");
+    let live = store
+        .call_blocking(|c| live_slug_digests(c, 2, chrono::Duration::hours(1)))
+        .expect("live");
+    assert!(live.contains(&slugs[3]) && live.contains(&slugs[2]));
+    assert!(!live.contains(&slugs[0]) && !live.contains(&slugs[1]));
+    assert!(
+        live.contains(&pending),
+        "a fresh upload is kept for its deploy"
+    );
+    let live = store
+        .call_blocking(|c| live_slug_digests(c, 2, chrono::Duration::zero()))
+        .expect("live");
+    assert!(!live.contains(&pending));
+}
