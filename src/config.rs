@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::slug::SlugStoreConfig;
+
 /// Where `corrald` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/corral/corrald.toml";
 
@@ -52,6 +54,10 @@ pub struct Config {
     pub api: ApiConfig,
     /// The HTTP router that serves apps.
     pub router: RouterConfig,
+    /// The slug store under `<state-dir>/slugs`.
+    pub slugs: SlugStoreConfig,
+    /// Garbage collection of slugs that no release needs any more.
+    pub gc: GcConfig,
 }
 
 impl Default for Config {
@@ -60,6 +66,29 @@ impl Default for Config {
             state_dir: PathBuf::from("/var/lib/corral"),
             api: ApiConfig::default(),
             router: RouterConfig::default(),
+            slugs: SlugStoreConfig::default(),
+            gc: GcConfig::default(),
+        }
+    }
+}
+
+/// When slugs are collected.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct GcConfig {
+    /// Each app keeps the slugs of its newest this-many releases (and of its
+    /// current release), so those can be rolled back to. Default 10.
+    pub retain_releases: u32,
+    /// Seconds between collections; 0 turns the periodic run off
+    /// (`corrald gc-once` still works). Default 3600.
+    pub interval_secs: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            retain_releases: 10,
+            interval_secs: 3600,
         }
     }
 }
@@ -133,6 +162,12 @@ impl Config {
                 ));
             }
         }
+        if self.gc.retain_releases == 0 {
+            return Err(
+                "gc.retain-releases must be at least 1: the current release's slug is always needed"
+                    .to_owned(),
+            );
+        }
         let domain = &self.router.base_domain;
         let domain_ok = !domain.is_empty()
             && domain.len() <= 200
@@ -158,6 +193,11 @@ impl Config {
             .socket
             .clone()
             .unwrap_or_else(|| self.state_dir.join("api.sock"))
+    }
+
+    /// The slug store's directory.
+    pub fn slugs_dir(&self) -> PathBuf {
+        self.state_dir.join("slugs")
     }
 
     /// The SQLite database file.
@@ -194,6 +234,8 @@ mod tests {
             [router]
             listen = "127.0.0.1:8080"
             base-domain = "apps.example.com"
+            [gc]
+            retain-releases = 3
             "#,
         )
         .expect("valid");
@@ -203,6 +245,7 @@ mod tests {
             Some(SocketAddr::from(([127, 0, 0, 1], 5000)))
         );
         assert_eq!(config.router.base_domain, "apps.example.com");
+        assert_eq!(config.gc.retain_releases, 3);
         assert_eq!(
             config.database_path(),
             PathBuf::from("/srv/corral/corral.db")
@@ -222,5 +265,6 @@ mod tests {
         assert!(parse("state-dir = \"relative\"").is_err());
         assert!(parse("[router]\nbase-domain = \"Bad_Domain\"").is_err());
         assert!(parse("[api]\nlisten = \"not an address\"").is_err());
+        assert!(parse("[gc]\nretain-releases = 0").is_err());
     }
 }

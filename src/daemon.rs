@@ -18,6 +18,8 @@ use tracing::Instrument;
 
 use crate::api::{server, Api};
 use crate::config::Config;
+use crate::gc;
+use crate::slug::{SlugError, SlugStore};
 use crate::state::{Store, StoreError};
 use crate::systemd::Systemd;
 
@@ -30,6 +32,9 @@ pub enum DaemonError {
     /// The state database could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The slug store could not be opened.
+    #[error(transparent)]
+    Slugs(#[from] SlugError),
     /// A listener could not be bound.
     #[error(
         "cannot listen on {what}: {source}; is another corrald running, or is the address wrong?"
@@ -126,6 +131,11 @@ pub fn open_store(config: &Config) -> Result<Store, DaemonError> {
     Ok(Store::open(&config.database_path())?)
 }
 
+/// Opens the slug store in the state directory.
+pub fn open_slugs(config: &Config) -> Result<SlugStore, DaemonError> {
+    Ok(SlugStore::open(&config.slugs_dir(), config.slugs.clone())?)
+}
+
 /// Runs corrald on the given listeners until `shutdown` is cancelled, then
 /// drains.
 pub async fn serve(
@@ -136,8 +146,18 @@ pub async fn serve(
 ) -> Result<(), DaemonError> {
     let config = Arc::new(config);
     let systemd = Arc::new(Systemd::new());
-    let api = Api::new(store, Arc::clone(&systemd), Arc::clone(&config));
+    let slugs = Arc::new(open_slugs(&config)?);
+    let api = Api::new(
+        store.clone(),
+        Arc::clone(&slugs),
+        Arc::clone(&systemd),
+        Arc::clone(&config),
+    );
     let tracker = TaskTracker::new();
+    tracker.spawn(
+        gc::run_gc(store, slugs, config.gc.clone(), shutdown.clone())
+            .instrument(tracing::info_span!("slug_gc")),
+    );
 
     if let Some(listener) = listeners.unix {
         tracing::info!(socket = %config.api_socket().display(), "API listening");

@@ -10,6 +10,9 @@
 //! - [`api`]: the Platform API (control plane). A request is parsed into a
 //!   typed [`api::routes::Route`], authenticated, handled against the store,
 //!   and answered as JSON; errors map to HTTP in one place.
+//! - [`slug`]: the content-addressed slug store: deterministic packing,
+//!   extraction that cannot escape its directory, garbage collection
+//!   ([`gc`] computes what is live).
 //! - [`systemd`]: the only module that speaks D-Bus.
 //! - [`daemon`]: the composition root wiring the parts under one
 //!   cancellation tree.
@@ -24,7 +27,9 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod gc;
 pub mod model;
 pub mod sandbox;
+pub mod slug;
 pub mod state;
 pub mod systemd;

@@ -73,6 +73,17 @@ impl Heroku {
     }
 
     fn ok(&self, args: &[&str]) -> (String, String) {
+        let (stdout, stderr) = self.ok_allowing_warnings(args);
+        assert!(
+            !stderr.contains("Warning") && !stderr.contains("Error"),
+            "heroku {args:?} complained: {stderr}"
+        );
+        (stdout, stderr)
+    }
+
+    /// For commands whose normal output includes Heroku's own warnings
+    /// (rollback always prints two).
+    fn ok_allowing_warnings(&self, args: &[&str]) -> (String, String) {
         let out = self.run(args);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -80,10 +91,6 @@ impl Heroku {
             out.status.success(),
             "heroku {args:?} failed with {}\nstdout: {stdout}\nstderr: {stderr}",
             out.status
-        );
-        assert!(
-            !stderr.contains("Warning") && !stderr.contains("Error"),
-            "heroku {args:?} complained: {stderr}"
         );
         (stdout, stderr)
     }
@@ -161,6 +168,28 @@ fn the_official_heroku_cli_works_against_corral() {
 
     let (_, err) = heroku.ok(&["config:unset", "-a", "herokudemo", "A"]);
     assert!(err.contains("done, v3"), "{err}");
+
+    // Rollback restores code and config: deploy (v4), change config (v5),
+    // roll back to v4 (v6).
+    let app_dir = daemon.dir.path().join("app");
+    std::fs::create_dir_all(&app_dir).expect("app dir");
+    std::fs::write(app_dir.join("Procfile"), "web: ./web\n").expect("Procfile");
+    std::fs::write(app_dir.join("web"), "#!/bin/sh\n").expect("web");
+    support::ok(&daemon.corral(&[
+        "deploy:dir",
+        app_dir.to_str().expect("utf-8"),
+        "-a",
+        "herokudemo",
+    ]));
+    heroku.ok(&["config:set", "-a", "herokudemo", "B=2"]);
+    let (out, _) = heroku.ok(&["releases", "-a", "herokudemo"]);
+    assert!(out.contains("Current: v5"), "{out}");
+    let (_, err) = heroku.ok_allowing_warnings(&["releases:rollback", "v4", "-a", "herokudemo"]);
+    assert!(err.contains("to v4... done, v6"), "{err}");
+    let (out, _) = heroku.ok(&["config", "-a", "herokudemo"]);
+    assert!(!out.contains("B: 2"), "config of v4 is back: {out}");
+    let (out, _) = heroku.ok(&["releases", "-a", "herokudemo"]);
+    assert!(out.contains("Rollback to v4"), "{out}");
 
     // An API error reaches the user with Heroku's id and message.
     let out = heroku.run(&["apps:create", "herokudemo"]);

@@ -9,6 +9,7 @@ pub mod error;
 pub mod range;
 pub mod routes;
 pub mod server;
+mod slugs;
 pub mod types;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity, QuantityChange};
+use crate::slug::SlugStore;
 use crate::state::{self, Account, FormationUpdate, Store};
 use crate::systemd::Systemd;
 use error::ApiError;
@@ -36,8 +38,8 @@ use routes::Route;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The stack every app reports: runtimes come from the host.
-const STACK_NAME: &str = "host";
-const STACK_ID: Uuid = Uuid::from_u128(0x6f8c_3a0e_5b1d_4c6a_9e2f_0d7b_1a3c_5e01);
+pub(crate) const STACK_NAME: &str = "host";
+pub(crate) const STACK_ID: Uuid = Uuid::from_u128(0x6f8c_3a0e_5b1d_4c6a_9e2f_0d7b_1a3c_5e01);
 /// The one region a Corral host is.
 const REGION_NAME: &str = "local";
 const REGION_ID: Uuid = Uuid::from_u128(0x2d4e_6f80_1a3b_4c5d_8e7f_9a0b_1c2d_3e02);
@@ -46,17 +48,24 @@ const REGION_ID: Uuid = Uuid::from_u128(0x2d4e_6f80_1a3b_4c5d_8e7f_9a0b_1c2d_3e0
 #[derive(Debug, Clone)]
 pub struct Api {
     store: Store,
+    slugs: Arc<SlugStore>,
     systemd: Arc<Systemd>,
     config: Arc<Config>,
 }
 
-type ApiResponse = Response<Full<Bytes>>;
+pub(crate) type ApiResponse = Response<Full<Bytes>>;
 
 impl Api {
     /// Builds the API over its dependencies.
-    pub fn new(store: Store, systemd: Arc<Systemd>, config: Arc<Config>) -> Self {
+    pub fn new(
+        store: Store,
+        slugs: Arc<SlugStore>,
+        systemd: Arc<Systemd>,
+        config: Arc<Config>,
+    ) -> Self {
         Self {
             store,
+            slugs,
             systemd,
             config,
         }
@@ -96,7 +105,18 @@ impl Api {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         check_accept(req.headers())?;
-        let route = Route::parse(req.method(), req.uri().path())?;
+        let route = Route::parse(req.method(), req.uri().path(), req.uri().query())?;
+        if let Route::UploadSlugBlob { slug, signature } = route {
+            // Slugs are streamed to disk, not read into memory like JSON.
+            return self
+                .upload_slug(slug, signature, req.into_body(), rid)
+                .await;
+        }
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let user = if route.is_public() {
             None
         } else {
@@ -218,6 +238,18 @@ impl Api {
                     .map_err(store)?;
                 Ok(json(StatusCode::OK, &config_json(&release.config)))
             }
+            Route::CreateSlug(app) => {
+                let req: types::SlugCreate = decode(&body)?;
+                self.create_slug(app, req, host.as_deref(), rid).await
+            }
+            Route::GetSlug(app, id) => self.get_slug(app, id, rid).await,
+            Route::CreateRelease(app) => {
+                let user = user.ok_or(ApiError::Unauthorized)?;
+                let req: types::ReleaseCreate = decode(&body)?;
+                self.create_release(app, req, user, rid).await
+            }
+            // Handled before authentication, above.
+            Route::UploadSlugBlob { .. } => Err(ApiError::NotFound("Not found.".to_owned())),
             Route::ListFormation(app) => {
                 let entries = self
                     .store
@@ -383,7 +415,7 @@ fn config_json(vars: &crate::model::ConfigVars) -> types::ConfigVars {
         .collect()
 }
 
-fn release_json(r: &state::Release) -> types::Release {
+pub(crate) fn release_json(r: &state::Release) -> types::Release {
     types::Release {
         addon_plan_names: Vec::new(),
         artifacts: Vec::new(),
@@ -444,7 +476,7 @@ fn formation_update(
 }
 
 /// Accepts Heroku's compatibility fields only with the one value Corral has.
-fn check_compat(field: &str, given: Option<&str>, ours: &str) -> Result<(), ApiError> {
+pub(crate) fn check_compat(field: &str, given: Option<&str>, ours: &str) -> Result<(), ApiError> {
     match given {
         Some(v) if v != ours => Err(ApiError::Invalid(format!(
             "This Corral host has only the {field} {ours:?}; leave {field} out or set it to {ours:?}."
@@ -476,7 +508,7 @@ fn list<T: Serialize>(
     Ok(response)
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> ApiResponse {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> ApiResponse {
     // Serializing our own plain structs cannot fail; if it somehow did, an
     // empty object is a better answer than a panic in the server.
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
@@ -571,7 +603,7 @@ where
     }
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!(
             "The request body is not valid JSON for this endpoint: {e}."

@@ -6,6 +6,8 @@
 use http::Method;
 
 use super::error::ApiError;
+use uuid::Uuid;
+
 use crate::model::ProcessType;
 use crate::state::{AppRef, ReleaseRef};
 
@@ -37,6 +39,20 @@ pub enum Route {
     /// `GET /apps/{app}/releases/{id_or_version}/config-vars`: the config
     /// snapshot a release was made with.
     GetReleaseConfigVars(AppRef, ReleaseRef),
+    /// `POST /apps/{app}/releases`: deploy a slug or roll back.
+    CreateRelease(AppRef),
+    /// `POST /apps/{app}/slugs`.
+    CreateSlug(AppRef),
+    /// `GET /apps/{app}/slugs/{id}`.
+    GetSlug(AppRef, Uuid),
+    /// `PUT /blobs/slugs/{id}?signature=...`: the upload target of a slug.
+    /// Public: the URL is the credential, like a presigned S3 URL.
+    UploadSlugBlob {
+        /// The slug's id.
+        slug: Uuid,
+        /// The one-time upload secret.
+        signature: String,
+    },
     /// `GET /apps/{app}/formation`.
     ListFormation(AppRef),
     /// `PATCH /apps/{app}/formation`.
@@ -56,11 +72,11 @@ pub enum Route {
 impl Route {
     /// Whether the route may be called without a token.
     pub fn is_public(&self) -> bool {
-        matches!(self, Route::Health)
+        matches!(self, Route::Health | Route::UploadSlugBlob { .. })
     }
 
     /// Finds the route for a request, or says why there is none.
-    pub fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
+    pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Route, ApiError> {
         let segments: Vec<&str> = path
             .trim_start_matches('/')
             .trim_end_matches('/')
@@ -112,7 +128,36 @@ impl Route {
             },
             ["apps", a, "releases"] => match *m {
                 Method::GET => Ok(Route::ListReleases(app(a)?)),
+                Method::POST => Ok(Route::CreateRelease(app(a)?)),
+                _ => Err(wrong_method("GET, POST")),
+            },
+            ["apps", a, "slugs"] => match *m {
+                Method::POST => Ok(Route::CreateSlug(app(a)?)),
+                _ => Err(wrong_method("POST")),
+            },
+            ["apps", a, "slugs", id] => match *m {
+                Method::GET => Ok(Route::GetSlug(
+                    app(a)?,
+                    Uuid::parse_str(id)
+                        .map_err(|_| ApiError::NotFound("Couldn't find that slug.".to_owned()))?,
+                )),
                 _ => Err(wrong_method("GET")),
+            },
+            ["blobs", "slugs", id] => match *m {
+                Method::PUT => {
+                    let slug = Uuid::parse_str(id).map_err(|_| not_found())?;
+                    let signature = query
+                        .unwrap_or("")
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("signature="))
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(not_found)?;
+                    Ok(Route::UploadSlugBlob {
+                        slug,
+                        signature: signature.to_owned(),
+                    })
+                }
+                _ => Err(wrong_method("PUT")),
             },
             ["apps", a, "releases", r] => match *m {
                 Method::GET => Ok(Route::GetRelease(app(a)?, release(r)?)),
@@ -158,40 +203,73 @@ mod tests {
 
     #[test]
     fn parses_typed_routes() {
-        let r = Route::parse(&Method::GET, "/apps/demo/releases/v2").expect("route");
+        let r = Route::parse(&Method::GET, "/apps/demo/releases/v2", None).expect("route");
         assert!(matches!(
             r,
             Route::GetRelease(AppRef::Name(_), ReleaseRef::Version(_))
         ));
-        let r = Route::parse(&Method::PATCH, "/apps/demo/formation/web").expect("route");
+        let r = Route::parse(&Method::PATCH, "/apps/demo/formation/web", None).expect("route");
         assert!(matches!(r, Route::UpdateFormation(_, ref t) if t.as_str() == "web"));
         let id = uuid::Uuid::new_v4();
-        let r = Route::parse(&Method::GET, &format!("/apps/{id}")).expect("route");
+        let r = Route::parse(&Method::GET, &format!("/apps/{id}"), None).expect("route");
         assert_eq!(r, Route::GetApp(AppRef::Id(id)));
-        assert!(Route::parse(&Method::GET, "/health")
+        assert!(Route::parse(&Method::GET, "/health", None)
             .expect("route")
             .is_public());
-        assert!(!Route::parse(&Method::GET, "/apps")
+        assert!(!Route::parse(&Method::GET, "/apps", None)
             .expect("route")
             .is_public());
+        assert_eq!(
+            Route::parse(&Method::GET, "/users/~/apps", None).expect("route"),
+            Route::ListApps
+        );
+        assert!(matches!(
+            Route::parse(&Method::GET, "/apps/demo/releases/3/config-vars", None),
+            Ok(Route::GetReleaseConfigVars(_, ReleaseRef::Version(_)))
+        ));
+        assert!(Route::parse(&Method::GET, "/apps/demo/pipeline-couplings", None).is_err());
+    }
+
+    #[test]
+    fn blob_uploads_need_a_signature_and_are_public() {
+        let id = uuid::Uuid::new_v4();
+        let path = format!("/blobs/slugs/{id}");
+        let r = Route::parse(&Method::PUT, &path, Some("x=1&signature=abc")).expect("route");
+        assert_eq!(
+            r,
+            Route::UploadSlugBlob {
+                slug: id,
+                signature: "abc".to_owned()
+            }
+        );
+        assert!(r.is_public());
+        for query in [None, Some(""), Some("signature="), Some("sig=abc")] {
+            assert!(
+                Route::parse(&Method::PUT, &path, query).is_err(),
+                "{query:?}"
+            );
+        }
+        assert!(
+            Route::parse(&Method::PUT, "/blobs/slugs/not-a-uuid", Some("signature=a")).is_err()
+        );
     }
 
     #[test]
     fn refuses_unknown_paths_bad_names_and_methods() {
         assert!(matches!(
-            Route::parse(&Method::GET, "/nope"),
+            Route::parse(&Method::GET, "/nope", None),
             Err(ApiError::NotFound(_))
         ));
         assert!(matches!(
-            Route::parse(&Method::GET, "/apps/Bad_Name"),
+            Route::parse(&Method::GET, "/apps/Bad_Name", None),
             Err(ApiError::NotFound(m)) if m.contains("app")
         ));
         assert!(matches!(
-            Route::parse(&Method::GET, "/apps/demo/releases/latest"),
+            Route::parse(&Method::GET, "/apps/demo/releases/latest", None),
             Err(ApiError::NotFound(m)) if m.contains("release")
         ));
         assert!(matches!(
-            Route::parse(&Method::PUT, "/apps"),
+            Route::parse(&Method::PUT, "/apps", None),
             Err(ApiError::MethodNotAllowed { .. })
         ));
     }

@@ -195,6 +195,81 @@ pub struct Release {
     pub eligible_for_rollback: bool,
 }
 
+/// `POST /apps/{app}/slugs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlugCreate {
+    /// Commands by process type, as a Procfile gives them.
+    pub process_types: BTreeMap<String, String>,
+    /// `SHA256:<hex>` of the tarball; the upload must match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// The commit the slug was built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// That commit's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_description: Option<String>,
+    /// Accepted for compatibility; must be the host's stack if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    /// Accepted for compatibility; shown as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buildpack_provided_description: Option<String>,
+}
+
+/// Where to send (or fetch) a slug's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blob {
+    /// The HTTP method: `PUT` for the upload.
+    pub method: String,
+    /// The URL; it carries its own one-time credential.
+    pub url: String,
+}
+
+/// `GET /apps/{app}/slugs/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slug {
+    /// The upload target; only in the answer to `POST`, which is the only
+    /// time its credential exists.
+    pub blob: Option<Blob>,
+    /// What the buildpack called the app.
+    pub buildpack_provided_description: Option<String>,
+    /// `SHA256:<hex>` once uploaded (or as announced before).
+    pub checksum: Option<String>,
+    /// The commit it was built from.
+    pub commit: Option<String>,
+    /// That commit's message.
+    pub commit_description: Option<String>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// Stable id.
+    pub id: Uuid,
+    /// Commands by process type.
+    pub process_types: BTreeMap<String, String>,
+    /// Bytes, once uploaded.
+    pub size: Option<u64>,
+    /// The stack it runs on.
+    pub stack: NamedRef,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST /apps/{app}/releases`: deploy a slug, or roll back to a release.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseCreate {
+    /// The slug to deploy (its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    /// The release to roll back to (its id or version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// A description instead of "Deploy <commit>".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
 /// `GET /apps/{app}/formation/{type}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Formation {

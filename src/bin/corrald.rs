@@ -28,6 +28,8 @@ enum Command {
         /// The file to check; defaults to --config.
         file: Option<PathBuf>,
     },
+    /// Remove slugs that no release within retention needs, once, and report.
+    GcOnce,
     /// Manage API tokens.
     #[command(subcommand)]
     Tokens(TokenCommand),
@@ -81,6 +83,22 @@ fn run(args: Args) -> anyhow::Result<()> {
                 token.account.name, token.account.email
             );
             println!("{}", token.secret);
+            Ok(())
+        }
+        Command::GcOnce => {
+            let config = Config::load(&args.config)?;
+            let store = daemon::open_store(&config)?;
+            let slugs = std::sync::Arc::new(daemon::open_slugs(&config)?);
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            let report = runtime.block_on(corral::gc::gc_once(&store, &slugs, &config.gc))?;
+            println!(
+                "Removed {} slug(s), freed {:.1} MB.",
+                report.removed.len(),
+                report.freed_bytes as f64 / 1e6
+            );
+            for digest in &report.removed {
+                println!("  {digest}");
+            }
             Ok(())
         }
         Command::Serve => {

@@ -6,9 +6,12 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -97,6 +100,28 @@ impl Client {
         body: Option<Vec<u8>>,
         range: Option<&str>,
     ) -> Result<Raw, CliError> {
+        let has_body = body.is_some();
+        let body = Full::new(Bytes::from(body.unwrap_or_default()))
+            .map_err(|never| match never {})
+            .boxed();
+        self.send_body(
+            method,
+            path,
+            body,
+            has_body.then_some("application/json"),
+            range,
+        )
+        .await
+    }
+
+    async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: BoxBody<Bytes, std::io::Error>,
+        content_type: Option<&str>,
+        range: Option<&str>,
+    ) -> Result<Raw, CliError> {
         let connect_err = |source: std::io::Error| CliError::Connect {
             endpoint: self.endpoint.describe(),
             source,
@@ -118,11 +143,11 @@ impl Client {
         if let Some(range) = range {
             builder = builder.header("range", range);
         }
-        if body.is_some() {
-            builder = builder.header(CONTENT_TYPE, "application/json");
+        if let Some(content_type) = content_type {
+            builder = builder.header(CONTENT_TYPE, content_type);
         }
         let request = builder
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(body)
             .map_err(|e| CliError::Usage(format!("cannot build the request: {e}")))?;
         let response = match &self.endpoint {
             Endpoint::Tcp { authority } => {
@@ -209,6 +234,37 @@ impl Client {
         Self::decode(&raw.body)
     }
 
+    /// `PUT` of a file's bytes to `url` (an upload target the API gave, whose
+    /// path and query are sent to this client's endpoint), streamed.
+    pub async fn put_file<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        file: &std::path::Path,
+    ) -> Result<T, CliError> {
+        let path = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+            .ok_or_else(|| CliError::Protocol(format!("unexpected upload URL {url:?}")))?;
+        let opened = tokio::fs::File::open(file)
+            .await
+            .map_err(|source| CliError::Io {
+                context: format!("cannot open {}", file.display()),
+                source,
+            })?;
+        let stream = tokio_util::io::ReaderStream::new(opened).map_ok(Frame::data);
+        let body = BodyExt::boxed(StreamBody::new(stream));
+        let raw = self
+            .send_body(
+                Method::PUT,
+                path,
+                body,
+                Some("application/octet-stream"),
+                None,
+            )
+            .await?;
+        Self::decode(&raw.body)
+    }
+
     /// `DELETE path`, decoded as `T`.
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         let raw = self.send(Method::DELETE, path, None, None).await?;
@@ -219,7 +275,7 @@ impl Client {
 /// Sends one request and reads the whole response on a fresh connection.
 async fn exchange<S>(
     stream: S,
-    request: Request<Full<Bytes>>,
+    request: Request<BoxBody<Bytes, std::io::Error>>,
 ) -> Result<(http::response::Parts, Bytes), hyper::Error>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,

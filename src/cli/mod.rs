@@ -7,6 +7,7 @@
 mod apps;
 mod client;
 mod config_vars;
+mod deploy;
 mod output;
 mod ps;
 mod releases;
@@ -176,6 +177,46 @@ enum Command {
         #[arg(short = 'n', long = "num", default_value_t = 15)]
         num: usize,
     },
+    /// Show one release (default: the newest) and its config vars.
+    #[command(name = "releases:info")]
+    ReleasesInfo {
+        /// The release, like v3.
+        release: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Roll back code and config to a release (default: the previous one).
+    #[command(name = "releases:rollback", visible_alias = "rollback")]
+    ReleasesRollback {
+        /// The release, like v3.
+        release: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Pack a directory (with a Procfile) into a slug and upload it.
+    #[command(name = "slugs:upload")]
+    SlugsUpload {
+        /// The app's built directory.
+        dir: std::path::PathBuf,
+        /// The commit it was built from.
+        #[arg(long)]
+        commit: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Pack, upload and release a directory: a deploy without git.
+    #[command(name = "deploy:dir")]
+    DeployDir {
+        /// The app's built directory (with a Procfile).
+        dir: std::path::PathBuf,
+        /// The commit it was built from (shown as "Deploy <commit>").
+        #[arg(long)]
+        commit: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Show an app's formation: how many dynos of each process type.
     #[command(name = "ps:formation", visible_alias = "formation")]
     PsFormation {
@@ -255,6 +296,22 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Releases { app, json, num } => {
             let app = settings::resolve_app(app.app)?;
             releases::list(&client, &app, json.json, num).await
+        }
+        Command::ReleasesInfo { release, app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            releases::info(&client, &app, release.as_deref(), json.json).await
+        }
+        Command::ReleasesRollback { release, app } => {
+            let app = settings::resolve_app(app.app)?;
+            releases::rollback(&client, &app, release.as_deref()).await
+        }
+        Command::SlugsUpload { dir, commit, app } => {
+            let app = settings::resolve_app(app.app)?;
+            deploy::slugs_upload(&client, &app, &dir, commit).await
+        }
+        Command::DeployDir { dir, commit, app } => {
+            let app = settings::resolve_app(app.app)?;
+            deploy::deploy_dir(&client, &app, &dir, commit).await
         }
         Command::PsFormation { app, json } => {
             let app = settings::resolve_app(app.app)?;
