@@ -162,6 +162,7 @@ impl Config {
                 ));
             }
         }
+        self.slugs.validate().map_err(|e| e.to_string())?;
         if self.gc.retain_releases == 0 {
             return Err(
                 "gc.retain-releases must be at least 1: the current release's slug is always needed"
@@ -266,5 +267,7 @@ mod tests {
         assert!(parse("[router]\nbase-domain = \"Bad_Domain\"").is_err());
         assert!(parse("[api]\nlisten = \"not an address\"").is_err());
         assert!(parse("[gc]\nretain-releases = 0").is_err());
+        assert!(parse("[slugs]\ncompression-level = 12").is_err());
+        assert!(parse("[slugs]\nmax-slug-byte = 1").is_err());
     }
 }
