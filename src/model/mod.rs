@@ -6,12 +6,14 @@
 
 mod app_name;
 mod config_vars;
+mod dyno;
 mod formation;
 mod procfile;
 mod slug_digest;
 
 pub use app_name::AppName;
 pub use config_vars::{ConfigVarName, ConfigVars, CONFIG_VARS_MAX_BYTES};
+pub use dyno::{DynoName, UnitName, UNIT_PREFIX};
 pub use formation::{DynoSize, ProcessType, Quantity, QuantityChange, MAX_QUANTITY};
 pub use procfile::{check_process_types, parse_procfile, PROCFILE_MAX_BYTES};
 pub use slug_digest::SlugDigest;
