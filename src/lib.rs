@@ -14,6 +14,8 @@
 //!   extraction that cannot escape its directory, garbage collection
 //!   ([`gc`] computes what is live).
 //! - [`systemd`]: the only module that speaks D-Bus.
+//! - [`dynos`]: the dyno manager: desired formation versus systemd's units,
+//!   as a pure plan of steps.
 //! - [`daemon`]: the composition root wiring the parts under one
 //!   cancellation tree.
 //! - [`cli`]: the `corral` command, speaking the API with [`api::types`].
@@ -27,6 +29,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dynos;
 pub mod gc;
 pub mod model;
 pub mod sandbox;

@@ -1,0 +1,8 @@
+//! The dyno manager: the formation of every app's current release, run as
+//! systemd units.
+//!
+//! [`plan`] compares what should run with what systemd reports and yields
+//! steps; applying them (starting and stopping transient units through
+//! [`crate::systemd`]) is the manager's other half.
+
+pub mod plan;
