@@ -3,42 +3,52 @@
 //! corrald must start (and serve its API) even when systemd is not reachable
 //! yet, so the connection is made on first use and remade after it breaks.
 //! Every call is bounded by a timeout: a wedged bus must not wedge the API.
+//!
+//! Dynos are transient services ([`ServiceSpec`]). Starting and stopping one
+//! waits for systemd's `JobRemoved` signal of that very job: the signal
+//! stream is opened (filtered by unit name on the bus) before the call is
+//! made, and read while the call is in flight, so neither a race nor a full
+//! queue can lose it. Nothing here polls with sleeps.
+//!
+//! Observed on systemd 252 (cgroup v1, `tests/systemd_dbus.rs`): a program
+//! that cannot be executed fails the start job (result `failed`, the unit
+//! stays `failed` with `ExecMainStatus` 203); an OOM kill on cgroup v1 ends
+//! the unit with `Result` `signal` and `ExecMainStatus` 9 (SIGKILL), while
+//! cgroup v2 reports `oom-kill`. See [`UnitStatus::oom_killed`].
 
+mod error;
+mod events;
 mod proxies;
+mod spec;
 
+use std::future::Future;
 use std::time::Duration;
 
+use futures_util::stream::{Stream, StreamExt};
 use tokio::sync::Mutex;
+use zbus::proxy::CacheProperties;
+use zbus::zvariant::OwnedObjectPath;
 
-use proxies::ManagerProxy;
+pub use error::SystemdError;
+pub use events::UnitEvent;
+pub use spec::{BindPath, Limits, Sandbox, ServiceSpec, Stdio};
+
+use error::{
+    breaks_connection, error_message, error_name, ALREADY_SUBSCRIBED, INVALID_ARGS, NO_SUCH_UNIT,
+    UNIT_EXISTS,
+};
+use proxies::{ManagerProxy, ServiceProxy, UnitProxy};
 
 /// How long one D-Bus call may take before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What went wrong talking to systemd.
-#[derive(Debug, thiserror::Error)]
-pub enum SystemdError {
-    /// No connection to the bus could be made.
-    #[error("cannot connect to the system D-Bus ({0}); is systemd running as the service manager of this host?")]
-    Connect(#[source] zbus::Error),
-    /// A method call failed.
-    #[error("systemd call {method} failed: {source}")]
-    Call {
-        /// The D-Bus method.
-        method: &'static str,
-        /// The bus error.
-        #[source]
-        source: zbus::Error,
-    },
-    /// A method call did not answer in time.
-    #[error("systemd call {method} did not answer within {seconds} s")]
-    Timeout {
-        /// The D-Bus method.
-        method: &'static str,
-        /// The limit.
-        seconds: u64,
-    },
-}
+/// How long a start or stop job may take by default. A stop takes up to the
+/// unit's `TimeoutStopUSec` before SIGKILL, so this must stay above the
+/// longest one Corral sets.
+pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `statfs` magic of a cgroup2 file system.
+const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
 
 /// One unit as `ListUnitsByPatterns` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,75 +65,193 @@ pub struct UnitInfo {
     pub sub_state: String,
 }
 
+/// A loaded service's state and usage, read from its D-Bus properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitStatus {
+    /// The unit name.
+    pub name: String,
+    /// `active`, `activating`, `deactivating`, `inactive`, `failed`.
+    pub active_state: String,
+    /// `running`, `exited`, `dead`, `failed`, `stop-sigterm`, ...
+    pub sub_state: String,
+    /// The main process, 0 when none runs.
+    pub main_pid: u32,
+    /// Exit status, or the signal number when killed, of the last main process.
+    pub exec_main_status: i32,
+    /// How it ended: 1 exited, 2 killed, 3 dumped core (`CLD_*`); 0 not yet.
+    pub exec_main_code: i32,
+    /// `success`, `exit-code`, `signal`, `core-dump`, `timeout`, `oom-kill`, ...
+    pub result: String,
+    /// Memory use in bytes, when the cgroup reports it.
+    pub memory_current: Option<u64>,
+    /// CPU time used in ns, when the cgroup reports it.
+    pub cpu_usage_nsec: Option<u64>,
+    /// Processes and threads, when the cgroup reports it.
+    pub tasks_current: Option<u64>,
+    /// When the unit last became active, µs since the epoch (0: never).
+    pub active_enter_timestamp_usec: u64,
+}
+
+/// `CLD_KILLED`: the main process was killed by a signal.
+const CLD_KILLED: i32 = 2;
+/// `SIGKILL`.
+const SIGKILL: i32 = 9;
+
+impl UnitStatus {
+    /// Whether the unit most likely died of its memory limit. cgroup v2 says
+    /// so (`Result` `oom-kill`). cgroup v1 has no OOM events for systemd:
+    /// the kernel's SIGKILL shows as `Result` `signal` with status 9, so
+    /// with a `MemoryMax=` set, an unrequested SIGKILL is counted as OOM.
+    pub fn oom_killed(&self) -> bool {
+        self.result == "oom-kill"
+            || (self.result == "signal"
+                && self.exec_main_code == CLD_KILLED
+                && self.exec_main_status == SIGKILL)
+    }
+}
+
+/// The live connection and what was set up on it.
+#[derive(Debug, Clone)]
+struct Bus {
+    conn: zbus::Connection,
+    manager: ManagerProxy<'static>,
+    /// Whether `Subscribe` was called on this connection; systemd emits
+    /// job and unit signals only while some client is subscribed.
+    subscribed: bool,
+}
+
 /// A handle on the host's systemd, cheap to share behind an `Arc`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Systemd {
-    conn: Mutex<Option<zbus::Connection>>,
+    bus: Mutex<Option<Bus>>,
+    job_timeout: Duration,
+    cgroup_v2: bool,
+}
+
+impl Default for Systemd {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Systemd {
-    /// A handle that connects to the system bus on first use.
+    /// A handle that connects to the system bus on first use. Whether the
+    /// host runs cgroup v2 is read from `/sys/fs/cgroup` now (override it
+    /// with [`Systemd::with_cgroup_v2`] if systemd's view differs).
     pub fn new() -> Self {
-        Self::default()
+        Systemd {
+            bus: Mutex::new(None),
+            job_timeout: DEFAULT_JOB_TIMEOUT,
+            cgroup_v2: detect_cgroup_v2(),
+        }
     }
 
-    async fn manager(&self) -> Result<ManagerProxy<'static>, SystemdError> {
-        let mut guard = self.conn.lock().await;
-        let conn = match guard.as_ref() {
-            Some(conn) => conn.clone(),
+    /// The same handle with another limit for start and stop jobs.
+    pub fn with_job_timeout(mut self, timeout: Duration) -> Self {
+        self.job_timeout = timeout;
+        self
+    }
+
+    /// The same handle, rendering units for a cgroup v2 host (`true`) or not.
+    pub fn with_cgroup_v2(mut self, cgroup_v2: bool) -> Self {
+        self.cgroup_v2 = cgroup_v2;
+        self
+    }
+
+    /// Whether units are rendered for cgroup v2 (`SocketBind*` included).
+    pub fn cgroup_v2(&self) -> bool {
+        self.cgroup_v2
+    }
+
+    /// The connection, made (and subscribed, if asked) on first use.
+    async fn bus(&self, subscribe: bool) -> Result<Bus, SystemdError> {
+        let mut guard = self.bus.lock().await;
+        let bus = match guard.as_mut() {
+            Some(bus) => bus,
             None => {
-                let conn = tokio::time::timeout(CALL_TIMEOUT, zbus::Connection::system())
-                    .await
-                    .map_err(|_| SystemdError::Timeout {
-                        method: "Hello",
-                        seconds: CALL_TIMEOUT.as_secs(),
-                    })?
-                    .map_err(SystemdError::Connect)?;
-                *guard = Some(conn.clone());
-                conn
+                let conn = connect().await?;
+                let manager = bounded("Hello", manager_proxy(&conn)).await?;
+                guard.insert(Bus {
+                    conn,
+                    manager,
+                    subscribed: false,
+                })
             }
         };
-        ManagerProxy::new(&conn)
-            .await
-            .map_err(|source| SystemdError::Call {
-                method: "Introspect",
-                source,
-            })
+        if subscribe && !bus.subscribed {
+            match tokio::time::timeout(CALL_TIMEOUT, bus.manager.subscribe()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if error_name(&e) == Some(ALREADY_SUBSCRIBED) => {}
+                Ok(Err(source)) => {
+                    if breaks_connection(&source) {
+                        *guard = None;
+                    }
+                    return Err(SystemdError::Call {
+                        method: "Subscribe",
+                        source,
+                    });
+                }
+                Err(_) => {
+                    *guard = None;
+                    return Err(timeout_error("Subscribe"));
+                }
+            }
+            bus.subscribed = true;
+        }
+        Ok(bus.clone())
     }
 
-    /// Runs one call with the timeout; a failed call drops the connection so
-    /// the next call reconnects (systemd may have been re-executed).
+    /// Drops the cached connection if it is still `conn`, so the next call
+    /// reconnects (systemd or the bus may have restarted).
+    async fn forget(&self, conn: &zbus::Connection) {
+        let mut guard = self.bus.lock().await;
+        if guard
+            .as_ref()
+            .is_some_and(|bus| bus.conn.unique_name() == conn.unique_name())
+        {
+            *guard = None;
+        }
+    }
+
+    /// Runs one call with the timeout. A transport failure or a timeout
+    /// drops the connection; an error reply from systemd does not.
     async fn call<T, F, Fut>(&self, method: &'static str, f: F) -> Result<T, SystemdError>
     where
-        F: FnOnce(ManagerProxy<'static>) -> Fut,
-        Fut: std::future::Future<Output = zbus::Result<T>>,
+        F: FnOnce(Bus) -> Fut,
+        Fut: Future<Output = zbus::Result<T>>,
     {
-        let manager = self.manager().await?;
-        let outcome = tokio::time::timeout(CALL_TIMEOUT, f(manager)).await;
-        let result = match outcome {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(source)) => SystemdError::Call { method, source },
-            Err(_) => SystemdError::Timeout {
-                method,
-                seconds: CALL_TIMEOUT.as_secs(),
-            },
-        };
-        *self.conn.lock().await = None;
-        Err(result)
+        let bus = self.bus(false).await?;
+        let conn = bus.conn.clone();
+        match tokio::time::timeout(CALL_TIMEOUT, f(bus)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(source)) => {
+                if breaks_connection(&source) {
+                    self.forget(&conn).await;
+                }
+                Err(SystemdError::Call { method, source })
+            }
+            Err(_) => {
+                self.forget(&conn).await;
+                Err(timeout_error(method))
+            }
+        }
     }
 
     /// systemd's version string (the `Version` property of the Manager).
     pub async fn version(&self) -> Result<String, SystemdError> {
-        self.call("Get(Version)", |m| async move { m.version().await })
-            .await
+        self.call(
+            "Get(Version)",
+            |bus| async move { bus.manager.version().await },
+        )
+        .await
     }
 
     /// The units whose names match any of `patterns` (shell globs).
     pub async fn list_units(&self, patterns: &[&str]) -> Result<Vec<UnitInfo>, SystemdError> {
         let patterns: Vec<String> = patterns.iter().map(|p| (*p).to_owned()).collect();
         let units = self
-            .call("ListUnitsByPatterns", |m| async move {
-                m.list_units_by_patterns(&[], &patterns).await
+            .call("ListUnitsByPatterns", |bus| async move {
+                bus.manager.list_units_by_patterns(&[], &patterns).await
             })
             .await?;
         Ok(units
@@ -136,5 +264,413 @@ impl Systemd {
                 sub_state: u.4,
             })
             .collect())
+    }
+
+    /// Creates and starts a transient service (job mode `fail`) and waits
+    /// until systemd has executed its program (`Type=exec`). Errors:
+    /// [`SystemdError::UnitExists`] if a unit of that name is still loaded
+    /// (a failed one needs [`Systemd::reset_failed`] first),
+    /// [`SystemdError::JobFailed`] if the program could not be started
+    /// (e.g. it does not exist; the unit then stays `failed`). A program
+    /// that exits within milliseconds may also fail the job, as systemd can
+    /// see the exit before the exec; its status tells which.
+    pub async fn start_service(&self, spec: ServiceSpec) -> Result<(), SystemdError> {
+        let unit = spec.name.clone();
+        spec.validate()
+            .map_err(|reason| SystemdError::InvalidSpec {
+                unit: unit.clone(),
+                reason,
+            })?;
+        let properties = spec.properties(self.cgroup_v2);
+        let (name, properties) = (&unit, &properties);
+        let outcome = self
+            .run_job(&unit, "start", "StartTransientUnit", |manager| async move {
+                manager
+                    .start_transient_unit(name, "fail", properties, &[])
+                    .await
+            })
+            .await?;
+        // The spec holds the stdio fds: systemd has its own copies now.
+        drop(spec);
+        match outcome {
+            Ok(result) if result == "done" => Ok(()),
+            Ok(result) => Err(SystemdError::JobFailed {
+                unit,
+                kind: "start",
+                result,
+            }),
+            Err(e) => Err(match error_name(&e) {
+                Some(UNIT_EXISTS) => SystemdError::UnitExists { unit },
+                Some(INVALID_ARGS) => SystemdError::PropertyRejected {
+                    unit,
+                    message: error_message(&e),
+                },
+                _ => SystemdError::Call {
+                    method: "StartTransientUnit",
+                    source: e,
+                },
+            }),
+        }
+    }
+
+    /// Stops a unit (job mode `replace`: it supersedes a pending start) and
+    /// waits until it is inactive or failed, i.e. after `TimeoutStopUSec`
+    /// and SIGKILL at worst. A unit that is not loaded is already stopped.
+    pub async fn stop_unit(&self, name: &str) -> Result<(), SystemdError> {
+        let outcome = self
+            .run_job(name, "stop", "StopUnit", |manager| async move {
+                manager.stop_unit(name, "replace").await
+            })
+            .await?;
+        match outcome {
+            Ok(result) if result == "done" => Ok(()),
+            Ok(result) => Err(SystemdError::JobFailed {
+                unit: name.to_owned(),
+                kind: "stop",
+                result,
+            }),
+            Err(e) if error_name(&e) == Some(NO_SUCH_UNIT) => Ok(()),
+            Err(source) => Err(SystemdError::Call {
+                method: "StopUnit",
+                source,
+            }),
+        }
+    }
+
+    /// Sends `signal` to every process of the unit (`whom` = `all`), without
+    /// changing its state. [`SystemdError::NoSuchUnit`] if it is not loaded.
+    pub async fn kill_unit(&self, name: &str, signal: i32) -> Result<(), SystemdError> {
+        self.call("KillUnit", |bus| async move {
+            bus.manager.kill_unit(name, "all", signal).await
+        })
+        .await
+        .map_err(|e| no_such_unit(e, name))
+    }
+
+    /// Clears a unit's failed state, so systemd collects it and the name can
+    /// be started again. A unit that is not loaded is fine.
+    pub async fn reset_failed(&self, name: &str) -> Result<(), SystemdError> {
+        match self
+            .call("ResetFailedUnit", |bus| async move {
+                bus.manager.reset_failed_unit(name).await
+            })
+            .await
+        {
+            Err(SystemdError::Call { source, .. }) if error_name(&source) == Some(NO_SUCH_UNIT) => {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// The state and usage of a loaded service; `None` if it is not loaded
+    /// (never started, or collected). `name` must be a `.service`.
+    pub async fn unit_status(&self, name: &str) -> Result<Option<UnitStatus>, SystemdError> {
+        let path = match self
+            .call(
+                "GetUnit",
+                |bus| async move { bus.manager.get_unit(name).await },
+            )
+            .await
+        {
+            Ok(path) => path,
+            Err(SystemdError::Call { source, .. }) if error_name(&source) == Some(NO_SUCH_UNIT) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        self.call("Get(unit status)", |bus| read_status(bus, name, path))
+            .await
+    }
+
+    /// A stream of [`UnitEvent`]s for units whose names start with `prefix`.
+    ///
+    /// Guaranteed: every state change and removal that systemd signals
+    /// after this returns, in the order systemd sent them (a unit's final
+    /// state comes before its removal), with repeats of an unchanged state
+    /// dropped. systemd signals a unit's state once per pass of its event
+    /// loop, so a state that lasted less than that (e.g. `active` of a
+    /// program that exits at once) may be skipped; the last one never is.
+    ///
+    /// Not guaranteed: anything before this returns (open the stream, then
+    /// list the units, to start without a gap), nor anything across a
+    /// broken connection or a re-exec of systemd: the stream has a
+    /// connection of its own and ends in either case. Call `events` again
+    /// then, and reconcile with [`Systemd::list_units`], as the dyno
+    /// manager should periodically anyway. Keep polling the stream: an
+    /// unread backlog of 1024 messages pauses its connection rather than
+    /// dropping events.
+    pub async fn events(
+        &self,
+        prefix: &str,
+    ) -> Result<impl Stream<Item = UnitEvent> + Send + 'static, SystemdError> {
+        let mut conn = connect().await?;
+        conn.set_max_queued(events::QUEUE);
+        let manager = bounded("Hello", manager_proxy(&conn)).await?;
+        // Match rules first, then Subscribe: no signal is emitted between.
+        let source = bounded("AddMatch", events::open(&conn)).await?;
+        bounded("Subscribe", manager.subscribe()).await?;
+        // The subscription lasts as long as the connection: keep both.
+        Ok(events::unit_events(
+            source,
+            prefix.to_owned(),
+            (conn, manager),
+        ))
+    }
+
+    /// Makes the call that queues a job of `unit` and waits for that job's
+    /// `JobRemoved`. The outer error is about the bus or the waiting; the
+    /// inner one is systemd's error reply to the call, for the caller to
+    /// interpret. `Ok(Ok(result))` is the job's result.
+    async fn run_job<F, Fut>(
+        &self,
+        unit: &str,
+        kind: &'static str,
+        method: &'static str,
+        call: F,
+    ) -> Result<Result<String, zbus::Error>, SystemdError>
+    where
+        F: FnOnce(ManagerProxy<'static>) -> Fut,
+        Fut: Future<Output = zbus::Result<OwnedObjectPath>>,
+    {
+        let bus = self.bus(true).await?;
+        // Only this unit's jobs, filtered by the bus (arg2 is the unit name).
+        let mut jobs = match tokio::time::timeout(
+            CALL_TIMEOUT,
+            bus.manager.receive_job_removed_with_args(&[(2, unit)]),
+        )
+        .await
+        {
+            Ok(Ok(jobs)) => jobs,
+            Ok(Err(source)) => {
+                self.forget(&bus.conn).await;
+                return Err(SystemdError::Call {
+                    method: "AddMatch(JobRemoved)",
+                    source,
+                });
+            }
+            Err(_) => {
+                self.forget(&bus.conn).await;
+                return Err(timeout_error("AddMatch(JobRemoved)"));
+            }
+        };
+
+        // Read signals while the call is in flight: the job may finish
+        // before its reply arrives, and an unread queue would stall the
+        // connection (and so the reply).
+        let mut finished: Vec<(OwnedObjectPath, String)> = Vec::new();
+        let mut jobs_open = true;
+        let reply = tokio::time::timeout(CALL_TIMEOUT, call(bus.manager.clone()));
+        tokio::pin!(reply);
+        let reply = loop {
+            tokio::select! {
+                reply = &mut reply => break reply,
+                signal = jobs.next(), if jobs_open => match signal {
+                    Some(signal) => {
+                        if let Ok(args) = signal.args() {
+                            finished.push((args.job.clone().into(), args.result.to_owned()));
+                        }
+                    }
+                    None => jobs_open = false,
+                },
+            }
+        };
+        let job = match reply {
+            Ok(Ok(job)) => job,
+            Ok(Err(e)) if breaks_connection(&e) => {
+                self.forget(&bus.conn).await;
+                return Err(SystemdError::Call { method, source: e });
+            }
+            Ok(Err(e)) => return Ok(Err(e)),
+            Err(_) => {
+                self.forget(&bus.conn).await;
+                return Err(timeout_error(method));
+            }
+        };
+        if let Some((_, result)) = finished.into_iter().find(|(j, _)| *j == job) {
+            return Ok(Ok(result));
+        }
+        let wait = async {
+            while let Some(signal) = jobs.next().await {
+                if let Ok(args) = signal.args() {
+                    if args.job == *job {
+                        return Some(args.result.to_owned());
+                    }
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(self.job_timeout, wait).await {
+            Ok(Some(result)) => Ok(Ok(result)),
+            Ok(None) => {
+                self.forget(&bus.conn).await;
+                Err(SystemdError::Disconnected {
+                    unit: unit.to_owned(),
+                    kind,
+                })
+            }
+            Err(_) => Err(SystemdError::JobTimeout {
+                unit: unit.to_owned(),
+                kind,
+                seconds: self.job_timeout.as_secs(),
+            }),
+        }
+    }
+}
+
+/// Reads a service's status properties at `path`, all requests in flight at once.
+async fn read_status(
+    bus: Bus,
+    name: &str,
+    path: OwnedObjectPath,
+) -> zbus::Result<Option<UnitStatus>> {
+    let unit = UnitProxy::builder(&bus.conn)
+        .path(path.clone())?
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?;
+    let service = ServiceProxy::builder(&bus.conn)
+        .path(path)?
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?;
+    let (load_state, active_state, sub_state, since) = tokio::try_join!(
+        unit.load_state(),
+        unit.active_state(),
+        unit.sub_state(),
+        unit.active_enter_timestamp()
+    )?;
+    // Reading a collected unit's path loads a `not-found` stub: the unit
+    // went away between GetUnit and now.
+    if load_state == "not-found" {
+        return Ok(None);
+    }
+    let (main_pid, exec_main_status, exec_main_code, result, memory, cpu, tasks) = tokio::try_join!(
+        service.main_pid(),
+        service.exec_main_status(),
+        service.exec_main_code(),
+        service.result(),
+        service.memory_current(),
+        service.cpu_usage_nsec(),
+        service.tasks_current()
+    )?;
+    let known = |v: u64| (v != u64::MAX).then_some(v);
+    Ok(Some(UnitStatus {
+        name: name.to_owned(),
+        active_state,
+        sub_state,
+        main_pid,
+        exec_main_status,
+        exec_main_code,
+        result,
+        memory_current: known(memory),
+        cpu_usage_nsec: known(cpu),
+        tasks_current: known(tasks),
+        active_enter_timestamp_usec: since,
+    }))
+}
+
+/// A new connection to the system bus, bounded by the call timeout.
+async fn connect() -> Result<zbus::Connection, SystemdError> {
+    tokio::time::timeout(CALL_TIMEOUT, zbus::Connection::system())
+        .await
+        .map_err(|_| timeout_error("Hello"))?
+        .map_err(SystemdError::Connect)
+}
+
+/// A Manager proxy that reads properties afresh on every access (a cache
+/// would need a GetAll and a signal subscription per proxy).
+async fn manager_proxy(conn: &zbus::Connection) -> zbus::Result<ManagerProxy<'static>> {
+    ManagerProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+}
+
+/// Runs `fut` within the call timeout, naming `method` in errors.
+async fn bounded<T>(
+    method: &'static str,
+    fut: impl Future<Output = zbus::Result<T>>,
+) -> Result<T, SystemdError> {
+    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(SystemdError::Call { method, source }),
+        Err(_) => Err(timeout_error(method)),
+    }
+}
+
+fn timeout_error(method: &'static str) -> SystemdError {
+    SystemdError::Timeout {
+        method,
+        seconds: CALL_TIMEOUT.as_secs(),
+    }
+}
+
+fn no_such_unit(e: SystemdError, name: &str) -> SystemdError {
+    match e {
+        SystemdError::Call { source, .. } if error_name(&source) == Some(NO_SUCH_UNIT) => {
+            SystemdError::NoSuchUnit {
+                unit: name.to_owned(),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Whether `/sys/fs/cgroup` is the unified (v2-only) hierarchy, as systemd
+/// needs for BPF-based settings; a hybrid or v1 layout is not.
+fn detect_cgroup_v2() -> bool {
+    rustix::fs::statfs("/sys/fs/cgroup")
+        .ok()
+        .and_then(|st| u64::try_from(st.f_type).ok())
+        == Some(CGROUP2_SUPER_MAGIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The dyno manager spawns these on a multi-threaded runtime.
+    #[test]
+    fn futures_and_streams_are_send() {
+        let systemd = Systemd::new();
+        let spec = ServiceSpec::new("x.service", vec!["/bin/true".to_owned()]);
+        assert_send(&systemd.start_service(spec));
+        assert_send(&systemd.stop_unit("x.service"));
+        assert_send(&systemd.unit_status("x.service"));
+        assert_send(&systemd.events("corral-"));
+    }
+
+    #[test]
+    fn oom_is_told_apart_from_other_ends() {
+        let status = |result: &str, code, st| UnitStatus {
+            name: "x.service".into(),
+            active_state: "failed".into(),
+            sub_state: "failed".into(),
+            main_pid: 0,
+            exec_main_status: st,
+            exec_main_code: code,
+            result: result.into(),
+            memory_current: None,
+            cpu_usage_nsec: None,
+            tasks_current: None,
+            active_enter_timestamp_usec: 0,
+        };
+        assert!(status("oom-kill", 2, 9).oom_killed());
+        assert!(status("signal", 2, 9).oom_killed());
+        assert!(!status("signal", 2, 15).oom_killed());
+        assert!(!status("exit-code", 1, 9).oom_killed());
+    }
+
+    #[test]
+    fn knows_this_hosts_cgroup_layout() {
+        let unified = std::fs::read_to_string("/proc/self/mounts")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup") && l.contains(" cgroup2 "));
+        assert_eq!(Systemd::new().cgroup_v2(), unified);
+        assert!(Systemd::new().with_cgroup_v2(true).cgroup_v2());
     }
 }
