@@ -58,6 +58,41 @@ pub struct Config {
     pub slugs: SlugStoreConfig,
     /// Garbage collection of slugs that no release needs any more.
     pub gc: GcConfig,
+    /// How dynos run.
+    pub dynos: DynosConfig,
+}
+
+/// How dynos run.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DynosConfig {
+    /// Whether corrald manages dynos at all; off makes it an API-only
+    /// control plane (and is what the in-process tests use). Default on.
+    pub enabled: bool,
+    /// Where per-dyno runtime files (the launch script) live. Default
+    /// `/run/corral`.
+    pub runtime_dir: PathBuf,
+    /// First port handed to web dynos as `$PORT`. Default 30000.
+    pub port_range_start: u16,
+    /// Last port handed to web dynos. Default 30999.
+    pub port_range_end: u16,
+    /// Seconds between SIGTERM and SIGKILL when a dyno stops (Heroku: 30).
+    pub stop_timeout_secs: u64,
+    /// Seconds between full reconciliations even without events. Default 10.
+    pub reconcile_interval_secs: u64,
+}
+
+impl Default for DynosConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            runtime_dir: PathBuf::from("/run/corral"),
+            port_range_start: 30000,
+            port_range_end: 30999,
+            stop_timeout_secs: 30,
+            reconcile_interval_secs: 10,
+        }
+    }
 }
 
 impl Default for Config {
@@ -68,6 +103,7 @@ impl Default for Config {
             router: RouterConfig::default(),
             slugs: SlugStoreConfig::default(),
             gc: GcConfig::default(),
+            dynos: DynosConfig::default(),
         }
     }
 }
@@ -163,6 +199,16 @@ impl Config {
             }
         }
         self.slugs.validate().map_err(|e| e.to_string())?;
+        if self.dynos.port_range_start == 0
+            || self.dynos.port_range_start > self.dynos.port_range_end
+        {
+            return Err(
+                "dynos.port-range-start must be between 1 and dynos.port-range-end".to_owned(),
+            );
+        }
+        if !self.dynos.runtime_dir.is_absolute() {
+            return Err("dynos.runtime-dir must be an absolute path".to_owned());
+        }
         if self.gc.retain_releases == 0 {
             return Err(
                 "gc.retain-releases must be at least 1: the current release's slug is always needed"

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::api::{server, Api};
 use crate::config::Config;
+use crate::dynos::{DynoManager, DynoWaker};
 use crate::gc;
 use crate::slug::{SlugError, SlugStore};
 use crate::state::{Store, StoreError};
@@ -147,13 +148,29 @@ pub async fn serve(
     let config = Arc::new(config);
     let systemd = Arc::new(Systemd::new());
     let slugs = Arc::new(open_slugs(&config)?);
+    let waker = DynoWaker::default();
     let api = Api::new(
         store.clone(),
         Arc::clone(&slugs),
         Arc::clone(&systemd),
         Arc::clone(&config),
+        waker.clone(),
     );
     let tracker = TaskTracker::new();
+    if config.dynos.enabled {
+        let manager = Arc::new(DynoManager::new(
+            store.clone(),
+            Arc::clone(&slugs),
+            Arc::clone(&systemd),
+            config.dynos.clone(),
+            waker,
+        ));
+        tracker.spawn(
+            manager
+                .run(shutdown.clone())
+                .instrument(tracing::info_span!("dyno_manager")),
+        );
+    }
     tracker.spawn(
         gc::run_gc(store, slugs, config.gc.clone(), shutdown.clone())
             .instrument(tracing::info_span!("slug_gc")),

@@ -5,6 +5,7 @@
 //! decoded into the route's request type; a handler calls the store; the
 //! result, or an [`error::ApiError`], becomes JSON in exactly one place.
 
+mod dynos;
 pub mod error;
 pub mod range;
 pub mod routes;
@@ -25,6 +26,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::dynos::DynoWaker;
 use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity, QuantityChange};
 use crate::slug::SlugStore;
 use crate::state::{self, Account, FormationUpdate, Store};
@@ -51,6 +53,7 @@ pub struct Api {
     slugs: Arc<SlugStore>,
     systemd: Arc<Systemd>,
     config: Arc<Config>,
+    dynos: DynoWaker,
 }
 
 pub(crate) type ApiResponse = Response<Full<Bytes>>;
@@ -62,12 +65,14 @@ impl Api {
         slugs: Arc<SlugStore>,
         systemd: Arc<Systemd>,
         config: Arc<Config>,
+        dynos: DynoWaker,
     ) -> Self {
         Self {
             store,
             slugs,
             systemd,
             config,
+            dynos,
         }
     }
 
@@ -81,10 +86,22 @@ impl Api {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let started = std::time::Instant::now();
+        let changes_formation = matches!(
+            Route::parse(req.method(), req.uri().path(), None),
+            Ok(Route::UpdateConfigVars(_)
+                | Route::UpdateFormation(..)
+                | Route::UpdateFormationBatch(_)
+                | Route::CreateRelease(_)
+                | Route::DeleteApp(_)
+                | Route::RestartDynos(..))
+        );
         let mut response = match self.dispatch(req, &request_id).await {
             Ok(response) => response,
             Err(e) => error_response(&e),
         };
+        if changes_formation && response.status().is_success() {
+            self.dynos.wake();
+        }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("request-id", v);
         }
@@ -311,6 +328,8 @@ impl Api {
                 let entries: Vec<types::Formation> = entries.iter().map(formation_json).collect();
                 Ok(json(StatusCode::OK, &entries))
             }
+            Route::ListDynos(app) => self.list_dynos(app, rid).await,
+            Route::RestartDynos(app, dyno) => self.restart_dynos(app, dyno, rid).await,
             Route::EmptyCollection(app) => {
                 self.store
                     .call(move |c| state::get_app(c, &app))

@@ -8,7 +8,7 @@ use http::Method;
 use super::error::ApiError;
 use uuid::Uuid;
 
-use crate::model::ProcessType;
+use crate::model::{DynoName, ProcessType};
 use crate::state::{AppRef, ReleaseRef};
 
 /// Every endpoint the API serves.
@@ -61,6 +61,10 @@ pub enum Route {
     GetFormation(AppRef, ProcessType),
     /// `PATCH /apps/{app}/formation/{type}`.
     UpdateFormation(AppRef, ProcessType),
+    /// `GET /apps/{app}/dynos`.
+    ListDynos(AppRef),
+    /// `DELETE /apps/{app}/dynos[/{dyno}]`: restart all dynos, or one.
+    RestartDynos(AppRef, Option<DynoName>),
     /// `GET /apps/{app}/{collection}` for collections Heroku's CLI reads
     /// but Corral does not have yet (add-ons, collaborators, ...): an
     /// empty list for an existing app, so `apps:info` works. (Pipeline
@@ -143,6 +147,22 @@ impl Route {
                 )),
                 _ => Err(wrong_method("GET")),
             },
+            ["apps", a, "dynos"] => match *m {
+                Method::GET => Ok(Route::ListDynos(app(a)?)),
+                Method::DELETE => Ok(Route::RestartDynos(app(a)?, None)),
+                _ => Err(wrong_method("GET, DELETE")),
+            },
+            ["apps", a, "dynos", d] => {
+                match *m {
+                    Method::DELETE => Ok(Route::RestartDynos(
+                        app(a)?,
+                        Some(DynoName::parse(d).map_err(|_| {
+                            ApiError::NotFound("Couldn't find that dyno.".to_owned())
+                        })?),
+                    )),
+                    _ => Err(wrong_method("DELETE")),
+                }
+            }
             ["blobs", "slugs", id] => match *m {
                 Method::PUT => {
                     let slug = Uuid::parse_str(id).map_err(|_| not_found())?;
@@ -185,7 +205,6 @@ impl Route {
             ["apps", a, "addons"
             | "collaborators"
             | "domains"
-            | "dynos"
             | "buildpack-installations"
             | "log-drains"
             | "sni-endpoints"] => match *m {

@@ -338,6 +338,43 @@ pub struct FormationBatch {
     pub updates: Vec<FormationBatchItem>,
 }
 
+/// `GET /apps/{app}/dynos`: one running dyno.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dyno {
+    /// For one-off dynos with a terminal; none yet.
+    pub attach_url: Option<String>,
+    /// The command it runs.
+    pub command: String,
+    /// When it was started.
+    pub created_at: DateTime<Utc>,
+    /// Stable for the life of the unit.
+    pub id: Uuid,
+    /// `web.1`.
+    pub name: String,
+    /// The release it runs.
+    pub release: ReleaseRef,
+    /// The app.
+    pub app: NamedRef,
+    /// Its size.
+    pub size: String,
+    /// `starting`, `up`, `down` or `crashed`.
+    pub state: String,
+    /// Its process type.
+    #[serde(rename = "type")]
+    pub process_type: String,
+    /// When its state last changed (here: when it was started).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `{id, version}`: how a dyno names its release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRef {
+    /// The release id, when known.
+    pub id: Option<Uuid>,
+    /// The version.
+    pub version: u32,
+}
+
 /// `GET /health`: unauthenticated, for probes and `corral sandbox`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {

@@ -5,4 +5,8 @@
 //! steps; applying them (starting and stopping transient units through
 //! [`crate::systemd`]) is the manager's other half.
 
+mod manager;
 pub mod plan;
+pub mod unit;
+
+pub use manager::{desired_dynos, DynoError, DynoManager, DynoWaker};

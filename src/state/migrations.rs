@@ -77,6 +77,21 @@ const STEPS: &[&str] = &[
     CREATE INDEX slugs_app ON slugs (app_id);
     CREATE INDEX releases_slug ON releases (slug_id);
     "#,
+    // v3: what corrald asked systemd to run, joined with systemd's own
+    // view of the units to know each dyno's release, size and port.
+    r#"
+    CREATE TABLE dynos (
+        unit             TEXT PRIMARY KEY,
+        app_id           TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        name             TEXT NOT NULL,
+        release_version  INTEGER NOT NULL,
+        size             TEXT NOT NULL,
+        port             INTEGER,
+        command          TEXT NOT NULL,
+        started_at       TEXT NOT NULL,
+        UNIQUE (app_id, name)
+    );
+    "#,
 ];
 
 /// The schema version this binary migrates to.

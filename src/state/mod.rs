@@ -6,6 +6,7 @@
 //! Blocking SQLite calls run on tokio's blocking pool through [`Store::call`],
 //! so the async runtime never waits on the disk.
 
+mod dynos;
 mod migrations;
 mod records;
 mod slugs;
@@ -24,6 +25,10 @@ use crate::model::{
     ReleaseVersion,
 };
 
+pub use dynos::{
+    app_dynos, desired_apps, dyno_records, forget_dyno, free_port, record_dyno, timestamp,
+    DesiredApp, DynoRecord,
+};
 pub use migrations::SCHEMA_VERSION;
 pub use records::{Account, App, FormationEntry, FormationUpdate, Release, ReleaseStatus};
 pub use slugs::{

@@ -27,10 +27,12 @@ pub struct TestDaemon {
 impl TestDaemon {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = Config {
+        let mut config = Config {
             state_dir: dir.path().join("state"),
             ..Config::default()
         };
+        // No systemd here: this daemon is the control plane only.
+        config.dynos.enabled = false;
         let store = daemon::open_store(&config).expect("store");
         let token = store
             .call_blocking(|c| state::create_token(c, "tester", Some("tester@example.com")))

@@ -1,0 +1,229 @@
+//! How a dyno becomes a transient service: its launch script, environment,
+//! limits by size, and journal fields. Pure, so the rendering is tested.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::model::{AppName, ConfigVars, DynoName, DynoSize, ReleaseVersion, UnitName};
+use crate::systemd::{BindPath, Limits, ServiceSpec};
+
+/// Everything that decides how one dyno runs.
+#[derive(Debug, Clone)]
+pub struct DynoInput<'a> {
+    /// The app.
+    pub app: &'a AppName,
+    /// `web.1`.
+    pub dyno: &'a DynoName,
+    /// The release it runs.
+    pub release: ReleaseVersion,
+    /// The Procfile command.
+    pub command: &'a str,
+    /// The release's config vars.
+    pub config: &'a ConfigVars,
+    /// `$PORT` (web dynos).
+    pub port: Option<u16>,
+    /// The dyno size.
+    pub size: &'a DynoSize,
+    /// The unpacked slug, bound read-only at `/app`.
+    pub app_dir: &'a Path,
+    /// The launch script written by [`launch_script`].
+    pub launch_script: &'a Path,
+    /// SIGTERM to SIGKILL.
+    pub stop_timeout: Duration,
+}
+
+/// The directory for one dyno's runtime files under `runtime_dir`, named by
+/// a hash of the unit so no escaping reaches the file system.
+pub fn runtime_dir_for(runtime_dir: &Path, unit: &UnitName) -> PathBuf {
+    let hash = Sha256::digest(unit.as_str().as_bytes());
+    runtime_dir.join("dynos").join(hex::encode(&hash[..12]))
+}
+
+/// Quotes `s` for a POSIX shell: one single-quoted word.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The script a dyno runs: like Heroku, it starts in `/app`, sources
+/// `.profile.d/*.sh`, then replaces itself with the command run by a shell.
+/// The command travels in this file, never in argv, so systemd's `$`
+/// handling cannot touch it.
+pub fn launch_script(command: &str) -> String {
+    format!(
+        "# Written by corrald: how this dyno starts.\n\
+         cd /app || exit 1\n\
+         for profile in /app/.profile.d/*.sh; do\n\
+         \x20   [ -r \"$profile\" ] && . \"$profile\"\n\
+         done\n\
+         unset profile\n\
+         exec /bin/sh -c {}\n",
+        shell_quote(command)
+    )
+}
+
+/// Heroku's per-size process limits (standard: 256 and 512; performance:
+/// 16384), scaled from memory for sizes in between.
+fn tasks_max(size: &DynoSize) -> u64 {
+    match size.memory_mb() {
+        0..=512 => 256,
+        513..=1024 => 512,
+        _ => 16384,
+    }
+}
+
+/// The transient service for a dyno.
+pub fn dyno_service(input: &DynoInput<'_>) -> ServiceSpec {
+    let unit = UnitName::dyno(input.app, input.dyno);
+    let mut spec = ServiceSpec::new(
+        unit.as_str(),
+        vec![
+            "/bin/sh".to_owned(),
+            input.launch_script.display().to_string(),
+        ],
+    );
+    spec.description = format!(
+        "Corral dyno {} of app {} ({})",
+        input.dyno, input.app, input.release
+    );
+    spec.slice = Some(UnitName::app_slice(input.app).as_str().to_owned());
+    let mut env: Vec<(String, String)> = vec![
+        ("HOME".to_owned(), "/app".to_owned()),
+        (
+            "PATH".to_owned(),
+            "/app/bin:/usr/local/bin:/usr/bin:/bin".to_owned(),
+        ),
+    ];
+    for (name, value) in input.config.as_map() {
+        if !matches!(name.as_str(), "PORT" | "DYNO") {
+            env.retain(|(k, _)| k != name.as_str());
+            env.push((name.to_string(), value.clone()));
+        }
+    }
+    env.push(("DYNO".to_owned(), input.dyno.to_string()));
+    if let Some(port) = input.port {
+        env.push(("PORT".to_owned(), port.to_string()));
+    }
+    spec.environment = env;
+    spec.working_directory = Some("/app".to_owned());
+    spec.bind_paths = vec![BindPath {
+        source: input.app_dir.display().to_string(),
+        destination: "/app".to_owned(),
+        read_only: true,
+    }];
+    let memory = u64::from(input.size.memory_mb()) * 1024 * 1024;
+    spec.limits = Limits {
+        memory_max: Some(memory),
+        memory_high: None,
+        memory_swap_max: Some(0),
+        cpu_weight: Some((u64::from(input.size.memory_mb()) / 512).clamp(1, 100) * 100),
+        cpu_quota_per_sec_usec: None,
+        tasks_max: Some(tasks_max(input.size)),
+        limit_nofile: Some(10_000),
+    };
+    spec.log_extra_fields = vec![
+        ("CORRAL_APP".to_owned(), input.app.to_string()),
+        ("CORRAL_DYNO".to_owned(), input.dyno.to_string()),
+        ("CORRAL_RELEASE".to_owned(), input.release.to_string()),
+    ];
+    spec.syslog_identifier = Some("app".to_owned());
+    spec.timeout_stop = Some(input.stop_timeout);
+    spec.socket_bind_port = input.port;
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::ConfigVarName;
+
+    #[test]
+    fn a_web_dyno_renders_like_heroku() {
+        let app = AppName::parse("my-app").expect("app");
+        let dyno = DynoName::parse("web.2").expect("dyno");
+        let config = ConfigVars::default()
+            .apply(&BTreeMap::from([
+                (
+                    ConfigVarName::parse("PORT").expect("n"),
+                    Some("1".to_owned()),
+                ),
+                (
+                    ConfigVarName::parse("PATH").expect("n"),
+                    Some("/custom".to_owned()),
+                ),
+                (
+                    ConfigVarName::parse("SECRET").expect("n"),
+                    Some("%n $HOME".to_owned()),
+                ),
+            ]))
+            .expect("vars");
+        let size = DynoSize::parse("standard-2x").expect("size");
+        let spec = dyno_service(&DynoInput {
+            app: &app,
+            dyno: &dyno,
+            release: ReleaseVersion(7),
+            command: "bundle exec puma -p $PORT",
+            config: &config,
+            port: Some(30001),
+            size: &size,
+            app_dir: Path::new("/var/lib/corral/slugs/unpacked/ab"),
+            launch_script: Path::new("/run/corral/dynos/x/launch.sh"),
+            stop_timeout: Duration::from_secs(30),
+        });
+        assert_eq!(spec.name, "corral-my\\x2dapp-web.2.service");
+        assert_eq!(spec.slice.as_deref(), Some("corral-my\\x2dapp.slice"));
+        assert_eq!(spec.description, "Corral dyno web.2 of app my-app (v7)");
+        assert_eq!(spec.argv, ["/bin/sh", "/run/corral/dynos/x/launch.sh"]);
+        let env: BTreeMap<&str, &str> = spec
+            .environment
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(env["PORT"], "30001", "the platform's PORT wins");
+        assert_eq!(env["DYNO"], "web.2");
+        assert_eq!(env["PATH"], "/custom", "config vars override defaults");
+        assert_eq!(env["SECRET"], "%n $HOME");
+        assert_eq!(env["HOME"], "/app");
+        assert_eq!(spec.limits.memory_max, Some(1024 * 1024 * 1024));
+        assert_eq!(spec.limits.memory_swap_max, Some(0));
+        assert_eq!(spec.limits.tasks_max, Some(512));
+        assert_eq!(spec.bind_paths[0].destination, "/app");
+        assert!(spec.bind_paths[0].read_only);
+        assert!(spec.validate().is_ok(), "{:?}", spec.validate());
+    }
+
+    #[test]
+    fn the_launch_script_runs_the_command_verbatim() {
+        let dir = tempfile::tempdir().expect("dir");
+        let script = dir.path().join("launch.sh");
+        std::fs::write(&script, launch_script("echo \"it's $X\" 'a b' ; echo two")).expect("write");
+        // cd /app fails outside a dyno; run the part after it.
+        let text = std::fs::read_to_string(&script).expect("read");
+        let exec_line = text.lines().last().expect("exec line");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(exec_line)
+            .env("X", "x")
+            .output()
+            .expect("sh");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's x a b\ntwo\n");
+    }
+
+    #[test]
+    fn runtime_dirs_are_per_unit() {
+        let a = UnitName::dyno(
+            &AppName::parse("abc").expect("a"),
+            &DynoName::parse("web.1").expect("d"),
+        );
+        let b = UnitName::dyno(
+            &AppName::parse("abc").expect("a"),
+            &DynoName::parse("web.2").expect("d"),
+        );
+        let root = Path::new("/run/corral");
+        assert_ne!(runtime_dir_for(root, &a), runtime_dir_for(root, &b));
+        assert!(runtime_dir_for(root, &a).starts_with("/run/corral/dynos"));
+    }
+}
