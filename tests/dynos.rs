@@ -164,6 +164,25 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
             .to_vec()
     );
 
+    let (out, _) = ok(&cli(&["ps", "-a", "demo"]));
+    assert!(
+        out.contains("=== web (Standard-1X): python3 -m http.server $PORT --bind 127.0.0.1 (1)"),
+        "{out}"
+    );
+    assert!(out.contains("worker.2: up "), "{out}");
+
+    // ps:restart gives a dyno a fresh process without counting a crash.
+    let (_, old_pid) = dyno_units(&sandbox)[&unit("worker.2")].clone();
+    let (_, err) = ok(&cli(&["ps:restart", "worker.2", "-a", "demo"]));
+    assert!(
+        err.contains("Restarting dyno worker.2 on ⬢ demo... done"),
+        "{err}"
+    );
+    wait_for("worker.2 restarted", timeout, || {
+        let (state, pid) = dyno_units(&sandbox).get(&unit("worker.2"))?.clone();
+        (state == "active" && pid != 0 && pid != old_pid).then_some(())
+    });
+
     // SIGKILL corrald: systemd restarts it, it adopts the units, and no
     // dyno is restarted (same main PIDs).
     let before = dyno_units(&sandbox);

@@ -217,6 +217,21 @@ enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// List an app's dynos and their state.
+    Ps {
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Restart all dynos, or one (`ps:restart web.1`).
+    #[command(name = "ps:restart", visible_alias = "restart")]
+    PsRestart {
+        /// The dyno, like web.1.
+        dyno: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Show an app's formation: how many dynos of each process type.
     #[command(name = "ps:formation", visible_alias = "formation")]
     PsFormation {
@@ -312,6 +327,14 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::DeployDir { dir, commit, app } => {
             let app = settings::resolve_app(app.app)?;
             deploy::deploy_dir(&client, &app, &dir, commit).await
+        }
+        Command::Ps { app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            ps::list(&client, &app, json.json).await
+        }
+        Command::PsRestart { dyno, app } => {
+            let app = settings::resolve_app(app.app)?;
+            ps::restart(&client, &app, dyno.as_deref()).await
         }
         Command::PsFormation { app, json } => {
             let app = settings::resolve_app(app.app)?;

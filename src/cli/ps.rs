@@ -2,7 +2,7 @@
 
 use super::client::Client;
 use super::{output, CliError};
-use crate::api::types::{Formation, FormationBatch, FormationBatchItem, QuantityInput};
+use crate::api::types::{Dyno, Formation, FormationBatch, FormationBatchItem, QuantityInput};
 use crate::model::{AppName, DynoSize, ProcessType, Quantity};
 
 /// Parses `web=2`, `worker=1:standard-2x` or `web:performance-m`.
@@ -115,6 +115,79 @@ pub(super) async fn formation(client: &Client, app: &AppName, json: bool) -> Res
     }));
     print!("{}", output::table(&rows));
     Ok(())
+}
+
+/// `~ 5m ago` as Heroku's CLI shows recent times.
+fn ago(at: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = (chrono::Utc::now() - at).num_seconds().max(0);
+    let rough = match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        _ => format!("{}h", secs / 3600),
+    };
+    format!("{} (~ {rough} ago)", at.format("%Y/%m/%d %H:%M:%S %z"))
+}
+
+pub(super) async fn list(client: &Client, app: &AppName, json: bool) -> Result<(), CliError> {
+    let dynos: Vec<Dyno> = client.get(&format!("/apps/{app}/dynos")).await?;
+    if json {
+        output::json(&dynos);
+        return Ok(());
+    }
+    if dynos.is_empty() {
+        println!("No dynos on {}", output::app_label(app.as_str()));
+        return Ok(());
+    }
+    let mut groups: Vec<(String, Vec<&Dyno>)> = Vec::new();
+    for dyno in &dynos {
+        let key = format!(
+            "{} ({}): {}",
+            dyno.process_type,
+            display_size(&dyno.size),
+            dyno.command
+        );
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(dyno),
+            None => groups.push((key, vec![dyno])),
+        }
+    }
+    for (key, members) in groups {
+        output::header(&format!("{key} ({})", members.len()));
+        println!();
+        for dyno in members {
+            println!("{}: {} {}", dyno.name, dyno.state, ago(dyno.updated_at));
+        }
+        println!();
+    }
+    Ok(())
+}
+
+pub(super) async fn restart(
+    client: &Client,
+    app: &AppName,
+    dyno: Option<&str>,
+) -> Result<(), CliError> {
+    let (path, what) = match dyno {
+        Some(d) => {
+            crate::model::DynoName::parse(d).map_err(|e| CliError::Usage(e.message))?;
+            (format!("/apps/{app}/dynos/{d}"), format!("dyno {d}"))
+        }
+        None => (format!("/apps/{app}/dynos"), "all dynos".to_owned()),
+    };
+    eprint!(
+        "Restarting {what} on {}... ",
+        output::app_label(app.as_str())
+    );
+    match client.delete::<serde_json::Value>(&path).await {
+        Ok(_) => {
+            eprintln!("done");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("!");
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]
