@@ -80,6 +80,8 @@ pub struct DynosConfig {
     pub stop_timeout_secs: u64,
     /// Seconds between full reconciliations even without events. Default 10.
     pub reconcile_interval_secs: u64,
+    /// Seconds a web dyno has to bind `$PORT` before R10 (Heroku: 60).
+    pub boot_timeout_secs: u64,
 }
 
 impl Default for DynosConfig {
@@ -91,6 +93,7 @@ impl Default for DynosConfig {
             port_range_end: 30999,
             stop_timeout_secs: 30,
             reconcile_interval_secs: 10,
+            boot_timeout_secs: 60,
         }
     }
 }

@@ -265,3 +265,80 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
     });
     sandbox.stop().expect("teardown");
 }
+
+#[test]
+fn boot_and_exit_timeouts_are_enforced_with_r10_and_r12() {
+    let name = format!("dt-{}", std::process::id());
+    let mut options = SandboxOptions::new(&name, free_port(), free_port());
+    options.bin_dir = support::bin_dir();
+    // Hosts share the machine's network: keep clear of the other test's ports.
+    options.extra_config = "[dynos]\nboot-timeout-secs = 2\nstop-timeout-secs = 1\nport-range-start = 31000\nport-range-end = 31099\n".to_owned();
+    let sandbox = Sandbox::start(&options).expect("sandbox starts");
+    let home = tempfile::tempdir().expect("home");
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
+    let app_dir = home.path().join("app");
+    std::fs::create_dir_all(&app_dir).expect("app dir");
+    // web never binds $PORT; worker ignores SIGTERM.
+    std::fs::write(
+        app_dir.join("Procfile"),
+        "web: sleep 1000\nworker: trap '' TERM; while true; do sleep 1; done\n",
+    )
+    .expect("Procfile");
+    ok(&cli(&["apps:create", "demo"]));
+    ok(&cli(&[
+        "deploy:dir",
+        app_dir.to_str().expect("utf-8"),
+        "-a",
+        "demo",
+    ]));
+    ok(&cli(&["ps:scale", "-a", "demo", "worker=1"]));
+    let timeout = Duration::from_secs(60);
+    let journal = || {
+        sandbox
+            .run(&[
+                "journalctl",
+                "--no-pager",
+                "-o",
+                "cat",
+                "-u",
+                "corrald.service",
+            ])
+            .unwrap_or_default()
+    };
+
+    let first_pid = wait_for("web.1 to run", timeout, || {
+        let (state, pid) = dyno_units(&sandbox).get(&unit("web.1"))?.clone();
+        (state == "active").then_some(pid)
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    while !journal().contains("Error R10 (Boot timeout)") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no R10 in:\n{}",
+            journal()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Killed, counted as a crash, and started again.
+    wait_for("web.1 to be restarted", timeout, || {
+        let (state, pid) = dyno_units(&sandbox).get(&unit("web.1"))?.clone();
+        (state == "active" && pid != first_pid && pid != 0).then_some(())
+    });
+
+    wait_for("worker.1 to run", timeout, || {
+        dyno_units(&sandbox)
+            .get(&unit("worker.1"))
+            .is_some_and(|(state, _)| state == "active")
+            .then_some(())
+    });
+    ok(&cli(&["ps:scale", "-a", "demo", "worker=0"]));
+    wait_for("worker.1 gone", timeout, || {
+        (!dyno_units(&sandbox).contains_key(&unit("worker.1"))).then_some(())
+    });
+    assert!(
+        journal().contains("Error R12 (Exit timeout)"),
+        "{}",
+        journal()
+    );
+    sandbox.stop().expect("teardown");
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::plan::{plan, DesiredDyno, ObservedDyno, Step, UnitState};
 use super::unit::{dyno_service, launch_script, runtime_dir_for, DynoInput};
@@ -81,6 +82,9 @@ pub struct DynoManager {
     config: DynosConfig,
     waker: DynoWaker,
     crashes: Mutex<HashMap<String, Crashes>>,
+    /// Boot-timeout watchers of web dynos, cancelled with the manager.
+    watchers: TaskTracker,
+    shutdown: CancellationToken,
 }
 
 fn platform_log(app: &str, dyno: &str, message: &str) {
@@ -103,6 +107,8 @@ impl DynoManager {
             config,
             waker,
             crashes: Mutex::new(HashMap::new()),
+            watchers: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
         }
     }
 
@@ -112,6 +118,13 @@ impl DynoManager {
 
     /// Reconciles on every wake, unit event and tick until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.run_loop(&shutdown).await;
+        self.shutdown.cancel();
+        self.watchers.close();
+        self.watchers.wait().await;
+    }
+
+    async fn run_loop(self: &Arc<Self>, shutdown: &CancellationToken) {
         let tick = Duration::from_secs(self.config.reconcile_interval_secs.max(1));
         let mut events = None;
         loop {
@@ -271,6 +284,23 @@ impl DynoManager {
                     "Stopping all processes with SIGTERM",
                 );
                 self.systemd.stop_unit(unit.as_str()).await?;
+                if let Ok(Some(status)) = self.systemd.unit_status(unit.as_str()).await {
+                    if status.result == "timeout" {
+                        platform_log(
+                            app.as_str(),
+                            &dyno.to_string(),
+                            &format!(
+                                "Error R12 (Exit timeout) -> At least one process failed to exit within {} seconds of SIGTERM",
+                                self.config.stop_timeout_secs
+                            ),
+                        );
+                        platform_log(
+                            app.as_str(),
+                            &dyno.to_string(),
+                            "Stopping remaining processes with SIGKILL",
+                        );
+                    }
+                }
                 self.systemd.reset_failed(unit.as_str()).await?;
                 let name = unit.as_str().to_owned();
                 self.store
@@ -378,12 +408,67 @@ impl DynoManager {
         self.store
             .call(move |c| state::record_dyno(c, &record))
             .await?;
-        platform_log(
-            app.app.as_str(),
-            &want.dyno.to_string(),
-            "State changed from starting to up",
-        );
+        match port {
+            Some(port) => {
+                self.watch_boot(
+                    app.app.to_string(),
+                    want.dyno.to_string(),
+                    unit.clone(),
+                    port,
+                );
+            }
+            None => platform_log(
+                app.app.as_str(),
+                &want.dyno.to_string(),
+                "State changed from starting to up",
+            ),
+        }
         Ok(())
+    }
+
+    /// A web dyno is up once its `$PORT` accepts connections; one that has
+    /// not bound it within the boot timeout gets Heroku's R10 and SIGKILL,
+    /// and the crash handling restarts it.
+    fn watch_boot(&self, app: String, dyno: String, unit: UnitName, port: u16) {
+        let systemd = Arc::clone(&self.systemd);
+        let limit = Duration::from_secs(self.config.boot_timeout_secs);
+        let shutdown = self.shutdown.clone();
+        self.watchers.spawn(async move {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let deadline = tokio::time::Instant::now() + limit;
+            loop {
+                if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                    platform_log(&app, &dyno, "State changed from starting to up");
+                    return;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                // Connecting is the only way to see a bind from outside the
+                // dyno; a short interval under the deadline keeps it cheap.
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            match systemd.unit_status(unit.as_str()).await {
+                Ok(Some(status)) if status.active_state == "active" => {}
+                // It died on its own meanwhile: the crash path reports it.
+                _ => return,
+            }
+            platform_log(
+                &app,
+                &dyno,
+                &format!(
+                    "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {} seconds of launch",
+                    limit.as_secs()
+                ),
+            );
+            platform_log(&app, &dyno, "Stopping process with SIGKILL");
+            if let Err(e) = systemd.kill_unit(unit.as_str(), 9).await {
+                tracing::warn!(%unit, error = %e, "cannot kill a dyno past its boot timeout");
+            }
+        });
     }
 }
 

@@ -30,6 +30,9 @@ pub struct SandboxOptions {
     pub state_dir: Option<PathBuf>,
     /// How long booting and corrald's start may take.
     pub timeout: Duration,
+    /// TOML appended to the generated configuration (tests shorten
+    /// timeouts with it), e.g. `"[dynos]\nboot-timeout-secs = 2\n"`.
+    pub extra_config: String,
 }
 
 impl SandboxOptions {
@@ -46,6 +49,7 @@ impl SandboxOptions {
             router_port,
             state_dir: None,
             timeout: Duration::from_secs(60),
+            extra_config: String::new(),
         }
     }
 }
@@ -85,6 +89,7 @@ impl Sandbox {
         let config = format!(
             "# Written by corral sandbox.\nstate-dir = \"{INNER_STATE}\"\n\n[api]\nlisten = \"{api}\"\n\n[router]\nlisten = \"{router_addr}\"\nbase-domain = \"localhost\"\n"
         );
+        let config = format!("{config}{}", options.extra_config);
         let config_path = etc_dir.join("corrald.toml");
         std::fs::write(&config_path, config).map_err(|source| SandboxError::Io {
             action: "write",
