@@ -64,7 +64,8 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
     std::fs::create_dir_all(&app_dir).expect("app dir");
     std::fs::write(
         app_dir.join("Procfile"),
-        "web: python3 -m http.server $PORT --bind 127.0.0.1\nworker: sleep 100000\n",
+        "web: python3 -m http.server $PORT --bind 127.0.0.1\nworker: sleep 100000\n\
+         probe: touch /etc/x && echo WROTE-ETC; touch /app/x && echo WROTE-APP; ls /var/lib/corral && echo READ-STATE; touch /tmp/ok && echo TMP-OK; id -u; exec sleep 100000\n",
     )
     .expect("Procfile");
     std::fs::write(app_dir.join("index.html"), "hello from a dyno\n").expect("index");
@@ -258,8 +259,47 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
     );
     assert!(environ.split('\0').any(|kv| kv == "DYNO=web.1"));
 
+    // Isolation: each dyno has its own dynamic user; a dyno writes only to
+    // /tmp (its /app is the shared read-only slug) and cannot see corrald's
+    // state, where other apps' slugs live.
+    ok(&cli(&["ps:scale", "-a", "demo", "probe=1"]));
+    let probe_log = wait_for("the probe's report", timeout, || {
+        let log = sandbox
+            .run(&[
+                "journalctl",
+                "--no-pager",
+                "-o",
+                "cat",
+                "-u",
+                &unit("probe.1"),
+            ])
+            .ok()?;
+        log.contains("TMP-OK").then_some(log)
+    });
+    for forbidden in ["WROTE-ETC", "WROTE-APP", "READ-STATE"] {
+        assert!(!probe_log.contains(forbidden), "{forbidden}: {probe_log}");
+    }
+    let uid_of = |dyno: &str| {
+        let (_, pid) = dyno_units(&sandbox)[&unit(dyno)].clone();
+        sandbox
+            .run(&["sh", "-c", &format!("grep ^Uid: /proc/{pid}/status")])
+            .expect("status")
+            .split_whitespace()
+            .nth(1)
+            .and_then(|u| u.parse::<u32>().ok())
+            .expect("uid")
+    };
+    let (web_uid, worker_uid) = (uid_of("web.1"), uid_of("worker.1"));
+    assert_ne!(web_uid, worker_uid, "dynos run as different users");
+    assert!(
+        web_uid >= 61184 && worker_uid >= 61184,
+        "dynamic users: {web_uid} {worker_uid}"
+    );
+
     // Scaling to zero stops everything.
-    ok(&cli(&["ps:scale", "-a", "demo", "web=0", "worker=0"]));
+    ok(&cli(&[
+        "ps:scale", "-a", "demo", "web=0", "worker=0", "probe=0",
+    ]));
     wait_for("no dynos", timeout, || {
         dyno_units(&sandbox).is_empty().then_some(())
     });
