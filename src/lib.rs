@@ -14,16 +14,18 @@
 //!   extraction that cannot escape its directory, garbage collection
 //!   ([`gc`] computes what is live).
 //! - [`systemd`]: the only module that speaks D-Bus.
-//! - [`dynos`]: the dyno manager: desired formation versus systemd's units,
-//!   as a pure plan of steps.
+//! - [`dynos`]: the dyno manager: desired formation versus systemd's units
+//!   as a pure plan of steps, applied as sandboxed transient units.
 //! - [`daemon`]: the composition root wiring the parts under one
 //!   cancellation tree.
 //! - [`cli`]: the `corral` command, speaking the API with [`api::types`].
 //! - [`sandbox`]: a throwaway systemd host for `corral sandbox` and tests.
 //!
 //! Data flow today: CLI -> API listener (TCP or Unix socket) -> route ->
-//! store transaction -> JSON response. The router (data plane), dyno
-//! manager, builds and logs join as later parts, each owned by the daemon.
+//! store transaction -> JSON response; a change that alters what should
+//! run wakes the dyno manager, which reads the store, lists systemd's units
+//! and starts or stops transient units over D-Bus. The router (data
+//! plane), builds and logs join as later parts, each owned by the daemon.
 
 pub mod api;
 pub mod cli;
