@@ -121,7 +121,7 @@ pub enum SlugError {
 
 fn fmt_after(entry: &Option<String>) -> String {
     match entry {
-        Some(e) => format!(" (after entry {e:?})"),
+        Some(e) => format!(" (near entry {e:?})"),
         None => String::new(),
     }
 }

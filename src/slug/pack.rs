@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -195,8 +195,6 @@ fn walk(
     }
     Ok(())
 }
-
-use std::os::unix::ffi::OsStringExt;
 
 /// Opens a file seen as regular during the walk without following a link
 /// that may have replaced it since, and takes size and mode from the open

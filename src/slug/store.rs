@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -320,7 +320,9 @@ impl SlugStore {
         if actual != *digest {
             return Err(SlugError::Corrupted { path: src, actual });
         }
-        let file = File::open(&src).map_err(|e| SlugError::io("cannot open", &src, e))?;
+        // Extract from the same open file that was verified.
+        file.rewind()
+            .map_err(|e| SlugError::io("cannot read", &src, e))?;
 
         let tmp = self.unpacked_dir().join(format!(
             ".tmp-{}-{:016x}",

@@ -429,6 +429,40 @@ fn hard_links_pack_as_separate_files_and_round_trip() {
     sb.assert_contained();
 }
 
+#[test]
+fn long_and_non_utf8_names_round_trip() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().expect("tempdir");
+    let deep = t.path().join("d".repeat(120)).join("e".repeat(120));
+    fs::create_dir_all(&deep).expect("create dir all");
+    fs::write(deep.join("f".repeat(200)), "long").expect("write");
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9-\xff.txt");
+    fs::write(t.path().join(odd), "latin1").expect("write");
+    let target = format!(
+        "{}/{}/{}",
+        "d".repeat(120),
+        "e".repeat(120),
+        "f".repeat(200)
+    );
+    symlink(&target, t.path().join("shortcut")).expect("symlink");
+    let (bytes, stats) = pack_to_vec(t.path());
+    assert_eq!(stats.entries, 5);
+    let sb = Sandbox::new();
+    sb.unpack(&bytes).expect("unpack");
+    assert_eq!(
+        fs::read_to_string(sb.dest.join("shortcut")).expect("read"),
+        "long"
+    );
+    assert_eq!(
+        fs::read_to_string(sb.dest.join(odd)).expect("read"),
+        "latin1"
+    );
+    assert_eq!(
+        fs::read_link(sb.dest.join("shortcut")).expect("read link"),
+        Path::new(&target)
+    );
+}
+
 // ---------------------------------------------------------------- hostile archives
 
 #[test]

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use rustix::io::Errno;
+use sha2::{Digest, Sha256};
 
 use super::error::{entry_name, SlugError};
 use super::guard::{GuardViolation, TarGuard};
@@ -113,9 +114,10 @@ pub(crate) enum Finish {
     ReadOnly,
 }
 
-/// Directories can be as large as this many header blocks of overhead per
-/// entry before the stream cap calls it a bomb: a header, padding, and GNU
-/// long-name/long-link or PAX headers for long paths.
+/// Tar framing allowed per permitted entry on top of the data, before the
+/// cap on the whole decompressed stream calls it a bomb: a header, padding,
+/// and long-name or PAX headers. The allowance is pooled over `max_entries`,
+/// so archives with fewer entries can have longer names.
 const OVERHEAD_PER_ENTRY: u64 = 4096;
 
 pub(crate) fn extract<R: Read>(
@@ -138,7 +140,8 @@ pub(crate) fn extract<R: Read>(
         finish,
         parent_cache: None,
         files: HashSet::new(),
-        dirs: HashMap::new(),
+        dirs: Vec::new(),
+        dir_index: HashMap::new(),
         buf: vec![0; 128 << 10],
         stats: UnpackStats::default(),
         declared: 0,
@@ -201,8 +204,34 @@ fn open_beneath(dir: BorrowedFd<'_>, rel: &[u8]) -> rustix::io::Result<OwnedFd> 
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct DirMeta {
+/// Where an entry goes: its parent directory (opened beneath the root),
+/// and its names for messages.
+struct At<'a> {
+    dir: BorrowedFd<'a>,
+    /// The parent's `/`-joined path ("" for the root).
+    dir_key: &'a [u8],
+    /// The entry's last component, created relative to `dir`.
+    file_name: &'a [u8],
+    /// The entry's `/`-joined normal path.
+    key: &'a [u8],
+    /// The entry as the archive names it, for messages.
+    name: &'a str,
+}
+
+/// The sha256 of a normalised path: what the extractor remembers paths by,
+/// so 200,000 entries with 4 KiB names cost 6 MB of memory, not 800 MB.
+type PathHash = [u8; 32];
+
+fn path_hash(key: &[u8]) -> PathHash {
+    Sha256::digest(key).into()
+}
+
+/// A directory this extraction created, remembered by its own name and
+/// its parent's index (`None`: the root) for the same reason.
+#[derive(Debug)]
+struct DirNode {
+    parent: Option<usize>,
+    name: Vec<u8>,
     mode: u32,
     mtime: u64,
 }
@@ -217,10 +246,12 @@ struct Extractor<'a> {
     /// extraction never removes or renames anything it created.
     parent_cache: Option<(Vec<u8>, OwnedFd)>,
     /// Regular files written so far: the only valid hard-link targets.
-    files: HashSet<Vec<u8>>,
-    /// Directories created, with the mode and mtime to set at the end
-    /// (they stay u+rwx until then so entries can be created inside).
-    dirs: HashMap<Vec<u8>, DirMeta>,
+    files: HashSet<PathHash>,
+    /// Directories created, in creation order (parents first), with the
+    /// mode and mtime to set at the end: they stay u+rwx until then so
+    /// entries can be created inside.
+    dirs: Vec<DirNode>,
+    dir_index: HashMap<PathHash, usize>,
     buf: Vec<u8>,
     stats: UnpackStats,
     declared: u64,
@@ -317,15 +348,22 @@ impl Extractor<'_> {
             Kind::File | Kind::Dir => Vec::new(),
         };
 
+        if kind == Kind::Symlink {
+            check_symlink_target(parent.len(), &link).map_err(|r| refused(&name, r))?;
+        }
         let parent_fd = self.parent(parent, &parent_key, &name)?;
+        let at = At {
+            dir: parent_fd.as_fd(),
+            dir_key: &parent_key,
+            file_name,
+            key: &key,
+            name: &name,
+        };
         let result = match kind {
-            Kind::File => self.file(&mut entry, parent_fd.as_fd(), file_name, &key, mode, mtime),
-            Kind::Dir => self.dir(parent_fd.as_fd(), file_name, key, mode, mtime, &name),
-            Kind::Symlink => {
-                check_symlink_target(parent.len(), &link).map_err(|r| refused(&name, r))?;
-                symlink(parent_fd.as_fd(), file_name, &link, mtime, &name, self.dest)
-            }
-            Kind::HardLink => self.hard_link(parent_fd.as_fd(), file_name, &link, key, &name),
+            Kind::File => self.file(&mut entry, &at, mode, mtime),
+            Kind::Dir => self.dir(&at, mode, mtime),
+            Kind::Symlink => self.symlink(&at, &link, mtime),
+            Kind::HardLink => self.hard_link(&at, &link),
         };
         self.parent_cache = Some((parent_key, parent_fd));
         result
@@ -362,11 +400,10 @@ impl Extractor<'_> {
                 Ok(next) => next,
                 Err(Errno::NOENT) => {
                     rustix::fs::mkdirat(fd.as_fd(), *comp, Mode::from_raw_mode(0o700))
-                        .map_err(|e| SlugError::io("cannot create", self.path(&key), e.into()))?;
-                    self.dirs.entry(key.clone()).or_insert(DirMeta {
-                        mode: 0o755,
-                        mtime: SLUG_MTIME,
-                    });
+                        .map_err(|e| self.create_err(e, &key))?;
+                    let parent_key = &key[..key.len() - comp.len()];
+                    let parent_key = parent_key.strip_suffix(b"/").unwrap_or(parent_key);
+                    self.track_dir(parent_key, &key, comp, 0o755, SLUG_MTIME)?;
                     open_beneath(fd.as_fd(), comp).map_err(|e| self.resolve_err(e, &key, name))?
                 }
                 Err(e) => return Err(self.resolve_err(e, &key, name)),
@@ -378,15 +415,14 @@ impl Extractor<'_> {
     fn file<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
-        parent: BorrowedFd<'_>,
-        file_name: &[u8],
-        key: &[u8],
+        at: &At<'_>,
         mode: u32,
         mtime: u64,
     ) -> Result<(), SlugError> {
+        let key = at.key;
         let fd = rustix::fs::openat(
-            parent,
-            file_name,
+            at.dir,
+            at.file_name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
         )
@@ -431,50 +467,87 @@ impl Extractor<'_> {
             .map_err(|e| SlugError::io("cannot chmod", self.path(key), e.into()))?;
         rustix::fs::futimens(&file, &timestamps(mtime))
             .map_err(|e| SlugError::io("cannot set mtime of", self.path(key), e.into()))?;
-        self.files.insert(key.to_vec());
+        self.files.insert(path_hash(key));
         Ok(())
     }
 
-    fn dir(
-        &mut self,
-        parent: BorrowedFd<'_>,
-        file_name: &[u8],
-        key: Vec<u8>,
-        mode: u32,
-        mtime: u64,
-        name: &str,
-    ) -> Result<(), SlugError> {
-        match rustix::fs::mkdirat(parent, file_name, Mode::from_raw_mode(0o700)) {
+    fn dir(&mut self, at: &At<'_>, mode: u32, mtime: u64) -> Result<(), SlugError> {
+        let key = at.key;
+        match rustix::fs::mkdirat(at.dir, at.file_name, Mode::from_raw_mode(0o700)) {
             Ok(()) => {}
             Err(Errno::EXIST) => {
                 // A directory created earlier (implicitly, or listed twice)
                 // is fine; anything else there would be the RUSTSEC-2026-0067
                 // setup, a symlink posing as a directory.
-                let st = rustix::fs::statat(parent, file_name, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| SlugError::io("cannot stat", self.path(&key), e.into()))?;
+                let st = rustix::fs::statat(at.dir, at.file_name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| SlugError::io("cannot stat", self.path(key), e.into()))?;
                 if FileType::from_raw_mode(st.st_mode) != FileType::Directory
-                    || !self.dirs.contains_key(&key)
+                    || !self.dir_index.contains_key(&path_hash(key))
                 {
                     return Err(refused(
-                        name,
+                        at.name,
                         "duplicate entry: a file or link of this name came earlier",
                     ));
                 }
             }
-            Err(e) => return Err(SlugError::io("cannot create", self.path(&key), e.into())),
+            Err(e) => return Err(self.create_err(e, key)),
         }
-        self.dirs.insert(key, DirMeta { mode, mtime });
+        self.track_dir(at.dir_key, key, at.file_name, mode, mtime)
+    }
+
+    fn symlink(&self, at: &At<'_>, target: &[u8], mtime: u64) -> Result<(), SlugError> {
+        rustix::fs::symlinkat(target, at.dir, at.file_name)
+            .map_err(|e| self.create_err(e, at.key))?;
+        rustix::fs::utimensat(
+            at.dir,
+            at.file_name,
+            &timestamps(mtime),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| SlugError::io("cannot set mtime of", self.path(at.key), e.into()))
+    }
+
+    /// Records a directory's final mode and mtime; a later entry for the
+    /// same directory overrides an earlier (or implicit) one.
+    fn track_dir(
+        &mut self,
+        parent_key: &[u8],
+        key: &[u8],
+        file_name: &[u8],
+        mode: u32,
+        mtime: u64,
+    ) -> Result<(), SlugError> {
+        if let Some(&i) = self.dir_index.get(&path_hash(key)) {
+            self.dirs[i].mode = mode;
+            self.dirs[i].mtime = mtime;
+            return Ok(());
+        }
+        let parent = if parent_key.is_empty() {
+            None
+        } else {
+            // Every directory below the root was made by this extraction,
+            // parents first, so the parent is always known here.
+            let Some(&i) = self.dir_index.get(&path_hash(parent_key)) else {
+                return Err(SlugError::io(
+                    "cannot track",
+                    self.path(key),
+                    io::Error::other("its parent was not created by this extraction"),
+                ));
+            };
+            Some(i)
+        };
+        self.dir_index.insert(path_hash(key), self.dirs.len());
+        self.dirs.push(DirNode {
+            parent,
+            name: file_name.to_vec(),
+            mode,
+            mtime,
+        });
         Ok(())
     }
 
-    fn hard_link(
-        &mut self,
-        parent: BorrowedFd<'_>,
-        file_name: &[u8],
-        target: &[u8],
-        key: Vec<u8>,
-        name: &str,
-    ) -> Result<(), SlugError> {
+    fn hard_link(&mut self, at: &At<'_>, target: &[u8]) -> Result<(), SlugError> {
+        let name = at.name;
         let comps = entry_components(target).map_err(|r| {
             refused(
                 name,
@@ -488,7 +561,7 @@ impl Extractor<'_> {
         let Some((target_name, target_parent)) = comps.split_last() else {
             return Err(refused(name, "its hard-link target is the archive root"));
         };
-        if !self.files.contains(&target_key) {
+        if !self.files.contains(&path_hash(&target_key)) {
             return Err(refused(
                 name,
                 &format!(
@@ -501,19 +574,25 @@ impl Extractor<'_> {
         let tparent = open_beneath(self.root.as_fd(), &target_parent_key)
             .map_err(|e| self.resolve_err(e, &target_parent_key, name))?;
         // No AT_SYMLINK_FOLLOW: link the named file itself (it is one we wrote).
-        rustix::fs::linkat(tparent, *target_name, parent, file_name, AtFlags::empty())
-            .map_err(|e| self.create_err(e, &key))?;
-        self.files.insert(key);
+        rustix::fs::linkat(
+            tparent,
+            *target_name,
+            at.dir,
+            at.file_name,
+            AtFlags::empty(),
+        )
+        .map_err(|e| self.create_err(e, at.key))?;
+        self.files.insert(path_hash(at.key));
         Ok(())
     }
 
     /// Applies directory modes and mtimes once nothing more is created in
-    /// them, deepest first.
+    /// them, children before parents (reverse creation order).
     fn finish(&mut self) -> Result<(), SlugError> {
         self.parent_cache = None;
-        let mut dirs: Vec<_> = self.dirs.drain().collect();
-        dirs.sort_by_key(|(key, _)| std::cmp::Reverse(key.iter().filter(|b| **b == b'/').count()));
-        for (key, meta) in dirs {
+        for i in (0..self.dirs.len()).rev() {
+            let meta = &self.dirs[i];
+            let key = self.dir_key(i);
             let fd = open_beneath(self.root.as_fd(), &key)
                 .map_err(|e| SlugError::io("cannot open", self.path(&key), e.into()))?;
             let mode = match self.finish {
@@ -530,6 +609,17 @@ impl Extractor<'_> {
                 .map_err(|e| SlugError::io("cannot chmod", self.dest, e.into()))?;
         }
         Ok(())
+    }
+
+    /// The `/`-joined path of directory `i`, rebuilt from its ancestors.
+    fn dir_key(&self, mut i: usize) -> Vec<u8> {
+        let mut names = vec![&self.dirs[i].name[..]];
+        while let Some(p) = self.dirs[i].parent {
+            names.push(&self.dirs[p].name);
+            i = p;
+        }
+        names.reverse();
+        names.join(&b'/')
     }
 
     fn path(&self, key: &[u8]) -> PathBuf {
@@ -601,41 +691,21 @@ impl Extractor<'_> {
                 &entry_name(key),
                 "duplicate entry: this path appears twice in the archive",
             ),
+            Errno::NAMETOOLONG => refused(
+                &entry_name(key),
+                "a name in its path is longer than the filesystem allows (255 bytes)",
+            ),
             e => SlugError::io("cannot create", self.path(key), e.into()),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     File,
     Dir,
     Symlink,
     HardLink,
-}
-
-fn symlink(
-    parent: BorrowedFd<'_>,
-    file_name: &[u8],
-    target: &[u8],
-    mtime: u64,
-    name: &str,
-    dest: &Path,
-) -> Result<(), SlugError> {
-    rustix::fs::symlinkat(target, parent, file_name).map_err(|e| match e {
-        Errno::EXIST => refused(
-            name,
-            "duplicate entry: this path appears twice in the archive",
-        ),
-        e => SlugError::io("cannot create symlink in", dest, e.into()),
-    })?;
-    rustix::fs::utimensat(
-        parent,
-        file_name,
-        &timestamps(mtime),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| SlugError::io("cannot set mtime of symlink in", dest, e.into()))
 }
 
 fn refused(name: &str, reason: &str) -> SlugError {
