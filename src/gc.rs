@@ -2,9 +2,9 @@
 //! slug store.
 //!
 //! Kept: the slugs of each app's newest `gc.retain-releases` releases and of
-//! its current release, and slugs uploaded within the last day that no
-//! release uses yet (a deploy in progress). Once dynos run, the slugs of
-//! running dynos join the live set here.
+//! its current release, the slugs of releases that dynos run (from the
+//! dyno records), and slugs uploaded within the last day that no release
+//! uses yet (a deploy in progress).
 
 use std::sync::Arc;
 use std::time::Duration;

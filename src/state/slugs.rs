@@ -332,8 +332,9 @@ pub fn rollback(
 }
 
 /// The slugs garbage collection must keep: those of each app's newest
-/// `retain` releases and its current release, and uploaded slugs that no
-/// release uses yet but were made within `fresh` (a deploy in progress).
+/// `retain` releases and its current release, those of the releases that
+/// recorded dynos run, and uploaded slugs that no release uses yet but were
+/// made within `fresh` (a deploy in progress).
 pub fn live_slug_digests(
     conn: &mut Connection,
     retain: u32,
@@ -357,6 +358,10 @@ pub fn live_slug_digests(
             )
             OR (s.created_at > ?2 AND s.id NOT IN (
                 SELECT slug_id FROM releases WHERE slug_id IS NOT NULL))
+            OR s.id IN (
+                SELECT r.slug_id FROM releases r
+                JOIN dynos d ON d.app_id = r.app_id AND d.release_version = r.version
+            )
         )",
     )?;
     let rows = stmt.query_map(params![retain, cutoff], |r| r.get::<_, String>(0))?;

@@ -381,4 +381,24 @@ fn live_slugs_are_those_of_recent_and_current_releases() {
         .call_blocking(|c| live_slug_digests(c, 2, chrono::Duration::zero()))
         .expect("live");
     assert!(!live.contains(&pending));
+
+    // A dyno still running v2 keeps v2's slug alive past retention.
+    let app_id = store.call_blocking(|c| get_app(c, &app)).expect("app").id;
+    let record = DynoRecord {
+        unit: "corral-demo-web.1.service".to_owned(),
+        app_id,
+        name: crate::model::DynoName::parse("web.1").expect("dyno"),
+        release: ReleaseVersion(2),
+        size: DynoSize::default_size(),
+        port: Some(30000),
+        command: "./server".to_owned(),
+        started_at: chrono::Utc::now(),
+    };
+    store
+        .call_blocking(|c| record_dyno(c, &record))
+        .expect("record");
+    let live = store
+        .call_blocking(|c| live_slug_digests(c, 2, chrono::Duration::zero()))
+        .expect("live");
+    assert!(live.contains(&slugs[0]), "v2's slug is in use");
 }
