@@ -37,21 +37,15 @@ pub(super) async fn create(
     let label = name
         .as_deref()
         .map_or_else(|| "app".to_owned(), output::app_label);
-    eprint!("Creating {label}... ");
     let request = AppCreate {
         name,
         ..AppCreate::default()
     };
-    let app: App = match client
-        .send_json(http::Method::POST, "/apps", &request)
-        .await
-    {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("!");
-            return Err(e);
-        }
-    };
+    let app: App = output::action(
+        &format!("Creating {label}"),
+        client.send_json(http::Method::POST, "/apps", &request),
+    )
+    .await?;
     if json {
         eprintln!("done");
         output::json(&app);
@@ -134,18 +128,14 @@ pub(super) async fn destroy(
             "Confirmation did not match {app}. Aborted."
         )));
     }
-    eprint!(
-        "Destroying {} (including all add-ons)... ",
-        output::app_label(app.as_str())
-    );
-    match client.delete::<App>(&format!("/apps/{app}")).await {
-        Ok(_) => {
-            eprintln!("done");
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("!");
-            Err(e)
-        }
-    }
+    output::action(
+        &format!(
+            "Destroying {} (including all add-ons)",
+            output::app_label(app.as_str())
+        ),
+        client.delete::<App>(&format!("/apps/{app}")),
+    )
+    .await?;
+    eprintln!("done");
+    Ok(())
 }

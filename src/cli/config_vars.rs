@@ -78,25 +78,19 @@ async fn latest_version(client: &Client, app: &AppName) -> Result<u32, CliError>
 pub(super) async fn set(client: &Client, app: &AppName, pairs: &[String]) -> Result<(), CliError> {
     let patch = parse_pairs(pairs)?;
     let names: Vec<&str> = patch.keys().map(String::as_str).collect();
-    eprint!(
-        "Setting {} and restarting {}... ",
-        names.join(", "),
-        output::app_label(app.as_str())
-    );
-    let vars: ConfigVars = match client
-        .send_json(
+    let vars: ConfigVars = output::action(
+        &format!(
+            "Setting {} and restarting {}",
+            names.join(", "),
+            output::app_label(app.as_str())
+        ),
+        client.send_json(
             http::Method::PATCH,
             &format!("/apps/{app}/config-vars"),
             &patch,
-        )
-        .await
-    {
-        Ok(vars) => vars,
-        Err(e) => {
-            eprintln!("!");
-            return Err(e);
-        }
-    };
+        ),
+    )
+    .await?;
     let version = latest_version(client, app).await?;
     eprintln!("done, v{version}");
     let pairs: Vec<(String, String)> = patch
@@ -129,29 +123,22 @@ pub(super) async fn unset(client: &Client, app: &AppName, keys: &[String]) -> Re
         ConfigVarName::parse(key).map_err(|e| CliError::Usage(e.message))?;
         patch.insert(key.clone(), None);
     }
-    eprint!(
-        "Unsetting {} and restarting {}... ",
-        keys.join(", "),
-        output::app_label(app.as_str())
-    );
-    match client
-        .send_json::<_, ConfigVars>(
+    output::action(
+        &format!(
+            "Unsetting {} and restarting {}",
+            keys.join(", "),
+            output::app_label(app.as_str())
+        ),
+        client.send_json::<_, ConfigVars>(
             http::Method::PATCH,
             &format!("/apps/{app}/config-vars"),
             &patch,
-        )
-        .await
-    {
-        Ok(_) => {
-            let version = latest_version(client, app).await?;
-            eprintln!("done, v{version}");
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("!");
-            Err(e)
-        }
-    }
+        ),
+    )
+    .await?;
+    let version = latest_version(client, app).await?;
+    eprintln!("done, v{version}");
+    Ok(())
 }
 
 #[cfg(test)]

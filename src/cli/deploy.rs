@@ -112,22 +112,18 @@ pub(super) async fn slugs_upload(
     dir: &Path,
     commit: Option<String>,
 ) -> Result<(), CliError> {
-    eprint!(
-        "Uploading {} to {}... ",
-        dir.display(),
-        output::app_label(app.as_str())
-    );
-    match upload(client, app, dir, commit).await {
-        Ok((slug, size)) => {
-            eprintln!("done, {:.1} MB", size as f64 / 1e6);
-            println!("{}  {}", slug.id, slug.checksum.unwrap_or_default());
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("!");
-            Err(e)
-        }
-    }
+    let (slug, size) = output::action(
+        &format!(
+            "Uploading {} to {}",
+            dir.display(),
+            output::app_label(app.as_str())
+        ),
+        upload(client, app, dir, commit),
+    )
+    .await?;
+    eprintln!("done, {:.1} MB", size as f64 / 1e6);
+    println!("{}  {}", slug.id, slug.checksum.unwrap_or_default());
+    Ok(())
 }
 
 pub(super) async fn deploy_dir(
@@ -136,12 +132,7 @@ pub(super) async fn deploy_dir(
     dir: &Path,
     commit: Option<String>,
 ) -> Result<(), CliError> {
-    eprint!(
-        "Deploying {} to {}... ",
-        dir.display(),
-        output::app_label(app.as_str())
-    );
-    let result = async {
+    let work = async {
         let (slug, size) = upload(client, app, dir, commit).await?;
         let request = ReleaseCreate {
             slug: Some(slug.id.to_string()),
@@ -155,22 +146,19 @@ pub(super) async fn deploy_dir(
             )
             .await?;
         Ok::<_, CliError>((slug, size, release))
-    }
-    .await;
-    match result {
-        Ok((slug, size, release)) => {
-            eprintln!("done, v{}", release.version);
-            println!(
-                "Slug {} ({:.1} MB, {})",
-                slug.id,
-                size as f64 / 1e6,
-                slug.checksum.unwrap_or_default()
-            );
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("!");
-            Err(e)
-        }
-    }
+    };
+    let label = format!(
+        "Deploying {} to {}",
+        dir.display(),
+        output::app_label(app.as_str())
+    );
+    let (slug, size, release) = output::action(&label, work).await?;
+    eprintln!("done, v{}", release.version);
+    println!(
+        "Slug {} ({:.1} MB, {})",
+        slug.id,
+        size as f64 / 1e6,
+        slug.checksum.unwrap_or_default()
+    );
+    Ok(())
 }

@@ -14,6 +14,21 @@ pub fn error(message: &str) {
     }
 }
 
+/// Runs a step the way Heroku's CLI shows one: `label... ` on stderr,
+/// then `!` if it fails. The caller prints `done` (and what follows it),
+/// since that differs from command to command.
+pub async fn action<T, E>(
+    label: &str,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    eprint!("{label}... ");
+    let result = work.await;
+    if result.is_err() {
+        eprintln!("!");
+    }
+    result
+}
+
 /// `=== title`.
 pub fn header(title: &str) {
     println!("=== {title}");

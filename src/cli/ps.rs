@@ -57,35 +57,28 @@ pub(super) async fn scale(
         .iter()
         .map(|c| parse_change(c))
         .collect::<Result<Vec<_>, _>>()?;
-    eprint!("Scaling dynos... ");
-    let result: Result<Vec<Formation>, CliError> = client
-        .send_json(
+    let entries: Vec<Formation> = output::action(
+        "Scaling dynos",
+        client.send_json(
             http::Method::PATCH,
             &format!("/apps/{app}/formation"),
             &FormationBatch { updates },
-        )
-        .await;
-    match result {
-        Ok(entries) => {
-            let now: Vec<String> = entries
-                .iter()
-                .map(|f| {
-                    format!(
-                        "{} at {}:{}",
-                        f.process_type,
-                        f.quantity,
-                        display_size(&f.size)
-                    )
-                })
-                .collect();
-            eprintln!("done, now running {}", now.join(", "));
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("!");
-            Err(e)
-        }
-    }
+        ),
+    )
+    .await?;
+    let now: Vec<String> = entries
+        .iter()
+        .map(|f| {
+            format!(
+                "{} at {}:{}",
+                f.process_type,
+                f.quantity,
+                display_size(&f.size)
+            )
+        })
+        .collect();
+    eprintln!("done, now running {}", now.join(", "));
+    Ok(())
 }
 
 pub(super) async fn formation(client: &Client, app: &AppName, json: bool) -> Result<(), CliError> {
@@ -174,20 +167,13 @@ pub(super) async fn restart(
         }
         None => (format!("/apps/{app}/dynos"), "all dynos".to_owned()),
     };
-    eprint!(
-        "Restarting {what} on {}... ",
-        output::app_label(app.as_str())
-    );
-    match client.delete::<serde_json::Value>(&path).await {
-        Ok(_) => {
-            eprintln!("done");
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("!");
-            Err(e)
-        }
-    }
+    output::action(
+        &format!("Restarting {what} on {}", output::app_label(app.as_str())),
+        client.delete::<serde_json::Value>(&path),
+    )
+    .await?;
+    eprintln!("done");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -147,29 +147,20 @@ pub(super) async fn rollback(
                 })?
         }
     };
-    eprint!(
-        "Rolling back {} to v{}... ",
-        output::app_label(app.as_str()),
-        target.version
-    );
     let body = ReleaseCreate {
         release: Some(target.id.to_string()),
         ..ReleaseCreate::default()
     };
-    match client
-        .send_json::<_, Release>(http::Method::POST, &format!("/apps/{app}/releases"), &body)
-        .await
-    {
-        Ok(release) => {
-            eprintln!("done, v{}", release.version);
-            eprintln!(
-                " ▸    Rollback affects code and config vars; it doesn't add or remove add-ons."
-            );
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("!");
-            Err(e)
-        }
-    }
+    let release: Release = output::action(
+        &format!(
+            "Rolling back {} to v{}",
+            output::app_label(app.as_str()),
+            target.version
+        ),
+        client.send_json(http::Method::POST, &format!("/apps/{app}/releases"), &body),
+    )
+    .await?;
+    eprintln!("done, v{}", release.version);
+    eprintln!(" ▸    Rollback affects code and config vars; it doesn't add or remove add-ons.");
+    Ok(())
 }
