@@ -47,28 +47,20 @@ fn active(units: &BTreeMap<String, (String, u32)>) -> Vec<String> {
         .collect()
 }
 
-fn unit(dyno: &str) -> String {
-    format!("corral-demo-{dyno}.service")
-}
-
-#[test]
-fn dynos_follow_the_formation_on_a_real_systemd() {
-    let name = format!("dy-{}", std::process::id());
+/// Boots a host running corrald, creates the app `demo` and deploys a
+/// directory holding `procfile`; returns the host and the CLI's home.
+fn deployed_demo(prefix: &str, extra_config: &str, procfile: &str) -> (Sandbox, tempfile::TempDir) {
+    let name = format!("{prefix}-{}", std::process::id());
     let mut options = SandboxOptions::new(&name, free_port(), free_port());
     options.bin_dir = support::bin_dir();
+    options.extra_config = extra_config.to_owned();
     let sandbox = Sandbox::start(&options).expect("sandbox starts");
     let home = tempfile::tempdir().expect("home");
-    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
-
     let app_dir = home.path().join("app");
     std::fs::create_dir_all(&app_dir).expect("app dir");
-    std::fs::write(
-        app_dir.join("Procfile"),
-        "web: python3 -m http.server $PORT --bind 127.0.0.1\nworker: sleep 100000\n\
-         probe: touch /etc/x && echo WROTE-ETC; touch /app/x && echo WROTE-APP; ls /var/lib/corral && echo READ-STATE; touch /tmp/ok && echo TMP-OK; id -u; exec sleep 100000\n",
-    )
-    .expect("Procfile");
+    std::fs::write(app_dir.join("Procfile"), procfile).expect("Procfile");
     std::fs::write(app_dir.join("index.html"), "hello from a dyno\n").expect("index");
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
     ok(&cli(&["apps:create", "demo"]));
     ok(&cli(&[
         "deploy:dir",
@@ -76,6 +68,22 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
         "-a",
         "demo",
     ]));
+    (sandbox, home)
+}
+
+fn unit(dyno: &str) -> String {
+    format!("corral-demo-{dyno}.service")
+}
+
+#[test]
+fn dynos_follow_the_formation_on_a_real_systemd() {
+    let (sandbox, home) = deployed_demo(
+        "dy",
+        "",
+        "web: python3 -m http.server $PORT --bind 127.0.0.1\nworker: sleep 100000\n\
+         probe: touch /etc/x && echo WROTE-ETC; touch /app/x && echo WROTE-APP; ls /var/lib/corral && echo READ-STATE; touch /tmp/ok && echo TMP-OK; id -u; exec sleep 100000\n",
+    );
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
 
     // A first deploy with a web type runs web.1.
     let timeout = Duration::from_secs(60);
@@ -308,29 +316,14 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
 
 #[test]
 fn boot_and_exit_timeouts_are_enforced_with_r10_and_r12() {
-    let name = format!("dt-{}", std::process::id());
-    let mut options = SandboxOptions::new(&name, free_port(), free_port());
-    options.bin_dir = support::bin_dir();
-    // Hosts share the machine's network: keep clear of the other test's ports.
-    options.extra_config = "[dynos]\nboot-timeout-secs = 2\nstop-timeout-secs = 1\nport-range-start = 31000\nport-range-end = 31099\n".to_owned();
-    let sandbox = Sandbox::start(&options).expect("sandbox starts");
-    let home = tempfile::tempdir().expect("home");
-    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
-    let app_dir = home.path().join("app");
-    std::fs::create_dir_all(&app_dir).expect("app dir");
-    // web never binds $PORT; worker ignores SIGTERM.
-    std::fs::write(
-        app_dir.join("Procfile"),
+    // web never binds $PORT; worker ignores SIGTERM. Hosts share the
+    // machine's network: keep clear of the other test's ports.
+    let (sandbox, home) = deployed_demo(
+        "dt",
+        "[dynos]\nboot-timeout-secs = 2\nstop-timeout-secs = 1\nport-range-start = 31000\nport-range-end = 31099\n",
         "web: sleep 1000\nworker: trap '' TERM; while true; do sleep 1; done\n",
-    )
-    .expect("Procfile");
-    ok(&cli(&["apps:create", "demo"]));
-    ok(&cli(&[
-        "deploy:dir",
-        app_dir.to_str().expect("utf-8"),
-        "-a",
-        "demo",
-    ]));
+    );
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
     ok(&cli(&["ps:scale", "-a", "demo", "worker=1"]));
     let timeout = Duration::from_secs(60);
     let journal = || {

@@ -61,6 +61,21 @@ fn parse_pairs(pairs: &[String]) -> Result<ConfigVarsPatch, CliError> {
     Ok(patch)
 }
 
+/// `PATCH /apps/{app}/config-vars`: the full config that results.
+async fn patch_vars(
+    client: &Client,
+    app: &AppName,
+    patch: &ConfigVarsPatch,
+) -> Result<ConfigVars, CliError> {
+    client
+        .send_json(
+            http::Method::PATCH,
+            &format!("/apps/{app}/config-vars"),
+            patch,
+        )
+        .await
+}
+
 async fn latest_version(client: &Client, app: &AppName) -> Result<u32, CliError> {
     let newest: Vec<Release> = client
         .list(
@@ -84,11 +99,7 @@ pub(super) async fn set(client: &Client, app: &AppName, pairs: &[String]) -> Res
             names.join(", "),
             output::app_label(app.as_str())
         ),
-        client.send_json(
-            http::Method::PATCH,
-            &format!("/apps/{app}/config-vars"),
-            &patch,
-        ),
+        patch_vars(client, app, &patch),
     )
     .await?;
     let version = latest_version(client, app).await?;
@@ -129,11 +140,7 @@ pub(super) async fn unset(client: &Client, app: &AppName, keys: &[String]) -> Re
             keys.join(", "),
             output::app_label(app.as_str())
         ),
-        client.send_json::<_, ConfigVars>(
-            http::Method::PATCH,
-            &format!("/apps/{app}/config-vars"),
-            &patch,
-        ),
+        patch_vars(client, app, &patch),
     )
     .await?;
     let version = latest_version(client, app).await?;
