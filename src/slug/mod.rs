@@ -7,7 +7,7 @@
 //!   entries, fixed mtime and owner, no gzip timestamp), hashing as it writes.
 //! - [`SlugStore`] keeps slugs under `sha256/ab/<hex>.tar.gz`, written to
 //!   `tmp/`, fsynced and renamed into place; [`SlugStore::unpack`] extracts
-//!   each slug once into a read-only `unpacked/<hex>/`; [`SlugStore::gc`]
+//!   each slug once into a shared `unpacked/<hex>/`; [`SlugStore::gc`]
 //!   removes what no release refers to.
 //! - [`unpack_archive`] is the extraction every slug goes through: paths are
 //!   resolved by the kernel beneath the destination without following links

@@ -1,10 +1,11 @@
-//! `SlugStore`: slugs on disk by digest, written atomically, unpacked once into read-only trees.
+//! `SlugStore`: slugs on disk by digest, written atomically, unpacked once into shared trees.
 
 use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -108,7 +109,7 @@ pub struct GcReport {
 ///
 /// ```text
 /// sha256/ab/ab12…(64 hex).tar.gz   slugs, immutable, named by their sha256
-/// unpacked/ab12…/                   read-only trees, one per unpacked slug
+/// unpacked/ab12…/                   unpacked trees, one per slug (`unpacked/` is 0700)
 /// unpacked/.tmp-<hex>-<random>/     extractions in progress
 /// tmp/                              uploads and packs in progress
 /// ```
@@ -137,6 +138,11 @@ impl SlugStore {
         ] {
             fs::create_dir_all(&dir).map_err(|e| SlugError::io("cannot create", &dir, e))?;
         }
+        // The unpacked trees are writable by every user (see
+        // `Finish::Shared`): only root may reach them.
+        let unpacked = store.unpacked_dir();
+        fs::set_permissions(&unpacked, fs::Permissions::from_mode(0o700))
+            .map_err(|e| SlugError::io("cannot chmod", &unpacked, e))?;
         Ok(store)
     }
 
@@ -289,12 +295,13 @@ impl SlugStore {
         Ok(StoredSlug { digest, size })
     }
 
-    /// Unpacks the slug `digest` once and returns its read-only tree.
+    /// Unpacks the slug `digest` once and returns its tree, the lower layer
+    /// of dynos' `/app`.
     ///
     /// The first call re-hashes the stored file, extracts it into a private
     /// temp directory with all the checks of [`super::unpack_archive`],
-    /// makes it read-only (directories 0555, files 0444 or 0555 if
-    /// executable), syncs it and renames it to `unpacked/<hex>`. Later calls
+    /// opens its modes to every user (directories 0777, files 0666 or 0777
+    /// if executable: see `Finish::Shared`), syncs it and renames it to `unpacked/<hex>`. Later calls
     /// return that path at once. Concurrent callers each extract and the
     /// rename decides: losers delete their copy and return the winner's. On
     /// error nothing is left behind.
@@ -334,7 +341,7 @@ impl SlugStore {
             flate2::read::MultiGzDecoder::new(file),
             &tmp,
             &self.config.unpack_limits(),
-            Finish::ReadOnly,
+            Finish::Shared,
         )
         .and_then(|_| sync_tree(&tmp))
         .and_then(|()| match fs::rename(&tmp, &dest) {

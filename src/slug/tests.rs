@@ -997,12 +997,17 @@ fn unpack_is_idempotent_and_read_only() {
         fs::read_to_string(p1.join("Procfile")).expect("read to string"),
         "web: bin/web\n"
     );
-    assert_eq!(mode_of(&p1), 0o555);
-    assert_eq!(mode_of(&p1.join("lib/deep/er")), 0o555);
-    assert_eq!(mode_of(&p1.join("bin/web")), 0o555);
-    assert_eq!(mode_of(&p1.join("lib/suid")), 0o555);
-    assert_eq!(mode_of(&p1.join("Procfile")), 0o444);
-    assert_eq!(mode_of(&p1.join("secret")), 0o444);
+    assert_eq!(mode_of(&p1), 0o777);
+    assert_eq!(mode_of(&p1.join("lib/deep/er")), 0o777);
+    assert_eq!(mode_of(&p1.join("bin/web")), 0o777);
+    assert_eq!(mode_of(&p1.join("lib/suid")), 0o777, "setuid is never kept");
+    assert_eq!(mode_of(&p1.join("Procfile")), 0o666);
+    assert_eq!(mode_of(&p1.join("secret")), 0o666);
+    assert_eq!(
+        mode_of(&store.root().join("unpacked")),
+        0o700,
+        "only root reaches the shared trees"
+    );
     assert_eq!(
         fs::read_link(p1.join("lib/web")).expect("read link"),
         Path::new("../bin/web")

@@ -108,10 +108,15 @@ pub fn unpack_tar(
 pub(crate) enum Finish {
     /// Modes as archived (less setuid/setgid/sticky; directories keep u+rwx).
     AsArchived,
-    /// The store's immutable trees: directories 0555, files 0444, or 0555
-    /// when any execute bit is set, so any dyno user can read and run them
-    /// and nobody can change them (the Nix store's convention).
-    ReadOnly,
+    /// The store's shared trees, the lower layer of every dyno's `/app`
+    /// overlay: directories 0777, files 0666, or 0777 when any execute bit
+    /// is set. On Heroku the dyno's user owns `/app`; here each dyno has its
+    /// own dynamic user, so "everyone" stands in for "the owner": a dyno can
+    /// change any file under `/app`, and overlayfs copies it up into that
+    /// dyno's private layer. The tree itself stays unchanged because the
+    /// store's `unpacked/` is 0700 root: nothing but root and the overlays
+    /// reach it.
+    Shared,
 }
 
 /// Tar framing allowed per permitted entry on top of the data, before the
@@ -460,8 +465,8 @@ impl Extractor<'_> {
         }
         let mode = match self.finish {
             Finish::AsArchived => mode,
-            Finish::ReadOnly if mode & 0o111 != 0 => 0o555,
-            Finish::ReadOnly => 0o444,
+            Finish::Shared if mode & 0o111 != 0 => 0o777,
+            Finish::Shared => 0o666,
         };
         rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))
             .map_err(|e| SlugError::io("cannot chmod", self.path(key), e.into()))?;
@@ -597,15 +602,15 @@ impl Extractor<'_> {
                 .map_err(|e| SlugError::io("cannot open", self.path(&key), e.into()))?;
             let mode = match self.finish {
                 Finish::AsArchived => meta.mode | 0o700,
-                Finish::ReadOnly => 0o555,
+                Finish::Shared => 0o777,
             };
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
                 .map_err(|e| SlugError::io("cannot chmod", self.path(&key), e.into()))?;
             rustix::fs::futimens(&fd, &timestamps(meta.mtime))
                 .map_err(|e| SlugError::io("cannot set mtime of", self.path(&key), e.into()))?;
         }
-        if self.finish == Finish::ReadOnly {
-            rustix::fs::fchmod(&self.root, Mode::from_raw_mode(0o555))
+        if self.finish == Finish::Shared {
+            rustix::fs::fchmod(&self.root, Mode::from_raw_mode(0o777))
                 .map_err(|e| SlugError::io("cannot chmod", self.dest, e.into()))?;
         }
         Ok(())
