@@ -31,7 +31,9 @@ use zbus::zvariant::OwnedObjectPath;
 
 pub use error::SystemdError;
 pub use events::UnitEvent;
-pub use spec::{BindPath, Limits, Sandbox, ServiceSpec, Stdio};
+pub use spec::{
+    escape_path, BindPath, CycleTimer, Limits, OverlayMount, Sandbox, ServiceSpec, Stdio,
+};
 
 use error::{
     breaks_connection, error_message, error_name, ALREADY_SUBSCRIBED, INVALID_ARGS, NO_SUCH_UNIT,
@@ -92,6 +94,8 @@ pub struct UnitStatus {
     pub active_enter_timestamp_usec: u64,
 }
 
+/// `CLD_EXITED`: the main process exited.
+const CLD_EXITED: i32 = 1;
 /// `CLD_KILLED`: the main process was killed by a signal.
 const CLD_KILLED: i32 = 2;
 /// `SIGKILL`.
@@ -100,13 +104,19 @@ const SIGKILL: i32 = 9;
 impl UnitStatus {
     /// Whether the unit most likely died of its memory limit. cgroup v2 says
     /// so (`Result` `oom-kill`). cgroup v1 has no OOM events for systemd:
-    /// the kernel's SIGKILL shows as `Result` `signal` with status 9, so
-    /// with a `MemoryMax=` set, an unrequested SIGKILL is counted as OOM.
+    /// the kernel's SIGKILL shows as `Result` `signal` with status 9, or,
+    /// when the killed process was the child of a shell (`sh -c` does not
+    /// always exec its last command), as the shell's exit status 137
+    /// (128 + SIGKILL). With a `MemoryMax=` set, an unrequested SIGKILL is
+    /// counted as OOM; the caller rules out the kills it sent itself.
     pub fn oom_killed(&self) -> bool {
         self.result == "oom-kill"
             || (self.result == "signal"
                 && self.exec_main_code == CLD_KILLED
                 && self.exec_main_status == SIGKILL)
+            || (self.result == "exit-code"
+                && self.exec_main_code == CLD_EXITED
+                && self.exec_main_status == 128 + SIGKILL)
     }
 }
 
@@ -282,11 +292,16 @@ impl Systemd {
                 reason,
             })?;
         let properties = spec.properties(self.cgroup_v2);
-        let (name, properties) = (&unit, &properties);
+        let aux_owned = spec.aux_units();
+        let aux: Vec<proxies::AuxUnit<'_>> = aux_owned
+            .iter()
+            .map(|(name, props)| (name.as_str(), props.as_slice()))
+            .collect();
+        let (name, properties, aux) = (&unit, &properties, &aux);
         let outcome = self
             .run_job(&unit, "start", "StartTransientUnit", |manager| async move {
                 manager
-                    .start_transient_unit(name, "fail", properties, &[])
+                    .start_transient_unit(name, "fail", properties, aux)
                     .await
             })
             .await?;
@@ -662,6 +677,8 @@ mod tests {
         assert!(status("signal", 2, 9).oom_killed());
         assert!(!status("signal", 2, 15).oom_killed());
         assert!(!status("exit-code", 1, 9).oom_killed());
+        assert!(status("exit-code", 1, 137).oom_killed(), "a shell's child");
+        assert!(!status("exit-code", 1, 143).oom_killed());
     }
 
     #[test]

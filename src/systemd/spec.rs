@@ -81,6 +81,76 @@ pub struct ServiceSpec {
     pub socket_bind_port: Option<u16>,
     /// Where stdin, stdout and stderr go.
     pub stdio: Stdio,
+    /// An overlay that systemd mounts before the service starts and
+    /// unmounts once it is inactive (see [`OverlayMount`]).
+    pub overlay: Option<OverlayMount>,
+    /// A timer created with the service (see [`CycleTimer`]).
+    pub cycle_timer: Option<CycleTimer>,
+}
+
+/// An overlay file system made by PID 1 as a transient `.mount` unit,
+/// created in the same call as the service, pulled in by it
+/// (`Requires=` + `After=`) and unmounted when no active unit needs it
+/// (`StopWhenUnneeded=`). corrald cannot mount it itself: it runs in its
+/// own mount namespace, which the host and the service do not see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayMount {
+    /// The read-only lower layer.
+    pub lower: String,
+    /// The writable upper layer, on a file system that supports overlay
+    /// upper layers (tmpfs, ext4, xfs, btrfs; not overlayfs).
+    pub upper: String,
+    /// The overlay's work directory, on the upper layer's file system.
+    pub work: String,
+    /// Where the merged tree is mounted; the unit is named after it.
+    pub mount_point: String,
+}
+
+impl OverlayMount {
+    /// The mount unit's name: the mount point escaped like
+    /// `systemd-escape --path`, plus `.mount`.
+    pub fn unit_name(&self) -> String {
+        format!("{}.mount", escape_path(&self.mount_point))
+    }
+}
+
+/// A one-shot timer made with the service and named after it
+/// (`<name>.timer`). A timer activates the service of its own name; for a
+/// running service that is a no-op, so the timer only marks a moment: it
+/// turns `elapsed` and stays so, for the service's owner to act on. It is
+/// bound to the service (`BindsTo=`), so it goes when the service stops or
+/// fails and never starts a dead one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleTimer {
+    /// `OnActiveSec=`: how long after the start the timer elapses.
+    pub after: Duration,
+    /// `RandomizedDelaySec=`: a random extra delay up to this long.
+    pub randomized_delay: Duration,
+    /// `Description=`.
+    pub description: String,
+}
+
+/// systemd's path escaping (`unit_name_path_escape`): `/` separators become
+/// `-`, and every byte outside `[A-Za-z0-9:_.]`, or a leading `.`, becomes
+/// `\xNN`.
+pub fn escape_path(path: &str) -> String {
+    let trimmed: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    if trimmed.is_empty() {
+        return "-".to_owned();
+    }
+    let joined = trimmed.join("/");
+    let mut out = String::with_capacity(joined.len());
+    for (i, b) in joined.bytes().enumerate() {
+        match b {
+            b'/' => out.push('-'),
+            b'.' if i == 0 => out.push_str("\\x2e"),
+            b if b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.') => {
+                out.push(char::from(b));
+            }
+            b => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
 }
 
 /// One bind mount into the unit's mount namespace.
@@ -165,7 +235,66 @@ impl ServiceSpec {
             runtime_max: None,
             socket_bind_port: None,
             stdio: Stdio::Journal,
+            overlay: None,
+            cycle_timer: None,
         }
+    }
+
+    /// The timer's name, when the spec has one.
+    pub fn timer_name(&self) -> Option<String> {
+        self.cycle_timer.as_ref().map(|_| {
+            let stem = self.name.strip_suffix(".service").unwrap_or(&self.name);
+            format!("{stem}.timer")
+        })
+    }
+
+    /// The units created in the same `StartTransientUnit` call: the
+    /// overlay mount and the cycle timer. systemd loads them, and the
+    /// service's dependencies start them.
+    pub(super) fn aux_units(&self) -> Vec<(String, Vec<Property<'_>>)> {
+        let mut units = Vec::new();
+        if let Some(overlay) = &self.overlay {
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                overlay.lower, overlay.upper, overlay.work
+            );
+            units.push((
+                overlay.unit_name(),
+                vec![
+                    (
+                        "Description",
+                        Value::from(format!("Writable /app of {}", self.description)),
+                    ),
+                    ("What", Value::from("overlay")),
+                    ("Type", Value::from("overlay")),
+                    ("Options", Value::from(options)),
+                    ("StopWhenUnneeded", Value::from(true)),
+                    ("CollectMode", Value::from("inactive-or-failed")),
+                ],
+            ));
+        }
+        if let (Some(timer), Some(name)) = (&self.cycle_timer, self.timer_name()) {
+            units.push((
+                name,
+                vec![
+                    ("Description", str_value(&timer.description)),
+                    (
+                        "TimersMonotonic",
+                        Value::from(vec![("OnActiveSec", usec(timer.after))]),
+                    ),
+                    (
+                        "RandomizedDelayUSec",
+                        Value::from(usec(timer.randomized_delay)),
+                    ),
+                    // The default (one minute) would blur short test periods.
+                    ("AccuracyUSec", Value::from(1_000_000u64)),
+                    ("RemainAfterElapse", Value::from(true)),
+                    ("BindsTo", Value::from(vec![self.name.as_str()])),
+                    ("CollectMode", Value::from("inactive-or-failed")),
+                ],
+            ));
+        }
+        units
     }
 
     /// Checks what systemd would reject with a vaguer message, or what
@@ -217,6 +346,21 @@ impl ServiceSpec {
                 ));
             }
         }
+        if let Some(overlay) = &self.overlay {
+            for path in [
+                &overlay.lower,
+                &overlay.upper,
+                &overlay.work,
+                &overlay.mount_point,
+            ] {
+                // The mount options are one comma- and colon-separated string.
+                if !path.starts_with('/') || path.contains([',', ':', '\\', '\0']) {
+                    return Err(format!(
+                        "overlay path {path:?} must be absolute and free of ',', ':' and '\\'"
+                    ));
+                }
+            }
+        }
         let strings = [&self.name, &self.description]
             .into_iter()
             .chain(&self.slice)
@@ -264,6 +408,14 @@ impl ServiceSpec {
         ];
         if let Some(slice) = &self.slice {
             p.push(("Slice", str_value(slice)));
+        }
+        if let Some(overlay) = &self.overlay {
+            let mount = overlay.unit_name();
+            p.push(("Requires", Value::from(vec![mount.clone()])));
+            p.push(("After", Value::from(vec![mount])));
+        }
+        if let Some(timer) = self.timer_name() {
+            p.push(("Wants", Value::from(vec![timer])));
         }
         // (path, argv, ignore failure). systemd substitutes `$VAR` in argv
         // at exec time, and `$$` yields a literal `$`.
@@ -495,6 +647,8 @@ mod tests {
             runtime_max: None,
             socket_bind_port: Some(5000),
             stdio: Stdio::Journal,
+            overlay: None,
+            cycle_timer: None,
         }
     }
 
@@ -617,6 +771,76 @@ StandardError="journal"
         assert!(props
             .iter()
             .any(|(_, v)| matches!(v, Value::Fd(_)) && v.value_signature() == "h"));
+    }
+
+    #[test]
+    fn paths_escape_like_systemd_escape() {
+        assert_eq!(
+            escape_path("/run/corral/dynos/ab12/fs/app"),
+            "run-corral-dynos-ab12-fs-app"
+        );
+        assert_eq!(escape_path("//var/lib/my-state/"), "var-lib-my\\x2dstate");
+        assert_eq!(escape_path("/.hidden/a b"), "\\x2ehidden-a\\x20b");
+        assert_eq!(escape_path("/"), "-");
+    }
+
+    #[test]
+    fn the_overlay_and_the_timer_come_with_the_service() {
+        let mut spec = dyno();
+        spec.name = "corral-demo-web.1@3.service".to_owned();
+        spec.overlay = Some(OverlayMount {
+            lower: "/var/lib/corral/slugs/unpacked/ab".to_owned(),
+            upper: "/run/corral/dynos/x/fs/upper".to_owned(),
+            work: "/run/corral/dynos/x/fs/work".to_owned(),
+            mount_point: "/run/corral/dynos/x/fs/app".to_owned(),
+        });
+        spec.cycle_timer = Some(CycleTimer {
+            after: Duration::from_secs(86_400),
+            randomized_delay: Duration::from_secs(216 * 60),
+            description: "Daily cycling".to_owned(),
+        });
+        assert!(spec.validate().is_ok(), "{:?}", spec.validate());
+        let main = render(&spec.properties(true));
+        assert!(
+            main.contains("Requires=[\"run-corral-dynos-x-fs-app.mount\"]\n"),
+            "{main}"
+        );
+        assert!(
+            main.contains("After=[\"run-corral-dynos-x-fs-app.mount\"]\n"),
+            "{main}"
+        );
+        assert!(
+            main.contains("Wants=[\"corral-demo-web.1@3.timer\"]\n"),
+            "{main}"
+        );
+        let aux = spec.aux_units();
+        let names: Vec<&str> = aux.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "run-corral-dynos-x-fs-app.mount",
+                "corral-demo-web.1@3.timer"
+            ]
+        );
+        let mount = render(&aux[0].1);
+        assert!(mount.contains("Options=\"lowerdir=/var/lib/corral/slugs/unpacked/ab,upperdir=/run/corral/dynos/x/fs/upper,workdir=/run/corral/dynos/x/fs/work\"\n"), "{mount}");
+        assert!(mount.contains("StopWhenUnneeded=true\n"), "{mount}");
+        let timer = render(&aux[1].1);
+        assert!(
+            timer.contains("TimersMonotonic=[(\"OnActiveSec\", uint64 86400000000)]\n"),
+            "{timer}"
+        );
+        assert!(
+            timer.contains("RandomizedDelayUSec=uint64 12960000000\n"),
+            "{timer}"
+        );
+        assert!(
+            timer.contains("BindsTo=[\"corral-demo-web.1@3.service\"]\n"),
+            "{timer}"
+        );
+
+        spec.overlay.as_mut().expect("overlay").lower = "/var/lib/a,b".to_owned();
+        assert!(spec.validate().expect_err("comma").contains("overlay path"));
     }
 
     #[test]
