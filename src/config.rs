@@ -82,6 +82,13 @@ pub struct DynosConfig {
     pub reconcile_interval_secs: u64,
     /// Seconds a web dyno has to bind `$PORT` before R10 (Heroku: 60).
     pub boot_timeout_secs: u64,
+    /// Seconds after its start that a dyno is cycled (restarted, web dynos
+    /// rolling), by a systemd timer per dyno. Heroku: daily, 86400; 0 turns
+    /// cycling off.
+    pub cycle_interval_secs: u64,
+    /// Up to this many extra seconds, chosen at random per dyno, so dynos
+    /// do not cycle together. Heroku: 216 minutes, 12960.
+    pub cycle_jitter_secs: u64,
 }
 
 impl Default for DynosConfig {
@@ -94,6 +101,8 @@ impl Default for DynosConfig {
             stop_timeout_secs: 30,
             reconcile_interval_secs: 10,
             boot_timeout_secs: 60,
+            cycle_interval_secs: 24 * 60 * 60,
+            cycle_jitter_secs: 216 * 60,
         }
     }
 }

@@ -7,11 +7,21 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use corral::model::UnitName;
 use corral::sandbox::{Sandbox, SandboxOptions};
 use support::{corral_cli, free_port, ok, wait_for};
 
-/// `dyno unit -> (active state, main pid)` for the app's dyno units.
-fn dyno_units(sandbox: &Sandbox) -> BTreeMap<String, (String, u32)> {
+/// One generation of a dyno as systemd shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    unit: String,
+    generation: u32,
+    state: String,
+    pid: u32,
+}
+
+/// Every dyno unit systemd has loaded: `(dyno, generation) -> what it is`.
+fn all_units(sandbox: &Sandbox) -> BTreeMap<(String, u32), Seen> {
     let out = sandbox
         .run(&[
             "systemctl",
@@ -29,22 +39,78 @@ fn dyno_units(sandbox: &Sandbox) -> BTreeMap<String, (String, u32)> {
         else {
             continue;
         };
+        let Some((_, dyno, generation)) = UnitName::parse_dyno_unit(name) else {
+            continue;
+        };
         let pid = sandbox
             .run(&["systemctl", "show", "-p", "MainPID", "--value", name])
             .ok()
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or(0);
-        units.insert(name.to_owned(), (active.to_owned(), pid));
+        let generation = generation.unwrap_or(0);
+        units.insert(
+            (dyno.to_string(), generation),
+            Seen {
+                unit: name.to_owned(),
+                generation,
+                state: active.to_owned(),
+                pid,
+            },
+        );
     }
     units
 }
 
-fn active(units: &BTreeMap<String, (String, u32)>) -> Vec<String> {
+/// `dyno -> its newest generation`.
+fn dyno_units(sandbox: &Sandbox) -> BTreeMap<String, Seen> {
+    all_units(sandbox)
+        .into_iter()
+        .map(|((dyno, _), seen)| (dyno, seen))
+        .collect()
+}
+
+fn active(units: &BTreeMap<String, Seen>) -> Vec<String> {
     units
         .iter()
-        .filter(|(_, (state, _))| state == "active")
+        .filter(|(_, seen)| seen.state == "active")
         .map(|(name, _)| name.clone())
         .collect()
+}
+
+/// The unit of the newest generation of `dyno`.
+fn unit(sandbox: &Sandbox, dyno: &str) -> String {
+    dyno_units(sandbox)
+        .get(dyno)
+        .map(|s| s.unit.clone())
+        .unwrap_or_default()
+}
+
+/// [`wait_for`], printing `context()` (e.g. corrald's journal) on timeout.
+fn wait_for_or<T>(
+    what: &str,
+    timeout: Duration,
+    context: impl Fn() -> String,
+    check: impl FnMut() -> Option<T>,
+) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(what, timeout, check)
+    })) {
+        Ok(value) => value,
+        Err(_) => panic!("timed out waiting for {what}; context:\n{}", context()),
+    }
+}
+
+fn journal(sandbox: &Sandbox) -> String {
+    sandbox
+        .run(&[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "cat",
+            "-u",
+            "corrald.service",
+        ])
+        .unwrap_or_default()
 }
 
 /// Boots a host running corrald, creates the app `demo` and deploys a
@@ -71,54 +137,47 @@ fn deployed_demo(prefix: &str, extra_config: &str, procfile: &str) -> (Sandbox, 
     (sandbox, home)
 }
 
-fn unit(dyno: &str) -> String {
-    format!("corral-demo-{dyno}.service")
-}
-
 #[test]
 fn dynos_follow_the_formation_on_a_real_systemd() {
     let (sandbox, home) = deployed_demo(
         "dy",
         "",
         "web: python3 -m http.server $PORT --bind 127.0.0.1\nworker: sleep 100000\n\
-         probe: touch /etc/x && echo WROTE-ETC; touch /app/x && echo WROTE-APP; ls /var/lib/corral && echo READ-STATE; touch /tmp/ok && echo TMP-OK; id -u; exec sleep 100000\n",
+         probe: [ -e /app/x ] && echo SAW-OLD-WRITE; touch /etc/x && echo WROTE-ETC; touch /app/x && echo WROTE-APP; echo changed > /app/index.html && echo CHANGED-SLUG; ls /var/lib/corral && echo READ-STATE; cat /run/corral/dynos/*/fs/app/index.html && echo READ-OTHER; touch /tmp/ok && echo TMP-OK; exec sleep 100000\n",
     );
     let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
 
     // A first deploy with a web type runs web.1.
     let timeout = Duration::from_secs(60);
     wait_for("web.1 to run", timeout, || {
-        (active(&dyno_units(&sandbox)) == [unit("web.1")]).then_some(())
+        (active(&dyno_units(&sandbox)) == ["web.1"]).then_some(())
     });
+    let web1 = unit(&sandbox, "web.1");
+    assert_eq!(web1, "corral-demo-web.1@1.service");
     let description = sandbox
-        .run(&[
-            "systemctl",
-            "show",
-            "-p",
-            "Description",
-            "--value",
-            &unit("web.1"),
-        ])
+        .run(&["systemctl", "show", "-p", "Description", "--value", &web1])
         .expect("show");
     assert_eq!(description.trim(), "Corral dyno web.1 of app demo (v2)");
+    let status = sandbox
+        .run(&["systemctl", "status", "--no-pager", "--lines=0", &web1])
+        .expect("status");
+    assert!(
+        status.contains("Corral dyno web.1 of app demo (v2)"),
+        "{status}"
+    );
+    assert!(status.contains("corral-demo.slice"), "{status}");
 
     // The web dyno serves the slug on $PORT.
-    let env = sandbox
-        .run(&[
-            "systemctl",
-            "show",
-            "-p",
-            "Environment",
-            "--value",
-            &unit("web.1"),
-        ])
-        .expect("env");
-    let port: u16 = env
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("PORT="))
-        .and_then(|p| p.parse().ok())
-        .expect("PORT in the environment");
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let port_of = |unit: &str| -> u16 {
+        let env = sandbox
+            .run(&["systemctl", "show", "-p", "Environment", "--value", unit])
+            .expect("env");
+        env.split_whitespace()
+            .find_map(|kv| kv.strip_prefix("PORT="))
+            .and_then(|p| p.parse().ok())
+            .expect("PORT in the environment")
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port_of(&web1)));
     let page = wait_for("the web dyno to answer", timeout, || {
         support::try_http(addr, "GET", "/index.html", &[], None).ok()
     });
@@ -127,17 +186,15 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
 
     // Scale up, then down: the units follow.
     ok(&cli(&["ps:scale", "-a", "demo", "web=3", "worker=2"]));
-    let all = ["web.1", "web.2", "web.3", "worker.1", "worker.2"]
-        .map(unit)
-        .to_vec();
+    let all = ["web.1", "web.2", "web.3", "worker.1", "worker.2"].map(String::from);
     wait_for("five dynos", timeout, || {
         (active(&dyno_units(&sandbox)) == all).then_some(())
     });
     ok(&cli(&["ps:scale", "-a", "demo", "web=1"]));
-    let fewer = ["web.1", "worker.1", "worker.2"].map(unit).to_vec();
+    let fewer = ["web.1", "worker.1", "worker.2"].map(String::from);
     wait_for("three dynos", timeout, || {
-        let units = dyno_units(&sandbox);
-        (active(&units) == fewer && units.len() == 3).then_some(())
+        let units = all_units(&sandbox);
+        (active(&dyno_units(&sandbox)) == fewer && units.len() == 3).then_some(())
     });
 
     // The API lists them as up.
@@ -147,15 +204,15 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
         .parse()
         .expect("api");
     let auth = format!("Bearer {}", sandbox.token);
-    let dynos = support::http(
-        api,
-        "GET",
-        "/apps/demo/dynos",
-        &[("Authorization", &auth)],
-        None,
-    )
-    .json();
-    let states: Vec<(String, String)> = dynos
+    let states = || -> Vec<(String, String)> {
+        support::http(
+            api,
+            "GET",
+            "/apps/demo/dynos",
+            &[("Authorization", &auth)],
+            None,
+        )
+        .json()
         .as_array()
         .expect("array")
         .iter()
@@ -165,9 +222,10 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
                 d["state"].as_str().unwrap_or("").to_owned(),
             )
         })
-        .collect();
+        .collect()
+    };
     assert_eq!(
-        states,
+        states(),
         [("web.1", "up"), ("worker.1", "up"), ("worker.2", "up")]
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
             .to_vec()
@@ -181,20 +239,20 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
     assert!(out.contains("worker.2: up "), "{out}");
 
     // ps:restart gives a dyno a fresh process without counting a crash.
-    let (_, old_pid) = dyno_units(&sandbox)[&unit("worker.2")].clone();
+    let old = dyno_units(&sandbox)["worker.2"].clone();
     let (_, err) = ok(&cli(&["ps:restart", "worker.2", "-a", "demo"]));
     assert!(
         err.contains("Restarting dyno worker.2 on ⬢ demo... done"),
         "{err}"
     );
     wait_for("worker.2 restarted", timeout, || {
-        let (state, pid) = dyno_units(&sandbox).get(&unit("worker.2"))?.clone();
-        (state == "active" && pid != 0 && pid != old_pid).then_some(())
+        let seen = dyno_units(&sandbox).get("worker.2")?.clone();
+        (seen.state == "active" && seen.pid != 0 && seen.pid != old.pid).then_some(())
     });
 
     // SIGKILL corrald: systemd restarts it, it adopts the units, and no
     // dyno is restarted (same main PIDs).
-    let before = dyno_units(&sandbox);
+    let before = all_units(&sandbox);
     sandbox
         .run(&["systemctl", "kill", "--signal=SIGKILL", "corrald.service"])
         .expect("kill corrald");
@@ -206,43 +264,50 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
     ok(&cli(&["ps:scale", "-a", "demo", "worker=3"]));
     wait_for("worker.3", timeout, || {
         dyno_units(&sandbox)
-            .get(&unit("worker.3"))
-            .is_some_and(|(state, _)| state == "active")
+            .get("worker.3")
+            .is_some_and(|seen| seen.state == "active")
             .then_some(())
     });
-    let after = dyno_units(&sandbox);
+    let after = all_units(&sandbox);
     for (name, seen) in &before {
         assert_eq!(
             after.get(name),
             Some(seen),
-            "{name} was adopted, not restarted"
+            "{name:?} was adopted, not restarted"
         );
     }
     ok(&cli(&["ps:scale", "-a", "demo", "worker=2"]));
     wait_for("worker.3 gone", timeout, || {
-        (!dyno_units(&sandbox).contains_key(&unit("worker.3"))).then_some(())
+        (!dyno_units(&sandbox).contains_key("worker.3")).then_some(())
     });
 
-    // A crashed dyno is restarted (the first time at once).
-    let (_, old_pid) = after[&unit("worker.1")].clone();
+    // A crashed dyno is restarted (the first time at once), as a new
+    // generation.
+    let old = dyno_units(&sandbox)["worker.1"].clone();
     sandbox
-        .run(&["systemctl", "kill", "--signal=SIGKILL", &unit("worker.1")])
+        .run(&["systemctl", "kill", "--signal=SIGKILL", &old.unit])
         .expect("kill worker.1");
-    let new_pid = wait_for("worker.1 to be restarted", timeout, || {
-        let (state, pid) = dyno_units(&sandbox).get(&unit("worker.1"))?.clone();
-        (state == "active" && pid != 0 && pid != old_pid).then_some(pid)
+    let new = wait_for("worker.1 to be restarted", timeout, || {
+        let seen = dyno_units(&sandbox).get("worker.1")?.clone();
+        (seen.state == "active" && seen.generation > old.generation).then_some(seen)
     });
-    assert_ne!(new_pid, old_pid);
+    assert_ne!(new.pid, old.pid);
+    wait_for("the dead generation to be cleaned up", timeout, || {
+        (!all_units(&sandbox).contains_key(&("worker.1".to_owned(), old.generation))).then_some(())
+    });
 
-    // A config change is a new release: dynos are replaced, and the value
-    // reaches the process byte for byte.
+    // A config change is a new release: web.1 rolls (the new generation is
+    // up before the old one is stopped), the worker is replaced, and the
+    // value reaches the process byte for byte.
+    let old_web = dyno_units(&sandbox)["web.1"].clone();
     ok(&cli(&[
         "config:set",
         "-a",
         "demo",
         "TRICKY=%n $HOME ${X} \\ \"",
     ]));
-    let pid = wait_for("web.1 on v3", timeout, || {
+    let new_web = wait_for("web.1 on v3", timeout, || {
+        let seen = dyno_units(&sandbox).get("web.1")?.clone();
         let d = sandbox
             .run(&[
                 "systemctl",
@@ -250,14 +315,31 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
                 "-p",
                 "Description",
                 "--value",
-                &unit("web.1"),
+                &seen.unit,
             ])
             .ok()?;
-        let (state, pid) = dyno_units(&sandbox).get(&unit("web.1"))?.clone();
-        (d.contains("(v3)") && state == "active").then_some(pid)
+        (d.contains("(v3)") && seen.state == "active").then_some(seen)
     });
+    assert!(new_web.generation > old_web.generation);
+    wait_for("the old web.1 to stop", timeout, || {
+        (!all_units(&sandbox).contains_key(&("web.1".to_owned(), old_web.generation))).then_some(())
+    });
+    let log = journal(&sandbox);
+    let rolled = log.rfind("Restarting").expect("a restart was logged");
+    let tail = &log[rolled..];
+    let up = tail
+        .find("State changed from starting to up")
+        .expect("the new web.1 came up");
+    let stopped = tail
+        .find("Stopping all processes with SIGTERM")
+        .expect("the old web.1 was stopped");
+    assert!(
+        up < stopped,
+        "the old web dyno stopped before the new one was up:\n{tail}"
+    );
+    assert_ne!(port_of(&new_web.unit), 0);
     let environ = sandbox
-        .run(&["cat", &format!("/proc/{pid}/environ")])
+        .run(&["cat", &format!("/proc/{}/environ", new_web.pid)])
         .expect("environ");
     assert!(
         environ
@@ -267,28 +349,42 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
     );
     assert!(environ.split('\0').any(|kv| kv == "DYNO=web.1"));
 
-    // Isolation: each dyno has its own dynamic user; a dyno writes only to
-    // /tmp (its /app is the shared read-only slug) and cannot see corrald's
-    // state, where other apps' slugs live.
+    // Isolation: each dyno has its own dynamic user; a dyno writes to /app
+    // (its own layer over the shared slug) and /tmp, nowhere else, and
+    // cannot see corrald's state or another dyno's /app.
     ok(&cli(&["ps:scale", "-a", "demo", "probe=1"]));
-    let probe_log = wait_for("the probe's report", timeout, || {
-        let log = sandbox
-            .run(&[
-                "journalctl",
-                "--no-pager",
-                "-o",
-                "cat",
-                "-u",
-                &unit("probe.1"),
-            ])
-            .ok()?;
-        log.contains("TMP-OK").then_some(log)
+    let probe_log = |seen: &Seen| {
+        sandbox
+            .run(&["journalctl", "--no-pager", "-o", "cat", "-u", &seen.unit])
+            .unwrap_or_default()
+    };
+    let probe = wait_for("the probe's report", timeout, || {
+        let seen = dyno_units(&sandbox).get("probe.1")?.clone();
+        probe_log(&seen).contains("TMP-OK").then_some(seen)
     });
-    for forbidden in ["WROTE-ETC", "WROTE-APP", "READ-STATE"] {
-        assert!(!probe_log.contains(forbidden), "{forbidden}: {probe_log}");
+    let report = probe_log(&probe);
+    for wanted in ["WROTE-APP", "CHANGED-SLUG", "TMP-OK"] {
+        assert!(report.contains(wanted), "{wanted}: {report}");
     }
+    for forbidden in ["SAW-OLD-WRITE", "WROTE-ETC", "READ-STATE", "READ-OTHER"] {
+        assert!(!report.contains(forbidden), "{forbidden}: {report}");
+    }
+    // The probe's change to index.html stayed in its own layer.
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port_of(&new_web.unit)));
+    let page = support::http(addr, "GET", "/index.html", &[], None);
+    assert_eq!(page.body, "hello from a dyno\n");
+    // A restart starts from the slug again: the old writes are gone.
+    ok(&cli(&["ps:restart", "probe.1", "-a", "demo"]));
+    let again = wait_for("the restarted probe's report", timeout, || {
+        let seen = dyno_units(&sandbox).get("probe.1")?.clone();
+        (seen.generation > probe.generation && probe_log(&seen).contains("TMP-OK")).then_some(seen)
+    });
+    let report = probe_log(&again);
+    assert!(report.contains("WROTE-APP"), "{report}");
+    assert!(!report.contains("SAW-OLD-WRITE"), "{report}");
+
     let uid_of = |dyno: &str| {
-        let (_, pid) = dyno_units(&sandbox)[&unit(dyno)].clone();
+        let pid = dyno_units(&sandbox)[dyno].pid;
         sandbox
             .run(&["sh", "-c", &format!("grep ^Uid: /proc/{pid}/status")])
             .expect("status")
@@ -304,12 +400,19 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
         "dynamic users: {web_uid} {worker_uid}"
     );
 
-    // Scaling to zero stops everything.
+    // Scaling to zero stops everything, overlays and runtime files too.
     ok(&cli(&[
         "ps:scale", "-a", "demo", "web=0", "worker=0", "probe=0",
     ]));
     wait_for("no dynos", timeout, || {
-        dyno_units(&sandbox).is_empty().then_some(())
+        all_units(&sandbox).is_empty().then_some(())
+    });
+    wait_for("no overlays and no runtime files", timeout, || {
+        let mounts = sandbox
+            .run(&["findmnt", "-rn", "-t", "overlay", "-o", "TARGET"])
+            .ok()?;
+        let files = sandbox.run(&["ls", "/run/corral/dynos"]).ok()?;
+        (!mounts.contains("/run/corral") && files.trim().is_empty()).then_some(())
     });
     sandbox.stop().expect("teardown");
 }
@@ -326,52 +429,120 @@ fn boot_and_exit_timeouts_are_enforced_with_r10_and_r12() {
     let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
     ok(&cli(&["ps:scale", "-a", "demo", "worker=1"]));
     let timeout = Duration::from_secs(60);
-    let journal = || {
-        sandbox
-            .run(&[
-                "journalctl",
-                "--no-pager",
-                "-o",
-                "cat",
-                "-u",
-                "corrald.service",
-            ])
-            .unwrap_or_default()
-    };
 
-    let first_pid = wait_for("web.1 to run", timeout, || {
-        let (state, pid) = dyno_units(&sandbox).get(&unit("web.1"))?.clone();
-        (state == "active").then_some(pid)
+    let first = wait_for("web.1 to run", timeout, || {
+        let seen = dyno_units(&sandbox).get("web.1")?.clone();
+        (seen.state == "active").then_some(seen)
     });
-    let deadline = std::time::Instant::now() + timeout;
-    while !journal().contains("Error R10 (Boot timeout)") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no R10 in:\n{}",
-            journal()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // Killed, counted as a crash, and started again.
+    wait_for("R10", timeout, || {
+        journal(&sandbox)
+            .contains("Error R10 (Boot timeout)")
+            .then_some(())
+    });
+    // Killed, counted as a crash (not as R15), and started again.
     wait_for("web.1 to be restarted", timeout, || {
-        let (state, pid) = dyno_units(&sandbox).get(&unit("web.1"))?.clone();
-        (state == "active" && pid != first_pid && pid != 0).then_some(())
+        let seen = dyno_units(&sandbox).get("web.1")?.clone();
+        (seen.state == "active" && seen.generation > first.generation).then_some(())
     });
+    assert!(!journal(&sandbox).contains("R15"), "{}", journal(&sandbox));
 
     wait_for("worker.1 to run", timeout, || {
         dyno_units(&sandbox)
-            .get(&unit("worker.1"))
-            .is_some_and(|(state, _)| state == "active")
+            .get("worker.1")
+            .is_some_and(|seen| seen.state == "active")
             .then_some(())
     });
     ok(&cli(&["ps:scale", "-a", "demo", "worker=0"]));
     wait_for("worker.1 gone", timeout, || {
-        (!dyno_units(&sandbox).contains_key(&unit("worker.1"))).then_some(())
+        (!dyno_units(&sandbox).contains_key("worker.1")).then_some(())
     });
     assert!(
-        journal().contains("Error R12 (Exit timeout)"),
+        journal(&sandbox).contains("Error R12 (Exit timeout)"),
         "{}",
-        journal()
+        journal(&sandbox)
     );
+    sandbox.stop().expect("teardown");
+}
+
+#[test]
+fn dynos_cycle_by_their_timers_and_the_kernel_enforces_their_size() {
+    // A short cycle; a worker that outgrows standard-1X (512 MB).
+    let (sandbox, home) = deployed_demo(
+        "dc",
+        "[dynos]\ncycle-interval-secs = 4\ncycle-jitter-secs = 1\nport-range-start = 31100\nport-range-end = 31199\n",
+        "web: python3 -m http.server $PORT --bind 127.0.0.1\nhog: python3 -c 'x = b\"x\" * (900 << 20); import time; time.sleep(1000)'\n",
+    );
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
+    let timeout = Duration::from_secs(60);
+
+    let first = wait_for("web.1 to run", timeout, || {
+        let seen = dyno_units(&sandbox).get("web.1")?.clone();
+        (seen.state == "active").then_some(seen)
+    });
+    let timers = sandbox
+        .run(&[
+            "systemctl",
+            "list-timers",
+            "--all",
+            "--no-pager",
+            "corral-*",
+        ])
+        .expect("list-timers");
+    let timer = first.unit.replace(".service", ".timer");
+    assert!(timers.contains(&timer), "{timers}");
+    assert!(
+        timers.contains(&first.unit),
+        "the timer activates the dyno: {timers}"
+    );
+    let cycled = wait_for_or(
+        "web.1 to cycle",
+        timeout,
+        || journal(&sandbox),
+        || {
+            let seen = dyno_units(&sandbox).get("web.1")?.clone();
+            (seen.state == "active" && seen.generation > first.generation).then_some(seen)
+        },
+    );
+    assert!(
+        journal(&sandbox).contains("Cycling"),
+        "{}",
+        journal(&sandbox)
+    );
+    wait_for("the old generation and its timer to go", timeout, || {
+        let units = all_units(&sandbox);
+        let timers = sandbox
+            .run(&[
+                "systemctl",
+                "list-timers",
+                "--all",
+                "--no-pager",
+                "corral-*",
+            ])
+            .ok()?;
+        (!units.contains_key(&("web.1".to_owned(), first.generation)) && !timers.contains(&timer))
+            .then_some(())
+    });
+    assert_ne!(cycled.pid, first.pid);
+
+    // The kernel kills the hog at 512 MB; R15 is logged, and it restarts.
+    ok(&cli(&["ps:scale", "-a", "demo", "hog=1", "web=0"]));
+    wait_for_or(
+        "R15",
+        timeout,
+        || journal(&sandbox),
+        || {
+            journal(&sandbox)
+                .contains("Error R15 (Memory quota vastly exceeded)")
+                .then_some(())
+        },
+    );
+    wait_for("the hog to be restarted", timeout, || {
+        all_units(&sandbox)
+            .keys()
+            .filter(|(dyno, _)| dyno == "hog.1")
+            .any(|(_, generation)| *generation > 1)
+            .then_some(())
+    });
+    ok(&cli(&["ps:scale", "-a", "demo", "hog=0"]));
     sandbox.stop().expect("teardown");
 }

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::{json, types, Api, ApiResponse};
-use crate::model::{DynoName, UnitName};
+use crate::model::DynoName;
 use crate::state::{self, AppRef};
 
 /// A stable id per unit, so clients can tell dynos apart.
@@ -79,12 +79,12 @@ impl Api {
             return Err(ApiError::NotFound("Couldn't find that dyno.".to_owned()));
         }
         for record in chosen {
-            let unit = UnitName::dyno(&found.name, &record.name);
+            let unit = record.unit.as_str();
             tracing::info!(target: "corral::platform", app = %found.name, dyno = %record.name, "Restarting");
             self.systemd
-                .stop_unit(unit.as_str())
+                .stop_unit(unit)
                 .await
-                .and(self.systemd.reset_failed(unit.as_str()).await)
+                .and(self.systemd.reset_failed(unit).await)
                 .map_err(|e| {
                     tracing::error!(request_id = rid, error = %e, "restart failed");
                     ApiError::Internal {

@@ -6,7 +6,7 @@
 //! the `dynos` table only adds what systemd cannot tell: the release, size
 //! and port each unit was started with.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,13 +16,17 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::plan::{plan, DesiredDyno, ObservedDyno, Step, UnitState};
+use super::plan::{plan, DesiredDyno, ObservedDyno, Step, UnitState, Why};
 use super::unit::{dyno_service, launch_script, runtime_dir_for, DynoInput};
 use crate::config::DynosConfig;
-use crate::model::{DynoName, Quantity, UnitName, UNIT_PREFIX};
+use crate::model::{AppName, DynoName, Quantity, ReleaseVersion, UnitName, UNIT_PREFIX};
 use crate::slug::{SlugError, SlugStore};
 use crate::state::{self, DesiredApp, DynoRecord, Store, StoreError};
-use crate::systemd::{Systemd, SystemdError};
+use crate::systemd::{CycleTimer, Systemd, SystemdError};
+
+/// The process type of one-off dynos (`run.1234`): they are not part of
+/// the formation, so the manager leaves them alone.
+pub const ONE_OFF_TYPE: &str = "run";
 
 /// Why a reconciliation failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,12 +69,36 @@ impl DynoWaker {
     }
 }
 
+/// A dyno's run of crashes (per app and dyno, across generations).
 #[derive(Debug, Clone, Copy)]
 struct Crashes {
     count: u32,
     last: Instant,
-    /// Whether the current death was counted already.
-    counted: bool,
+    release: ReleaseVersion,
+}
+
+/// A dyno that ran this long before dying was not crash-looping: its
+/// count starts again at one.
+const STABLE_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// What the manager remembers between passes; systemd and the `dynos`
+/// table hold everything else. Lost on restart, which only means a crash
+/// count starts over and adopted web dynos are probed once more.
+#[derive(Debug, Default)]
+struct Memory {
+    /// `app/dyno` -> its crash run.
+    crashes: HashMap<String, Crashes>,
+    /// Dead units already counted as a crash.
+    counted: HashSet<String>,
+    /// Web units whose `$PORT` accepted a connection.
+    up: HashSet<String>,
+    /// Web units with a boot watcher running.
+    watching: HashSet<String>,
+    /// When units were started by this process.
+    started: HashMap<String, Instant>,
+    /// Units this process killed past their boot timeout: their SIGKILL
+    /// is not the kernel's OOM killer (which cgroup v1 cannot tell apart).
+    killed: HashSet<String>,
 }
 
 /// The dyno manager.
@@ -81,7 +109,7 @@ pub struct DynoManager {
     systemd: Arc<Systemd>,
     config: DynosConfig,
     waker: DynoWaker,
-    crashes: Mutex<HashMap<String, Crashes>>,
+    memory: Arc<Mutex<Memory>>,
     /// Boot-timeout watchers of web dynos, cancelled with the manager.
     watchers: TaskTracker,
     shutdown: CancellationToken,
@@ -89,6 +117,14 @@ pub struct DynoManager {
 
 fn platform_log(app: &str, dyno: &str, message: &str) {
     tracing::info!(target: "corral::platform", app, dyno, "{message}");
+}
+
+fn slot(app: &AppName, dyno: &DynoName) -> String {
+    format!("{app}/{dyno}")
+}
+
+fn lock(memory: &Mutex<Memory>) -> std::sync::MutexGuard<'_, Memory> {
+    memory.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl DynoManager {
@@ -106,14 +142,14 @@ impl DynoManager {
             systemd,
             config,
             waker,
-            crashes: Mutex::new(HashMap::new()),
+            memory: Arc::default(),
             watchers: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         }
     }
 
-    fn crashes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Crashes>> {
-        self.crashes.lock().unwrap_or_else(|p| p.into_inner())
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        lock(&self.memory)
     }
 
     /// Reconciles on every wake, unit event and tick until `shutdown`.
@@ -174,14 +210,29 @@ impl DynoManager {
             .systemd
             .list_units(&[&format!("{UNIT_PREFIX}*.service")])
             .await?;
+        let elapsed_timers: HashSet<String> = self
+            .systemd
+            .list_units(&[&format!("{UNIT_PREFIX}*.timer")])
+            .await?
+            .into_iter()
+            // A timer that fired stays `running` while the unit it
+            // activated (the dyno) is active, and turns `elapsed` after.
+            .filter(|t| matches!(t.sub_state.as_str(), "running" | "elapsed"))
+            .map(|t| format!("{}.service", t.name.trim_end_matches(".timer")))
+            .collect();
         let records_by_unit: HashMap<&str, &DynoRecord> =
             records.iter().map(|r| (r.unit.as_str(), r)).collect();
 
         let mut observed = Vec::new();
+        let mut known_units: HashSet<String> = HashSet::new();
         for unit in &units {
-            let Some((app, dyno)) = UnitName::parse_dyno(&unit.name) else {
+            let Some((app, dyno, generation)) = UnitName::parse_dyno_unit(&unit.name) else {
                 continue;
             };
+            if dyno.process_type().as_str() == ONE_OFF_TYPE {
+                continue;
+            }
+            known_units.insert(unit.name.clone());
             let state = match unit.active_state.as_str() {
                 "active" | "activating" | "reloading" => UnitState::Running,
                 "deactivating" => UnitState::Stopping,
@@ -189,74 +240,100 @@ impl DynoManager {
             };
             let record = records_by_unit.get(unit.name.as_str());
             if state == UnitState::Dead {
-                self.note_death(&unit.name, app.as_str(), &dyno).await;
+                self.note_death(&unit.name, &app, &dyno, record.map(|r| r.release))
+                    .await;
             }
+            let port = record.and_then(|r| r.port);
+            if let (UnitState::Running, Some(port)) = (state, port) {
+                // Adopted after a restart, or started by this process.
+                self.watch_boot(&app, &dyno, &unit.name, port);
+            }
+            let up = self.memory().up.contains(&unit.name);
             observed.push(ObservedDyno {
                 app,
                 dyno,
+                generation: generation.unwrap_or(0),
                 release: record.map(|r| r.release),
                 size: record.map(|r| r.size.clone()),
                 state,
+                up,
+                cycle_due: elapsed_timers.contains(&unit.name),
             });
         }
         // A dyno that exited 0 is collected by systemd at once: its record
         // without a unit is a death too, so the backoff applies to it.
         for record in &records {
-            if units.iter().any(|u| u.name == record.unit) {
+            if known_units.contains(&record.unit) {
                 continue;
             }
-            let Some((app, dyno)) = UnitName::parse_dyno(&record.unit) else {
+            let Some((app, dyno, generation)) = UnitName::parse_dyno_unit(&record.unit) else {
                 continue;
             };
-            self.note_death(&record.unit, app.as_str(), &dyno).await;
+            if dyno.process_type().as_str() == ONE_OFF_TYPE {
+                continue;
+            }
+            known_units.insert(record.unit.clone());
+            self.note_death(&record.unit, &app, &dyno, Some(record.release))
+                .await;
             observed.push(ObservedDyno {
                 app,
                 dyno,
+                generation: generation.unwrap_or(0),
                 release: Some(record.release),
                 size: Some(record.size.clone()),
                 state: UnitState::Dead,
+                up: false,
+                cycle_due: false,
             });
         }
+        self.sweep_runtime_dirs(&known_units, &records).await;
 
         let desired = desired_dynos(&desired_apps);
+        // A new release starts every crash count afresh.
+        {
+            let mut memory = self.memory();
+            memory.crashes.retain(|key, crashes| {
+                desired
+                    .iter()
+                    .any(|d| slot(&d.app, &d.dyno) == *key && d.release == crashes.release)
+            });
+        }
         let steps = {
-            let crashes = self.crashes();
-            plan(&desired, &observed, |unit| {
-                crashes
-                    .get(unit.as_str())
+            let memory = self.memory();
+            plan(&desired, &observed, |app, dyno| {
+                memory
+                    .crashes
+                    .get(&slot(app, dyno))
                     .map_or((0, Duration::ZERO), |c| (c.count, c.last.elapsed()))
             })
         };
         for step in &steps {
             if let Err(e) = self.apply(step, &desired_apps).await {
-                tracing::warn!(unit = %step.unit(), error = %e, "dyno step failed");
+                let (app, dyno) = step.dyno();
+                tracing::warn!(%app, %dyno, error = %e, "dyno step failed");
             }
         }
         Ok(steps)
     }
 
     /// Counts a death once, with Heroku's log lines.
-    async fn note_death(&self, unit: &str, app: &str, dyno: &DynoName) {
-        {
-            let mut crashes = self.crashes();
-            let entry = crashes.entry(unit.to_owned()).or_insert(Crashes {
-                count: 0,
-                last: Instant::now(),
-                counted: false,
-            });
-            if entry.counted {
-                return;
-            }
-            entry.count += 1;
-            entry.last = Instant::now();
-            entry.counted = true;
+    async fn note_death(
+        &self,
+        unit: &str,
+        app: &AppName,
+        dyno: &DynoName,
+        release: Option<ReleaseVersion>,
+    ) {
+        if !self.count_crash(unit, app, dyno, release) {
+            return;
         }
-        let dyno = dyno.to_string();
+        let killed_by_us = self.memory().killed.remove(unit);
+        let (app, dyno) = (app.as_str(), dyno.to_string());
         match self.systemd.unit_status(unit).await {
-            Ok(Some(status)) if status.oom_killed() => {
+            Ok(Some(status)) if status.oom_killed() && !killed_by_us => {
                 platform_log(app, &dyno, "Error R15 (Memory quota vastly exceeded)");
                 platform_log(app, &dyno, "Stopping process with SIGKILL");
-                platform_log(app, &dyno, "State changed from up to crashed");
+                platform_log(app, &dyno, "Process exited with status 137");
             }
             Ok(Some(status)) => {
                 platform_log(
@@ -264,31 +341,64 @@ impl DynoManager {
                     &dyno,
                     &format!("Process exited with status {}", status.exec_main_status),
                 );
-                platform_log(app, &dyno, "State changed from up to crashed");
             }
-            _ => {
-                platform_log(app, &dyno, "Process exited with status 0");
-                platform_log(app, &dyno, "State changed from up to crashed");
-            }
+            _ => platform_log(app, &dyno, "Process exited with status 0"),
         }
+        platform_log(app, &dyno, "State changed from up to crashed");
+    }
+
+    /// Counts a death into the dyno's crash run, once per unit; false if
+    /// it was counted already.
+    fn count_crash(
+        &self,
+        unit: &str,
+        app: &AppName,
+        dyno: &DynoName,
+        release: Option<ReleaseVersion>,
+    ) -> bool {
+        {
+            let mut memory = self.memory();
+            if !memory.counted.insert(unit.to_owned()) {
+                return false;
+            }
+            let stable = memory
+                .started
+                .get(unit)
+                .is_none_or(|t| t.elapsed() >= STABLE_AFTER);
+            let release = release.unwrap_or(ReleaseVersion(0));
+            let entry = memory.crashes.entry(slot(app, dyno)).or_insert(Crashes {
+                count: 0,
+                last: Instant::now(),
+                release,
+            });
+            entry.count = if stable { 1 } else { entry.count + 1 };
+            entry.last = Instant::now();
+            entry.release = release;
+            memory.up.remove(unit);
+        }
+        true
     }
 
     async fn apply(&self, step: &Step, apps: &[DesiredApp]) -> Result<(), DynoError> {
-        let unit = step.unit();
+        let Some(unit) = step.unit() else {
+            return Ok(());
+        };
         match step {
             Step::Wait { .. } => Ok(()),
-            Step::Stop { app, dyno } => {
-                platform_log(
-                    app.as_str(),
-                    &dyno.to_string(),
-                    "Stopping all processes with SIGTERM",
-                );
+            Step::Stop {
+                app,
+                dyno,
+                scale_down,
+                ..
+            } => {
+                let dyno = dyno.to_string();
+                platform_log(app.as_str(), &dyno, "Stopping all processes with SIGTERM");
                 self.systemd.stop_unit(unit.as_str()).await?;
                 if let Ok(Some(status)) = self.systemd.unit_status(unit.as_str()).await {
                     if status.result == "timeout" {
                         platform_log(
                             app.as_str(),
-                            &dyno.to_string(),
+                            &dyno,
                             &format!(
                                 "Error R12 (Exit timeout) -> At least one process failed to exit within {} seconds of SIGTERM",
                                 self.config.stop_timeout_secs
@@ -296,41 +406,112 @@ impl DynoManager {
                         );
                         platform_log(
                             app.as_str(),
-                            &dyno.to_string(),
+                            &dyno,
                             "Stopping remaining processes with SIGKILL",
                         );
                     }
                 }
-                self.systemd.reset_failed(unit.as_str()).await?;
-                let name = unit.as_str().to_owned();
-                self.store
-                    .call(move |c| state::forget_dyno(c, &name))
-                    .await?;
-                self.crashes().remove(unit.as_str());
-                let dir = runtime_dir_for(&self.config.runtime_dir, &unit);
-                let _ = tokio::fs::remove_dir_all(dir).await;
-                platform_log(
-                    app.as_str(),
-                    &dyno.to_string(),
-                    "State changed from up to down",
-                );
+                self.forget(&unit).await?;
+                if *scale_down {
+                    platform_log(app.as_str(), &dyno, "State changed from up to down");
+                }
                 Ok(())
             }
-            Step::Start(want) | Step::Restart(want) | Step::Replace(want) => {
+            Step::Clean { .. } => self.forget(&unit).await,
+            Step::Start {
+                want,
+                generation: _,
+                why,
+            } => {
                 let Some(app) = apps.iter().find(|a| a.app == want.app) else {
                     return Ok(());
                 };
-                if matches!(step, Step::Replace(_)) {
-                    // A new release or size starts the count afresh.
-                    self.crashes().remove(unit.as_str());
-                    self.systemd.stop_unit(unit.as_str()).await?;
+                let (name, dyno) = (app.app.as_str(), want.dyno.to_string());
+                match why {
+                    Why::Scale => {}
+                    Why::Crash => {
+                        platform_log(name, &dyno, "State changed from crashed to starting");
+                    }
+                    Why::Deploy => {
+                        platform_log(name, &dyno, "Restarting");
+                        platform_log(name, &dyno, "State changed from up to starting");
+                    }
+                    Why::Cycle => {
+                        platform_log(name, &dyno, "Cycling");
+                        platform_log(name, &dyno, "State changed from up to starting");
+                    }
                 }
-                self.systemd.reset_failed(unit.as_str()).await?;
-                if let Some(c) = self.crashes().get_mut(unit.as_str()) {
-                    c.counted = false;
+                let started = self.start(app, want, &unit).await;
+                if let Err(e) = &started {
+                    // Its record stays, as a dead generation: the next
+                    // attempt waits for the backoff like after a crash.
+                    self.count_crash(unit.as_str(), &want.app, &want.dyno, Some(app.release));
+                    platform_log(name, &dyno, &format!("Error starting process: {e}"));
+                    platform_log(name, &dyno, "State changed from starting to crashed");
                 }
-                self.start(app, want, &unit).await
+                started
             }
+        }
+    }
+
+    /// Clears a stopped or dead unit from systemd, the table and memory.
+    /// Its runtime directory goes with the next sweep, once its overlay is
+    /// unmounted.
+    async fn forget(&self, unit: &UnitName) -> Result<(), DynoError> {
+        self.systemd.reset_failed(unit.as_str()).await?;
+        let name = unit.as_str().to_owned();
+        self.store
+            .call(move |c| state::forget_dyno(c, &name))
+            .await?;
+        let mut memory = self.memory();
+        memory.counted.remove(unit.as_str());
+        memory.up.remove(unit.as_str());
+        memory.started.remove(unit.as_str());
+        memory.killed.remove(unit.as_str());
+        Ok(())
+    }
+
+    /// Removes the runtime directories of units that are gone, except
+    /// those whose overlay is still mounted (systemd unmounts it once the
+    /// unit is inactive; the next sweep takes it).
+    async fn sweep_runtime_dirs(&self, known: &HashSet<String>, records: &[DynoRecord]) {
+        let root = self.config.runtime_dir.join("dynos");
+        let keep: HashSet<std::ffi::OsString> = known
+            .iter()
+            .chain(records.iter().map(|r| &r.unit))
+            .filter_map(|unit| {
+                UnitName::parse_dyno_unit(unit).map(|(app, dyno, generation)| {
+                    let unit = match generation {
+                        Some(g) => UnitName::dyno_generation(&app, &dyno, g),
+                        None => UnitName::dyno(&app, &dyno),
+                    };
+                    runtime_dir_for(&self.config.runtime_dir, &unit)
+                        .file_name()
+                        .map(ToOwned::to_owned)
+                        .unwrap_or_default()
+                })
+            })
+            .collect();
+        let result = tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&root) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                if keep.contains(&entry.file_name()) {
+                    continue;
+                }
+                let dir = entry.path();
+                if is_mount_point(&dir.join("fs").join("app")) {
+                    continue;
+                }
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a dyno's runtime directory");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "runtime directory sweep failed");
         }
     }
 
@@ -352,32 +533,29 @@ impl DynoManager {
             .map_err(|e| DynoError::Task(e.to_string()))??;
         let port = if want.dyno.process_type().is_web() {
             let (first, last) = (self.config.port_range_start, self.config.port_range_end);
-            let name = unit.as_str().to_owned();
-            let existing = self
-                .store
-                .call(move |c| {
-                    Ok(state::dyno_records(c, None)?
-                        .into_iter()
-                        .find(|r| r.unit == name)
-                        .and_then(|r| r.port))
-                })
-                .await?;
-            match existing {
-                Some(port) => Some(port),
-                None => Some(
-                    self.store
-                        .call(move |c| state::free_port(c, first, last))
-                        .await?
-                        .ok_or(DynoError::NoPort)?,
-                ),
-            }
+            Some(
+                self.store
+                    .call(move |c| state::free_port(c, first, last))
+                    .await?
+                    .ok_or(DynoError::NoPort)?,
+            )
         } else {
             None
         };
         let dir = runtime_dir_for(&self.config.runtime_dir, unit);
         let script = dir.join("launch.sh");
-        write_launch_script(&dir, &script, &command).await?;
+        let writable = dir.join("fs");
+        prepare_runtime_dir(&dir, &script, &writable, &command).await?;
+        let cycle = (self.config.cycle_interval_secs > 0).then(|| CycleTimer {
+            after: Duration::from_secs(self.config.cycle_interval_secs),
+            randomized_delay: Duration::from_secs(self.config.cycle_jitter_secs),
+            description: format!(
+                "Daily cycling of Corral dyno {} of app {}",
+                want.dyno, app.app
+            ),
+        });
         let spec = dyno_service(&DynoInput {
+            unit,
             app: &app.app,
             dyno: &want.dyno,
             release: app.release,
@@ -386,6 +564,8 @@ impl DynoManager {
             port,
             size: &want.size,
             app_dir: &app_dir,
+            writable: Some(&writable),
+            cycle,
             launch_script: &script,
             stop_timeout: Duration::from_secs(self.config.stop_timeout_secs),
         });
@@ -394,7 +574,8 @@ impl DynoManager {
             &want.dyno.to_string(),
             &format!("Starting process with command `{command}`"),
         );
-        self.systemd.start_service(spec).await?;
+        // Recorded first: a unit must never run without its release, size
+        // and port on file, or a restart of corrald would think it stale.
         let record = DynoRecord {
             unit: unit.as_str().to_owned(),
             app_id: app.app_id,
@@ -408,15 +589,12 @@ impl DynoManager {
         self.store
             .call(move |c| state::record_dyno(c, &record))
             .await?;
+        self.memory()
+            .started
+            .insert(unit.as_str().to_owned(), Instant::now());
+        self.systemd.start_service(spec).await?;
         match port {
-            Some(port) => {
-                self.watch_boot(
-                    app.app.to_string(),
-                    want.dyno.to_string(),
-                    unit.clone(),
-                    port,
-                );
-            }
+            Some(port) => self.watch_boot(&app.app, &want.dyno, unit.as_str(), port),
             None => platform_log(
                 app.app.as_str(),
                 &want.dyno.to_string(),
@@ -428,53 +606,102 @@ impl DynoManager {
 
     /// A web dyno is up once its `$PORT` accepts connections; one that has
     /// not bound it within the boot timeout gets Heroku's R10 and SIGKILL,
-    /// and the crash handling restarts it.
-    fn watch_boot(&self, app: String, dyno: String, unit: UnitName, port: u16) {
+    /// and the crash handling restarts it. Being up wakes the manager, for
+    /// a rolling deploy waits on it.
+    fn watch_boot(&self, app: &AppName, dyno: &DynoName, unit: &str, port: u16) {
+        {
+            let mut memory = self.memory();
+            if memory.up.contains(unit) || !memory.watching.insert(unit.to_owned()) {
+                return;
+            }
+        }
+        let (app, dyno, unit) = (app.to_string(), dyno.to_string(), unit.to_owned());
         let systemd = Arc::clone(&self.systemd);
+        let memory = Arc::clone(&self.memory);
+        let waker = self.waker.clone();
         let limit = Duration::from_secs(self.config.boot_timeout_secs);
         let shutdown = self.shutdown.clone();
         self.watchers.spawn(async move {
-            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            let deadline = tokio::time::Instant::now() + limit;
-            loop {
-                if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            let booted = wait_for_port(port, limit, &shutdown).await;
+            lock(&memory).watching.remove(&unit);
+            match booted {
+                Boot::Cancelled => {}
+                Boot::Up => {
+                    lock(&memory).up.insert(unit);
                     platform_log(&app, &dyno, "State changed from starting to up");
-                    return;
+                    waker.wake();
                 }
-                if tokio::time::Instant::now() >= deadline {
-                    break;
+                Boot::TimedOut => {
+                    match systemd.unit_status(&unit).await {
+                        Ok(Some(status)) if status.active_state == "active" => {}
+                        // It died on its own meanwhile: the crash path reports it.
+                        _ => return,
+                    }
+                    platform_log(
+                        &app,
+                        &dyno,
+                        &format!(
+                            "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {} seconds of launch",
+                            limit.as_secs()
+                        ),
+                    );
+                    platform_log(&app, &dyno, "Stopping process with SIGKILL");
+                    lock(&memory).killed.insert(unit.clone());
+                    if let Err(e) = systemd.kill_unit(&unit, 9).await {
+                        tracing::warn!(%unit, error = %e, "cannot kill a dyno past its boot timeout");
+                    }
                 }
-                // Connecting is the only way to see a bind from outside the
-                // dyno; a short interval under the deadline keeps it cheap.
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                }
-            }
-            match systemd.unit_status(unit.as_str()).await {
-                Ok(Some(status)) if status.active_state == "active" => {}
-                // It died on its own meanwhile: the crash path reports it.
-                _ => return,
-            }
-            platform_log(
-                &app,
-                &dyno,
-                &format!(
-                    "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {} seconds of launch",
-                    limit.as_secs()
-                ),
-            );
-            platform_log(&app, &dyno, "Stopping process with SIGKILL");
-            if let Err(e) = systemd.kill_unit(unit.as_str(), 9).await {
-                tracing::warn!(%unit, error = %e, "cannot kill a dyno past its boot timeout");
             }
         });
     }
 }
 
-async fn write_launch_script(
+enum Boot {
+    Up,
+    TimedOut,
+    Cancelled,
+}
+
+/// Connects to `port` until it accepts, the limit passes or shutdown.
+async fn wait_for_port(port: u16, limit: Duration, shutdown: &CancellationToken) -> Boot {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Boot::Up;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Boot::TimedOut;
+        }
+        // Connecting is the only way to see a bind from outside the dyno;
+        // a short interval under the deadline keeps it cheap.
+        tokio::select! {
+            () = shutdown.cancelled() => return Boot::Cancelled,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+/// Whether `path` is a mount point: it is on another device than its parent.
+fn is_mount_point(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(own), Some(Ok(parent))) = (
+        std::fs::symlink_metadata(path),
+        path.parent().map(std::fs::symlink_metadata),
+    ) else {
+        return false;
+    };
+    own.dev() != parent.dev()
+}
+
+/// Writes a dyno's launch script and its private overlay directories:
+/// `<dir>/launch.sh` (readable by the dyno's dynamic user) and
+/// `<dir>/fs/{upper,work,app}` (0700 root, so no other user reaches the
+/// dyno's files; PID 1 binds `app` into the dyno).
+async fn prepare_runtime_dir(
     dir: &std::path::Path,
     script: &std::path::Path,
+    writable: &std::path::Path,
     command: &str,
 ) -> Result<(), DynoError> {
     use std::os::unix::fs::PermissionsExt;
@@ -482,17 +709,33 @@ async fn write_launch_script(
         let path = path.to_owned();
         move |source| DynoError::Io { path, source }
     };
+    let mode = |m: u32| std::fs::Permissions::from_mode(m);
     tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
-    // Dynos run as dynamic users: they must be able to read the script.
-    tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+    tokio::fs::set_permissions(dir, mode(0o755))
         .await
         .map_err(io(dir))?;
     tokio::fs::write(script, launch_script(command))
         .await
         .map_err(io(script))?;
-    tokio::fs::set_permissions(script, std::fs::Permissions::from_mode(0o644))
+    tokio::fs::set_permissions(script, mode(0o644))
         .await
         .map_err(io(script))?;
+    tokio::fs::create_dir_all(writable)
+        .await
+        .map_err(io(writable))?;
+    tokio::fs::set_permissions(writable, mode(0o700))
+        .await
+        .map_err(io(writable))?;
+    for sub in ["upper", "work", "app"] {
+        let path = writable.join(sub);
+        tokio::fs::create_dir_all(&path).await.map_err(io(&path))?;
+    }
+    // The upper layer's root is /app's root: the dyno's user must be able
+    // to create files in it, as it owns /app on Heroku.
+    let upper = writable.join("upper");
+    tokio::fs::set_permissions(&upper, mode(0o777))
+        .await
+        .map_err(io(&upper))?;
     Ok(())
 }
 

@@ -7,11 +7,13 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::model::{AppName, ConfigVars, DynoName, DynoSize, ReleaseVersion, UnitName};
-use crate::systemd::{BindPath, Limits, ServiceSpec};
+use crate::systemd::{BindPath, CycleTimer, Limits, OverlayMount, ServiceSpec};
 
 /// Everything that decides how one dyno runs.
 #[derive(Debug, Clone)]
 pub struct DynoInput<'a> {
+    /// The unit's name.
+    pub unit: &'a UnitName,
     /// The app.
     pub app: &'a AppName,
     /// `web.1`.
@@ -26,8 +28,14 @@ pub struct DynoInput<'a> {
     pub port: Option<u16>,
     /// The dyno size.
     pub size: &'a DynoSize,
-    /// The unpacked slug, bound read-only at `/app`.
+    /// The unpacked slug: the read-only lower layer of `/app`.
     pub app_dir: &'a Path,
+    /// A private directory (mode 0700, on a file system that can hold an
+    /// overlay's upper layer) for the writable layer of `/app`; `None`
+    /// binds the slug read-only instead.
+    pub writable: Option<&'a Path>,
+    /// When to cycle the dyno: a timer made with the unit.
+    pub cycle: Option<CycleTimer>,
     /// The launch script written by [`launch_script`].
     pub launch_script: &'a Path,
     /// SIGTERM to SIGKILL.
@@ -75,7 +83,7 @@ fn tasks_max(size: &DynoSize) -> u64 {
 
 /// The transient service for a dyno.
 pub fn dyno_service(input: &DynoInput<'_>) -> ServiceSpec {
-    let unit = UnitName::dyno(input.app, input.dyno);
+    let unit = input.unit;
     let mut spec = ServiceSpec::new(
         unit.as_str(),
         vec![
@@ -107,11 +115,29 @@ pub fn dyno_service(input: &DynoInput<'_>) -> ServiceSpec {
     }
     spec.environment = env;
     spec.working_directory = Some("/app".to_owned());
-    spec.bind_paths = vec![BindPath {
-        source: input.app_dir.display().to_string(),
-        destination: "/app".to_owned(),
-        read_only: true,
+    spec.bind_paths = vec![match input.writable {
+        Some(dir) => {
+            let overlay = OverlayMount {
+                lower: input.app_dir.display().to_string(),
+                upper: dir.join("upper").display().to_string(),
+                work: dir.join("work").display().to_string(),
+                mount_point: dir.join("app").display().to_string(),
+            };
+            let bind = BindPath {
+                source: overlay.mount_point.clone(),
+                destination: "/app".to_owned(),
+                read_only: false,
+            };
+            spec.overlay = Some(overlay);
+            bind
+        }
+        None => BindPath {
+            source: input.app_dir.display().to_string(),
+            destination: "/app".to_owned(),
+            read_only: true,
+        },
     }];
+    spec.cycle_timer = input.cycle.clone();
     let memory = u64::from(input.size.memory_mb()) * 1024 * 1024;
     spec.limits = Limits {
         memory_max: Some(memory),
@@ -161,7 +187,9 @@ mod tests {
             ]))
             .expect("vars");
         let size = DynoSize::parse("standard-2x").expect("size");
+        let unit = UnitName::dyno_generation(&app, &dyno, 4);
         let spec = dyno_service(&DynoInput {
+            unit: &unit,
             app: &app,
             dyno: &dyno,
             release: ReleaseVersion(7),
@@ -170,10 +198,12 @@ mod tests {
             port: Some(30001),
             size: &size,
             app_dir: Path::new("/var/lib/corral/slugs/unpacked/ab"),
+            writable: Some(Path::new("/run/corral/dynos/x/fs")),
+            cycle: None,
             launch_script: Path::new("/run/corral/dynos/x/launch.sh"),
             stop_timeout: Duration::from_secs(30),
         });
-        assert_eq!(spec.name, "corral-my\\x2dapp-web.2.service");
+        assert_eq!(spec.name, "corral-my\\x2dapp-web.2@4.service");
         assert_eq!(spec.slice.as_deref(), Some("corral-my\\x2dapp.slice"));
         assert_eq!(spec.description, "Corral dyno web.2 of app my-app (v7)");
         assert_eq!(spec.argv, ["/bin/sh", "/run/corral/dynos/x/launch.sh"]);
@@ -191,7 +221,14 @@ mod tests {
         assert_eq!(spec.limits.memory_swap_max, Some(0));
         assert_eq!(spec.limits.tasks_max, Some(512));
         assert_eq!(spec.bind_paths[0].destination, "/app");
-        assert!(spec.bind_paths[0].read_only);
+        assert_eq!(spec.bind_paths[0].source, "/run/corral/dynos/x/fs/app");
+        assert!(
+            !spec.bind_paths[0].read_only,
+            "/app is writable, as on Heroku"
+        );
+        let overlay = spec.overlay.as_ref().expect("an overlay");
+        assert_eq!(overlay.lower, "/var/lib/corral/slugs/unpacked/ab");
+        assert_eq!(overlay.upper, "/run/corral/dynos/x/fs/upper");
         assert!(spec.validate().is_ok(), "{:?}", spec.validate());
     }
 

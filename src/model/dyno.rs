@@ -65,7 +65,12 @@ pub const UNIT_PREFIX: &str = "corral-";
 /// and process types are escaped the way `systemd-escape` does (`\x2d`).
 /// That keeps `corral-my-app.slice` from landing inside another app's
 /// `corral-my.slice`, and makes names parse back without ambiguity:
-/// `corral-<app>-<type>.<n>.service`, `corral-<app>.slice`.
+/// `corral-<app>-<type>.<n>@<generation>.service`, `corral-<app>.slice`.
+///
+/// Formation dynos carry a generation (an instance name, after `@`): every
+/// start of a dyno is a new unit, so a deploy or a daily cycle can start the
+/// new `web.1` before the old one stops, and each start gets a fresh
+/// writable `/app`. One-off dynos never roll and carry none.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UnitName(String);
 
@@ -78,14 +83,34 @@ fn unescape(s: &str) -> String {
 }
 
 impl UnitName {
-    /// The service unit of one dyno.
+    /// The service unit of a dyno without generations (a one-off dyno).
     pub fn dyno(app: &AppName, dyno: &DynoName) -> Self {
+        Self(format!("{}.service", Self::dyno_base(app, dyno)))
+    }
+
+    /// The service unit of one generation of a formation dyno.
+    pub fn dyno_generation(app: &AppName, dyno: &DynoName, generation: u32) -> Self {
         Self(format!(
-            "{UNIT_PREFIX}{}-{}.{}.service",
+            "{}@{generation}.service",
+            Self::dyno_base(app, dyno)
+        ))
+    }
+
+    fn dyno_base(app: &AppName, dyno: &DynoName) -> String {
+        format!(
+            "{UNIT_PREFIX}{}-{}.{}",
             escape(app.as_str()),
             escape(dyno.process_type.as_str()),
             dyno.number
-        ))
+        )
+    }
+
+    /// The timer that cycles this dyno: same name, `.timer`. A timer
+    /// activates the service of its own name, which for a running dyno is
+    /// a no-op: corrald sees the timer elapsed and cycles the dyno itself.
+    pub fn timer(&self) -> String {
+        let base = self.0.strip_suffix(".service").unwrap_or(&self.0);
+        format!("{base}.timer")
     }
 
     /// The slice that holds an app's dynos (under `corral.slice`).
@@ -96,12 +121,25 @@ impl UnitName {
     /// Reads a dyno unit name back into app and dyno; `None` for any other
     /// unit, including ones that merely look similar.
     pub fn parse_dyno(name: &str) -> Option<(AppName, DynoName)> {
+        Self::parse_dyno_unit(name).map(|(app, dyno, _)| (app, dyno))
+    }
+
+    /// Like [`Self::parse_dyno`], with the generation when the name has one.
+    pub fn parse_dyno_unit(name: &str) -> Option<(AppName, DynoName, Option<u32>)> {
         let rest = name.strip_prefix(UNIT_PREFIX)?.strip_suffix(".service")?;
+        let (rest, generation) = match rest.split_once('@') {
+            Some((rest, generation)) => (rest, Some(generation.parse::<u32>().ok()?)),
+            None => (rest, None),
+        };
         let (app, dyno) = rest.split_once('-')?;
         let app = AppName::parse(&unescape(app)).ok()?;
         let dyno = DynoName::parse(&unescape(dyno)).ok()?;
+        let canonical = match generation {
+            Some(g) => Self::dyno_generation(&app, &dyno, g),
+            None => Self::dyno(&app, &dyno),
+        };
         // Only names this type would have produced count: no stray escapes.
-        (Self::dyno(&app, &dyno).0 == name).then_some((app, dyno))
+        (canonical.0 == name).then_some((app, dyno, generation))
     }
 
     /// The name as systemd knows it.
@@ -157,6 +195,17 @@ mod tests {
             UnitName::parse_dyno(unit.as_str()),
             Some((app("quiet-river-42"), dyno("clock-2.3")))
         );
+        let generation = UnitName::dyno_generation(&app("demo"), &dyno("web.2"), 7);
+        assert_eq!(generation.as_str(), "corral-demo-web.2@7.service");
+        assert_eq!(generation.timer(), "corral-demo-web.2@7.timer");
+        assert_eq!(
+            UnitName::parse_dyno_unit(generation.as_str()),
+            Some((app("demo"), dyno("web.2"), Some(7)))
+        );
+        assert_eq!(
+            UnitName::parse_dyno_unit(unit.as_str()).map(|(_, _, g)| g),
+            Some(None)
+        );
         assert_eq!(
             UnitName::app_slice(&app("my-app")).as_str(),
             "corral-my\\x2dapp.slice"
@@ -173,6 +222,10 @@ mod tests {
             "corral-demo.slice",
             "corrald.service",
             "corral-demo-web.1.timer",
+            "corral-demo-web.1@.service",
+            "corral-demo-web.1@x.service",
+            "corral-demo-web.1@01.service",
+            "corral-demo-web.1@1@2.service",
             "corral-demo-web.service",
             "corral-Demo-web.1.service",
             "corral-demo-web-x.1.service",

@@ -118,7 +118,7 @@ pub fn dyno_records(
 ) -> Result<Vec<DynoRecord>, StoreError> {
     let (sql, key) = match app {
         Some(app) => (
-            format!("{RECORD_SELECT} WHERE app_id = ?1 ORDER BY name"),
+            format!("{RECORD_SELECT} WHERE app_id = ?1 ORDER BY name, started_at"),
             app.id.to_string(),
         ),
         None => (

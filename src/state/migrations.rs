@@ -92,6 +92,25 @@ const STEPS: &[&str] = &[
         UNIQUE (app_id, name)
     );
     "#,
+    // v4: a dyno may have two units at once (a web dyno rolls: its new
+    // generation starts before the old one stops), so (app, name) is no
+    // longer unique. SQLite drops a constraint by rebuilding the table.
+    r#"
+    CREATE TABLE dynos_v4 (
+        unit             TEXT PRIMARY KEY,
+        app_id           TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        name             TEXT NOT NULL,
+        release_version  INTEGER NOT NULL,
+        size             TEXT NOT NULL,
+        port             INTEGER,
+        command          TEXT NOT NULL,
+        started_at       TEXT NOT NULL
+    );
+    INSERT INTO dynos_v4 SELECT unit, app_id, name, release_version, size, port, command, started_at FROM dynos;
+    DROP TABLE dynos;
+    ALTER TABLE dynos_v4 RENAME TO dynos;
+    CREATE INDEX dynos_app_name ON dynos (app_id, name);
+    "#,
 ];
 
 /// The schema version this binary migrates to.
