@@ -33,6 +33,10 @@ struct Heroku {
 
 impl Heroku {
     fn new(daemon: &TestDaemon) -> Self {
+        Self::at(&daemon.url(), &daemon.token)
+    }
+
+    fn at(url: &str, token: &str) -> Self {
         let home = tempfile::tempdir().expect("home");
         // The CLI shows a terms-of-service notice once unless this exists.
         let cache = home.path().join("cache");
@@ -41,8 +45,8 @@ impl Heroku {
         Self {
             bin: heroku_bin(),
             home,
-            url: daemon.url(),
-            token: daemon.token.clone(),
+            url: url.to_owned(),
+            token: token.to_owned(),
         }
     }
 
@@ -209,4 +213,93 @@ fn the_official_heroku_cli_works_against_corral() {
     let out = heroku.run(&["apps:info", "-a", "herokudemo"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Couldn't find that app"));
+}
+
+/// `heroku ps`, `ps:scale` and `ps:restart` against corrald on a real
+/// systemd, with dynos running.
+#[test]
+fn heroku_ps_commands_drive_real_dynos() {
+    use corral::sandbox::{Sandbox, SandboxOptions};
+    use std::time::Duration;
+
+    let name = format!("hps-{}", std::process::id());
+    let mut options = SandboxOptions::new(&name, support::free_port(), support::free_port());
+    options.bin_dir = support::bin_dir();
+    // Hosts share the machine's network: a port range of this test's own.
+    options.extra_config = "[dynos]\nport-range-start = 31300\nport-range-end = 31399\n".to_owned();
+    let sandbox = Sandbox::start(&options).expect("sandbox starts");
+    let heroku = Heroku::at(&sandbox.api_url, &sandbox.token);
+    heroku.ok(&["apps:create", "psdemo"]);
+    let app_dir = heroku.home.path().join("app");
+    std::fs::create_dir_all(&app_dir).expect("app dir");
+    std::fs::write(
+        app_dir.join("Procfile"),
+        "web: python3 -m http.server $PORT --bind 127.0.0.1\n",
+    )
+    .expect("Procfile");
+    support::ok(&support::corral_cli(
+        &sandbox.api_url,
+        &sandbox.token,
+        heroku.home.path(),
+        &[
+            "deploy:dir",
+            app_dir.to_str().expect("utf-8"),
+            "-a",
+            "psdemo",
+        ],
+    ));
+    let timeout = Duration::from_secs(60);
+    let ps = || heroku.ok(&["ps", "-a", "psdemo"]).0;
+    let out = support::wait_for("web.1 up in heroku ps", timeout, || {
+        let out = ps();
+        out.contains("web.1: up").then_some(out)
+    });
+    // Heroku's CLI prints the size as the API spells it.
+    assert!(
+        out.to_lowercase()
+            .contains("=== web (standard-1x): python3 -m http.server $port --bind 127.0.0.1 (1)"),
+        "{out}"
+    );
+
+    let (_, err) = heroku.ok(&["ps:scale", "web=2:standard-2x", "-a", "psdemo"]);
+    assert!(
+        err.to_lowercase()
+            .contains("now running web at 2:standard-2x"),
+        "{err}"
+    );
+    let out = support::wait_for("two 2X web dynos up", timeout, || {
+        let out = ps();
+        (out.to_lowercase().contains("=== web (standard-2x)")
+            && out.contains("web.1: up")
+            && out.contains("web.2: up")
+            && !out.contains("starting"))
+        .then_some(out)
+    });
+    assert!(out.contains("(2)"), "{out}");
+
+    let units = |pattern: &str| {
+        sandbox
+            .run(&["systemctl", "list-units", "--plain", "--no-legend", pattern])
+            .unwrap_or_default()
+    };
+    let before = units("corral-psdemo-web.1@*.service");
+    let (_, err) = heroku.ok(&["ps:restart", "--dyno-name", "web.1", "-a", "psdemo"]);
+    assert!(err.contains("Restarting") && err.contains("done"), "{err}");
+    support::wait_for("web.1 restarted as a new unit", timeout, || {
+        let now = units("corral-psdemo-web.1@*.service");
+        (!now.is_empty() && now != before && now.contains("running")).then_some(())
+    });
+    let (_, err) = heroku.ok(&["ps:restart", "--process-type", "web", "-a", "psdemo"]);
+    assert!(err.contains("Restarting") && err.contains("done"), "{err}");
+    let (_, err) = heroku.ok(&["ps:restart", "-a", "psdemo"]);
+    assert!(err.contains("Restarting") && err.contains("done"), "{err}");
+    let (_, err) = heroku.ok(&["ps:stop", "--dyno-name", "web.2", "-a", "psdemo"]);
+    assert!(err.contains("Stopping") && err.contains("done"), "{err}");
+    let (_, err) = heroku.ok(&["ps:stop", "--process-type", "web", "-a", "psdemo"]);
+    assert!(err.contains("Stopping") && err.contains("done"), "{err}");
+    support::wait_for("both web dynos up again", timeout, || {
+        let out = ps();
+        (out.contains("web.1: up") && out.contains("web.2: up")).then_some(())
+    });
+    sandbox.stop().expect("teardown");
 }

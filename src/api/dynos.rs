@@ -4,8 +4,8 @@ use http::StatusCode;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use super::routes::DynoSelector;
 use super::{json, types, Api, ApiResponse};
-use crate::model::DynoName;
 use crate::state::{self, AppRef};
 
 /// A stable id per unit, so clients can tell dynos apart.
@@ -58,12 +58,16 @@ impl Api {
         Ok(json(StatusCode::OK, &dynos))
     }
 
-    /// Stops the dynos and forgets them; the manager (woken by the caller)
-    /// starts fresh ones, which is a restart that is not counted as a crash.
-    pub(super) async fn restart_dynos(
+    /// Stops the selected dynos and forgets them. The manager (woken by
+    /// the caller) starts fresh ones for those the formation still has,
+    /// which makes a restart that is not counted as a crash; that is also
+    /// what Heroku does after `ps:stop` of a formation dyno. `verb` is the
+    /// platform's log word: "Restarting" or "Stopping".
+    pub(super) async fn stop_dynos(
         &self,
         app: AppRef,
-        only: Option<DynoName>,
+        which: DynoSelector,
+        verb: &str,
         rid: &str,
     ) -> Result<ApiResponse, ApiError> {
         let (found, records) = self
@@ -73,14 +77,14 @@ impl Api {
             .map_err(|e| ApiError::from_store(e, rid))?;
         let chosen: Vec<_> = records
             .into_iter()
-            .filter(|r| only.as_ref().is_none_or(|d| *d == r.name))
+            .filter(|r| which.matches(&r.name))
             .collect();
-        if only.is_some() && chosen.is_empty() {
+        if which != DynoSelector::All && chosen.is_empty() {
             return Err(ApiError::NotFound("Couldn't find that dyno.".to_owned()));
         }
         for record in chosen {
             let unit = record.unit.as_str();
-            tracing::info!(target: "corral::platform", app = %found.name, dyno = %record.name, "Restarting");
+            tracing::info!(target: "corral::platform", app = %found.name, dyno = %record.name, "{verb}");
             self.systemd
                 .stop_unit(unit)
                 .await

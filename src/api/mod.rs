@@ -93,7 +93,8 @@ impl Api {
                 | Route::UpdateFormationBatch(_)
                 | Route::CreateRelease(_)
                 | Route::DeleteApp(_)
-                | Route::RestartDynos(..))
+                | Route::RestartDynos(..)
+                | Route::StopDynos(..))
         );
         let mut response = match self.dispatch(req, &request_id).await {
             Ok(response) => response,
@@ -329,7 +330,8 @@ impl Api {
                 Ok(json(StatusCode::OK, &entries))
             }
             Route::ListDynos(app) => self.list_dynos(app, rid).await,
-            Route::RestartDynos(app, dyno) => self.restart_dynos(app, dyno, rid).await,
+            Route::RestartDynos(app, which) => self.stop_dynos(app, which, "Restarting", rid).await,
+            Route::StopDynos(app, which) => self.stop_dynos(app, which, "Stopping", rid).await,
             Route::EmptyCollection(app) => {
                 self.store
                     .call(move |c| state::get_app(c, &app))

@@ -63,14 +63,57 @@ pub enum Route {
     UpdateFormation(AppRef, ProcessType),
     /// `GET /apps/{app}/dynos`.
     ListDynos(AppRef),
-    /// `DELETE /apps/{app}/dynos[/{dyno}]`: restart all dynos, or one.
-    RestartDynos(AppRef, Option<DynoName>),
+    /// `DELETE /apps/{app}/dynos[/{dyno-or-type}]`: restart all dynos,
+    /// one, or those of one process type.
+    RestartDynos(AppRef, DynoSelector),
+    /// `POST /apps/{app}/dynos/{dyno-or-type}/actions/stop` (and
+    /// `/apps/{app}/formations/{type}/actions/stop`; restart also answers
+    /// `DELETE /apps/{app}/formations/{type}`).
+    StopDynos(AppRef, DynoSelector),
     /// `GET /apps/{app}/{collection}` for collections Heroku's CLI reads
     /// but Corral does not have yet (add-ons, collaborators, ...): an
     /// empty list for an existing app, so `apps:info` works. (Pipeline
     /// couplings are deliberately absent: Heroku answers 404 for an app
     /// without one, and its CLI relies on that.)
     EmptyCollection(AppRef),
+}
+
+/// Which dynos a restart or stop is about: Heroku's paths take a dyno
+/// name (`web.1`) or a process type (`web`) in the same place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DynoSelector {
+    /// Every dyno of the app.
+    All,
+    /// The dynos of one process type.
+    Type(ProcessType),
+    /// One dyno.
+    Dyno(DynoName),
+}
+
+impl DynoSelector {
+    fn parse(s: &str) -> Result<Self, ApiError> {
+        if let Ok(dyno) = DynoName::parse(s) {
+            return Ok(Self::Dyno(dyno));
+        }
+        ProcessType::parse(s)
+            .map(Self::Type)
+            .map_err(|_| ApiError::NotFound("Couldn't find that dyno.".to_owned()))
+    }
+
+    fn parse_type(s: &str) -> Result<Self, ApiError> {
+        ProcessType::parse(s)
+            .map(Self::Type)
+            .map_err(|_| ApiError::NotFound("Couldn't find that process type.".to_owned()))
+    }
+
+    /// Whether `dyno` is selected.
+    pub fn matches(&self, dyno: &DynoName) -> bool {
+        match self {
+            Self::All => true,
+            Self::Type(t) => dyno.process_type() == t,
+            Self::Dyno(d) => d == dyno,
+        }
+    }
 }
 
 impl Route {
@@ -149,20 +192,26 @@ impl Route {
             },
             ["apps", a, "dynos"] => match *m {
                 Method::GET => Ok(Route::ListDynos(app(a)?)),
-                Method::DELETE => Ok(Route::RestartDynos(app(a)?, None)),
+                Method::DELETE => Ok(Route::RestartDynos(app(a)?, DynoSelector::All)),
                 _ => Err(wrong_method("GET, DELETE")),
             },
-            ["apps", a, "dynos", d] => {
-                match *m {
-                    Method::DELETE => Ok(Route::RestartDynos(
-                        app(a)?,
-                        Some(DynoName::parse(d).map_err(|_| {
-                            ApiError::NotFound("Couldn't find that dyno.".to_owned())
-                        })?),
-                    )),
-                    _ => Err(wrong_method("DELETE")),
-                }
-            }
+            ["apps", a, "dynos", d] => match *m {
+                Method::DELETE => Ok(Route::RestartDynos(app(a)?, DynoSelector::parse(d)?)),
+                _ => Err(wrong_method("DELETE")),
+            },
+            // Heroku's per-type forms (the CLI's `--process-type`).
+            ["apps", a, "formations", t] => match *m {
+                Method::DELETE => Ok(Route::RestartDynos(app(a)?, DynoSelector::parse_type(t)?)),
+                _ => Err(wrong_method("DELETE")),
+            },
+            ["apps", a, "formations", t, "actions", "stop"] => match *m {
+                Method::POST => Ok(Route::StopDynos(app(a)?, DynoSelector::parse_type(t)?)),
+                _ => Err(wrong_method("POST")),
+            },
+            ["apps", a, "dynos", d, "actions", "stop"] => match *m {
+                Method::POST => Ok(Route::StopDynos(app(a)?, DynoSelector::parse(d)?)),
+                _ => Err(wrong_method("POST")),
+            },
             ["blobs", "slugs", id] => match *m {
                 Method::PUT => {
                     let slug = Uuid::parse_str(id).map_err(|_| not_found())?;
@@ -247,6 +296,37 @@ mod tests {
             Ok(Route::GetReleaseConfigVars(_, ReleaseRef::Version(_)))
         ));
         assert!(Route::parse(&Method::GET, "/apps/demo/pipeline-couplings", None).is_err());
+    }
+
+    #[test]
+    fn dyno_actions_take_a_dyno_or_a_process_type() {
+        let route = |m: &Method, p: &str| Route::parse(m, p, None).expect("route");
+        let Route::RestartDynos(_, which) = route(&Method::DELETE, "/apps/demo/dynos/web.1") else {
+            panic!("restart");
+        };
+        assert_eq!(
+            which,
+            DynoSelector::Dyno(DynoName::parse("web.1").expect("dyno"))
+        );
+        let Route::RestartDynos(_, which) = route(&Method::DELETE, "/apps/demo/formations/web")
+        else {
+            panic!("restart a type");
+        };
+        assert!(which.matches(&DynoName::parse("web.3").expect("dyno")));
+        assert!(!which.matches(&DynoName::parse("worker.1").expect("dyno")));
+        assert!(matches!(
+            route(&Method::POST, "/apps/demo/dynos/run.4211/actions/stop"),
+            Route::StopDynos(_, DynoSelector::Dyno(_))
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/apps/demo/formations/worker/actions/stop"),
+            Route::StopDynos(_, DynoSelector::Type(_))
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, "/apps/demo/dynos"),
+            Route::RestartDynos(_, DynoSelector::All)
+        ));
+        assert!(Route::parse(&Method::DELETE, "/apps/demo/dynos/Web.1", None).is_err());
     }
 
     #[test]

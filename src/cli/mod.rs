@@ -224,13 +224,32 @@ enum Command {
         #[command(flatten)]
         json: JsonArg,
     },
-    /// Restart all dynos, or one (`ps:restart web.1`).
+    /// Restart all dynos, one (`ps:restart web.1`) or a type's (`ps:restart web`).
     #[command(name = "ps:restart", visible_alias = "restart")]
     PsRestart {
-        /// The dyno, like web.1.
+        /// A dyno, like web.1, or a process type, like web.
         dyno: Option<String>,
         #[command(flatten)]
         app: AppArg,
+    },
+    /// Stop a dyno or a type's dynos; formation dynos are started again
+    /// fresh, a one-off dyno ends.
+    #[command(name = "ps:stop", visible_alias = "stop")]
+    PsStop {
+        /// A dyno, like web.1 or run.4211, or a process type, like web.
+        dyno: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Show or change the dyno size of process types: `ps:type web=standard-2x`.
+    #[command(name = "ps:type", visible_alias = "ps:resize")]
+    PsType {
+        /// TYPE=SIZE; none shows the current sizes.
+        changes: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Show an app's formation: how many dynos of each process type.
     #[command(name = "ps:formation", visible_alias = "formation")]
@@ -335,6 +354,14 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::PsRestart { dyno, app } => {
             let app = settings::resolve_app(app.app)?;
             ps::restart(&client, &app, dyno.as_deref()).await
+        }
+        Command::PsStop { dyno, app } => {
+            let app = settings::resolve_app(app.app)?;
+            ps::stop(&client, &app, &dyno).await
+        }
+        Command::PsType { changes, app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            ps::types(&client, &app, &changes, json.json).await
         }
         Command::PsFormation { app, json } => {
             let app = settings::resolve_app(app.app)?;

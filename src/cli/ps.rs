@@ -1,4 +1,4 @@
-//! `ps:scale` and `ps:formation`.
+//! `ps`, `ps:scale`, `ps:type`, `ps:formation`, `ps:restart` and `ps:stop`.
 
 use super::client::Client;
 use super::{output, CliError};
@@ -155,16 +155,27 @@ pub(super) async fn list(client: &Client, app: &AppName, json: bool) -> Result<(
     Ok(())
 }
 
+/// Checks a `DYNO` argument: a dyno (`web.1`) or a process type (`web`).
+fn dyno_or_type(arg: &str) -> Result<String, CliError> {
+    if crate::model::DynoName::parse(arg).is_ok() {
+        return Ok(format!("dyno {arg}"));
+    }
+    ProcessType::parse(arg)
+        .map(|_| format!("{arg} dynos"))
+        .map_err(|_| {
+            CliError::Usage(format!(
+                "{arg:?} is neither a dyno (like web.1) nor a process type (like web)."
+            ))
+        })
+}
+
 pub(super) async fn restart(
     client: &Client,
     app: &AppName,
     dyno: Option<&str>,
 ) -> Result<(), CliError> {
     let (path, what) = match dyno {
-        Some(d) => {
-            crate::model::DynoName::parse(d).map_err(|e| CliError::Usage(e.message))?;
-            (format!("/apps/{app}/dynos/{d}"), format!("dyno {d}"))
-        }
+        Some(d) => (format!("/apps/{app}/dynos/{d}"), dyno_or_type(d)?),
         None => (format!("/apps/{app}/dynos"), "all dynos".to_owned()),
     };
     output::action(
@@ -173,6 +184,74 @@ pub(super) async fn restart(
     )
     .await?;
     eprintln!("done");
+    Ok(())
+}
+
+/// `ps:stop`: a formation dyno is started again by the platform (as on
+/// Heroku); a one-off dyno ends.
+pub(super) async fn stop(client: &Client, app: &AppName, dyno: &str) -> Result<(), CliError> {
+    let what = dyno_or_type(dyno)?;
+    output::action(
+        &format!("Stopping {what} on {}", output::app_label(app.as_str())),
+        client.send_json::<_, serde_json::Value>(
+            http::Method::POST,
+            &format!("/apps/{app}/dynos/{dyno}/actions/stop"),
+            &serde_json::json!({}),
+        ),
+    )
+    .await?;
+    eprintln!("done");
+    Ok(())
+}
+
+/// `ps:type`: shows each process type's dyno size, or changes sizes
+/// (`ps:type web=standard-2x worker=performance-m`).
+pub(super) async fn types(
+    client: &Client,
+    app: &AppName,
+    changes: &[String],
+    json: bool,
+) -> Result<(), CliError> {
+    let entries: Vec<Formation> = if changes.is_empty() {
+        client.list(&format!("/apps/{app}/formation"), None).await?
+    } else {
+        let updates = changes
+            .iter()
+            .map(|c| {
+                let (t, size) = c.split_once('=').ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "{c:?} is not a size change; use TYPE=SIZE, e.g. web=standard-2x."
+                    ))
+                })?;
+                parse_change(&format!("{t}:{size}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let entries: Vec<Formation> = output::action(
+            &format!("Scaling dynos on {}", output::app_label(app.as_str())),
+            client.send_json(
+                http::Method::PATCH,
+                &format!("/apps/{app}/formation"),
+                &FormationBatch { updates },
+            ),
+        )
+        .await?;
+        eprintln!("done");
+        entries
+    };
+    if json {
+        output::json(&entries);
+        return Ok(());
+    }
+    output::header("Dyno Types");
+    let mut rows = vec![vec!["Type".to_owned(), "Size".to_owned(), "Qty".to_owned()]];
+    rows.extend(entries.iter().map(|f| {
+        vec![
+            f.process_type.clone(),
+            display_size(&f.size),
+            f.quantity.to_string(),
+        ]
+    }));
+    print!("{}", output::table(&rows));
     Ok(())
 }
 
