@@ -197,6 +197,23 @@ impl Api {
                     .map_err(store)?;
                 Ok(json(StatusCode::OK, &self.app_json(&app)))
             }
+            Route::GetAppSettings(app) => {
+                let app = self
+                    .store
+                    .call(move |c| state::get_app(c, &app))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &app.settings))
+            }
+            Route::UpdateAppSettings(app) => {
+                let patch: serde_json::Value = decode(&body)?;
+                let app = self
+                    .store
+                    .call(move |c| state::update_app_settings(c, &app, &patch))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &app.settings))
+            }
             Route::DeleteApp(app) => {
                 let app = self
                     .store

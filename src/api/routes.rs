@@ -26,6 +26,10 @@ pub enum Route {
     GetApp(AppRef),
     /// `PATCH /apps/{app}`.
     UpdateApp(AppRef),
+    /// `GET /apps/{app}/settings` (Corral's own: per-app timeouts).
+    GetAppSettings(AppRef),
+    /// `PATCH /apps/{app}/settings`: a JSON merge patch.
+    UpdateAppSettings(AppRef),
     /// `DELETE /apps/{app}`.
     DeleteApp(AppRef),
     /// `GET /apps/{app}/config-vars`.
@@ -167,6 +171,11 @@ impl Route {
                 Method::PATCH => Ok(Route::UpdateApp(app(a)?)),
                 Method::DELETE => Ok(Route::DeleteApp(app(a)?)),
                 _ => Err(wrong_method("GET, PATCH, DELETE")),
+            },
+            ["apps", a, "settings"] => match *m {
+                Method::GET => Ok(Route::GetAppSettings(app(a)?)),
+                Method::PATCH => Ok(Route::UpdateAppSettings(app(a)?)),
+                _ => Err(wrong_method("GET, PATCH")),
             },
             ["apps", a, "config-vars"] => match *m {
                 Method::GET => Ok(Route::GetConfigVars(app(a)?)),

@@ -139,3 +139,53 @@ pub(super) async fn destroy(
     eprintln!("done");
     Ok(())
 }
+
+/// `apps:settings [KEY=VALUE ...]`: shows the app's settings, or changes
+/// them (`boot_timeout=120`; `KEY=` goes back to the platform default).
+pub(super) async fn settings(
+    client: &Client,
+    app: &AppName,
+    changes: &[String],
+    json: bool,
+) -> Result<(), CliError> {
+    let path = format!("/apps/{app}/settings");
+    let settings: serde_json::Map<String, serde_json::Value> = if changes.is_empty() {
+        client.get(&path).await?
+    } else {
+        let mut patch = serde_json::Map::new();
+        for change in changes {
+            let (key, value) = change.split_once('=').ok_or_else(|| {
+                CliError::Usage(format!(
+                    "{change:?} is not a setting; use KEY=VALUE (or KEY= for the default), e.g. boot_timeout=120."
+                ))
+            })?;
+            let value = if value.is_empty() {
+                serde_json::Value::Null
+            } else {
+                // Numbers and booleans as JSON, anything else as a string.
+                serde_json::from_str(value)
+                    .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()))
+            };
+            patch.insert(key.replace('-', "_"), value);
+        }
+        let updated = output::action(
+            &format!("Updating settings of {}", output::app_label(app.as_str())),
+            client.send_json(http::Method::PATCH, &path, &patch),
+        )
+        .await?;
+        eprintln!("done");
+        updated
+    };
+    if json {
+        output::json(&settings);
+        return Ok(());
+    }
+    output::header(&format!("{app} Settings"));
+    if settings.is_empty() {
+        println!("All settings are the platform's defaults.");
+    }
+    for (key, value) in &settings {
+        println!("{key}: {value}");
+    }
+    Ok(())
+}

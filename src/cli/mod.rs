@@ -117,6 +117,17 @@ enum Command {
         #[command(flatten)]
         json: JsonArg,
     },
+    /// Show or change an app's settings: `apps:settings boot_timeout=120`
+    /// (`boot_timeout=` returns to the platform default).
+    #[command(name = "apps:settings")]
+    AppsSettings {
+        /// KEY=VALUE changes; none shows the settings.
+        changes: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
     /// Delete an app and everything it owns.
     #[command(name = "apps:destroy", visible_alias = "destroy")]
     AppsDestroy {
@@ -354,6 +365,10 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::PsRestart { dyno, app } => {
             let app = settings::resolve_app(app.app)?;
             ps::restart(&client, &app, dyno.as_deref()).await
+        }
+        Command::AppsSettings { changes, app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            apps::settings(&client, &app, &changes, json.json).await
         }
         Command::PsStop { dyno, app } => {
             let app = settings::resolve_app(app.app)?;

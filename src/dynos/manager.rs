@@ -246,7 +246,13 @@ impl DynoManager {
             let port = record.and_then(|r| r.port);
             if let (UnitState::Running, Some(port)) = (state, port) {
                 // Adopted after a restart, or started by this process.
-                self.watch_boot(&app, &dyno, &unit.name, port);
+                let limit = desired_apps
+                    .iter()
+                    .find(|a| a.app == app)
+                    .map_or(Duration::from_secs(self.config.boot_timeout_secs), |a| {
+                        self.boot_timeout(a)
+                    });
+                self.watch_boot(&app, &dyno, &unit.name, port, limit);
             }
             let up = self.memory().up.contains(&unit.name);
             observed.push(ObservedDyno {
@@ -454,6 +460,15 @@ impl DynoManager {
         }
     }
 
+    /// The app's own boot timeout, or the operator's default.
+    fn boot_timeout(&self, app: &DesiredApp) -> Duration {
+        Duration::from_secs(
+            app.settings
+                .boot_timeout
+                .unwrap_or(self.config.boot_timeout_secs),
+        )
+    }
+
     /// Clears a stopped or dead unit from systemd, the table and memory.
     /// Its runtime directory goes with the next sweep, once its overlay is
     /// unmounted.
@@ -594,7 +609,13 @@ impl DynoManager {
             .insert(unit.as_str().to_owned(), Instant::now());
         self.systemd.start_service(spec).await?;
         match port {
-            Some(port) => self.watch_boot(&app.app, &want.dyno, unit.as_str(), port),
+            Some(port) => self.watch_boot(
+                &app.app,
+                &want.dyno,
+                unit.as_str(),
+                port,
+                self.boot_timeout(app),
+            ),
             None => platform_log(
                 app.app.as_str(),
                 &want.dyno.to_string(),
@@ -608,7 +629,7 @@ impl DynoManager {
     /// not bound it within the boot timeout gets Heroku's R10 and SIGKILL,
     /// and the crash handling restarts it. Being up wakes the manager, for
     /// a rolling deploy waits on it.
-    fn watch_boot(&self, app: &AppName, dyno: &DynoName, unit: &str, port: u16) {
+    fn watch_boot(&self, app: &AppName, dyno: &DynoName, unit: &str, port: u16, limit: Duration) {
         {
             let mut memory = self.memory();
             if memory.up.contains(unit) || !memory.watching.insert(unit.to_owned()) {
@@ -619,7 +640,6 @@ impl DynoManager {
         let systemd = Arc::clone(&self.systemd);
         let memory = Arc::clone(&self.memory);
         let waker = self.waker.clone();
-        let limit = Duration::from_secs(self.config.boot_timeout_secs);
         let shutdown = self.shutdown.clone();
         self.watchers.spawn(async move {
             let booted = wait_for_port(port, limit, &shutdown).await;

@@ -9,6 +9,7 @@ mod config_vars;
 mod dyno;
 mod formation;
 mod procfile;
+mod settings;
 mod slug_digest;
 
 pub use app_name::AppName;
@@ -16,6 +17,7 @@ pub use config_vars::{ConfigVarName, ConfigVars, CONFIG_VARS_MAX_BYTES};
 pub use dyno::{DynoName, UnitName, UNIT_PREFIX};
 pub use formation::{DynoSize, ProcessType, Quantity, QuantityChange, MAX_QUANTITY};
 pub use procfile::{check_process_types, parse_procfile, PROCFILE_MAX_BYTES};
+pub use settings::AppSettings;
 pub use slug_digest::SlugDigest;
 
 /// A value that failed validation, with a message a user can act on.

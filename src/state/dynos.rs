@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use super::{current_release, now, records, StoreError};
 use crate::model::{
-    AppName, ConfigVars, DynoName, DynoSize, ProcessType, Quantity, ReleaseVersion, SlugDigest,
+    AppName, AppSettings, ConfigVars, DynoName, DynoSize, ProcessType, Quantity, ReleaseVersion,
+    SlugDigest,
 };
 
 /// What one app should run: its current release and formation.
@@ -30,6 +31,8 @@ pub struct DesiredApp {
     pub config: ConfigVars,
     /// Quantity and size by process type (only types the release declares).
     pub formation: Vec<(ProcessType, Quantity, DynoSize)>,
+    /// The app's settings (its boot timeout, ...).
+    pub settings: AppSettings,
 }
 
 /// A dyno corrald started.
@@ -78,6 +81,7 @@ pub fn desired_apps(conn: &mut Connection) -> Result<Vec<DesiredApp>, StoreError
             process_types: release.process_types,
             config: release.config,
             formation,
+            settings: app.settings.clone(),
         });
     }
     Ok(desired)

@@ -111,6 +111,11 @@ const STEPS: &[&str] = &[
     ALTER TABLE dynos_v4 RENAME TO dynos;
     CREATE INDEX dynos_app_name ON dynos (app_id, name);
     "#,
+    // v5: per-app settings (model::AppSettings) as a JSON object, so new
+    // settings need no migration.
+    r#"
+    ALTER TABLE apps ADD COLUMN settings_json TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 /// The schema version this binary migrates to.

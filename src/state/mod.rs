@@ -344,6 +344,27 @@ pub fn update_app(
     Ok(updated)
 }
 
+/// Changes an app's settings with a JSON merge patch (`null` resets one).
+/// Settings are not part of releases: nothing restarts.
+pub fn update_app_settings(
+    conn: &mut Connection,
+    app: &AppRef,
+    patch: &serde_json::Value,
+) -> Result<App, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current = find_app(&tx, app)?;
+    let settings = current.settings.merge(patch)?;
+    let json = serde_json::to_string(&settings)
+        .map_err(|e| StoreError::Corrupt(format!("app settings: {e}")))?;
+    tx.execute(
+        "UPDATE apps SET settings_json = ?1, updated_at = ?2 WHERE id = ?3",
+        params![json, now(), current.id.to_string()],
+    )?;
+    let updated = find_app(&tx, &AppRef::Id(current.id))?;
+    tx.commit()?;
+    Ok(updated)
+}
+
 /// Deletes an app with everything it owns.
 pub fn delete_app(conn: &mut Connection, app: &AppRef) -> Result<App, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::model::{
-    AppName, ConfigVars, DynoSize, ProcessType, Quantity, QuantityChange, ReleaseVersion,
+    AppName, AppSettings, ConfigVars, DynoSize, ProcessType, Quantity, QuantityChange,
+    ReleaseVersion,
 };
 
 /// A user of the API: the owner of one or more tokens.
@@ -33,6 +34,8 @@ pub struct App {
     pub name: AppName,
     /// Whether the router answers H80 instead of forwarding.
     pub maintenance: bool,
+    /// Settings that differ from the platform's defaults.
+    pub settings: AppSettings,
     /// Who created the app.
     pub owner: Account,
     /// When the app was created.
@@ -157,7 +160,7 @@ pub(super) fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Account, 
 /// The app columns, joined with the owner, for [`app_from_row`].
 pub(super) const APP_SELECT: &str =
     "SELECT a.id, a.name, a.maintenance, a.created_at, a.updated_at, a.released_at, \
-     o.id, o.name, o.email, o.created_at \
+     o.id, o.name, o.email, o.created_at, a.settings_json \
      FROM apps a LEFT JOIN accounts o ON o.id = a.owner_id";
 
 pub(super) fn app_from_row(r: &Row<'_>) -> rusqlite::Result<Result<App, StoreError>> {
@@ -168,6 +171,7 @@ pub(super) fn app_from_row(r: &Row<'_>) -> rusqlite::Result<Result<App, StoreErr
     let updated_at: DateTime<Utc> = r.get(4)?;
     let released_at: Option<DateTime<Utc>> = r.get(5)?;
     let owner_id: Option<String> = r.get(6)?;
+    let settings_json: String = r.get(10)?;
     // An owner whose account row is gone still owns the app; show a
     // placeholder instead of failing every read of the app.
     let owner = match owner_id {
@@ -192,6 +196,8 @@ pub(super) fn app_from_row(r: &Row<'_>) -> rusqlite::Result<Result<App, StoreErr
             id: uuid(&id, "app")?,
             name: AppName::parse(&name).map_err(|e| corrupt("app name", e))?,
             maintenance,
+            settings: serde_json::from_str(&settings_json)
+                .map_err(|e| corrupt("app settings", e))?,
             owner,
             created_at,
             updated_at,
