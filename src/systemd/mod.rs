@@ -33,6 +33,8 @@ pub use error::SystemdError;
 pub use events::UnitEvent;
 pub use spec::{BindPath, Limits, Sandbox, ServiceSpec, Stdio};
 
+// `WatchedService` is defined below, beside the start code it shares.
+
 use error::{
     breaks_connection, error_message, error_name, ALREADY_SUBSCRIBED, INVALID_ARGS, NO_SUCH_UNIT,
     UNIT_EXISTS,
@@ -292,25 +294,61 @@ impl Systemd {
             .await?;
         // The spec holds the stdio fds: systemd has its own copies now.
         drop(spec);
-        match outcome {
-            Ok(result) if result == "done" => Ok(()),
-            Ok(result) => Err(SystemdError::JobFailed {
-                unit,
-                kind: "start",
-                result,
-            }),
-            Err(e) => Err(match error_name(&e) {
-                Some(UNIT_EXISTS) => SystemdError::UnitExists { unit },
-                Some(INVALID_ARGS) => SystemdError::PropertyRejected {
-                    unit,
-                    message: error_message(&e),
+        start_failure(unit, outcome).map_or(Ok(()), Err)
+    }
+
+    /// Like [`Systemd::start_service`], on a connection of the service's
+    /// own that holds a reference on the unit (`AddRef=`, as `systemd-run
+    /// --wait` does): systemd keeps the unit loaded, even after a clean
+    /// exit, until [`WatchedService`] is dropped, so its exit status can be
+    /// read after it ended. A failed unit still needs
+    /// [`Systemd::reset_failed`] afterwards.
+    pub async fn start_watched(&self, spec: ServiceSpec) -> Result<WatchedService, SystemdError> {
+        let unit = spec.name.clone();
+        spec.validate()
+            .map_err(|reason| SystemdError::InvalidSpec {
+                unit: unit.clone(),
+                reason,
+            })?;
+        let conn = connect().await?;
+        let manager = bounded("Hello", manager_proxy(&conn)).await?;
+        // JobRemoved and the state changes are emitted only to subscribers.
+        bounded("Subscribe", manager.subscribe()).await?;
+        let bus = Bus {
+            conn: conn.clone(),
+            manager,
+            subscribed: true,
+        };
+        let mut properties = spec.properties(self.cgroup_v2);
+        properties.push(("AddRef", zbus::zvariant::Value::from(true)));
+        let (name, properties) = (&unit, &properties);
+        let outcome = self
+            .run_job_on(
+                bus.clone(),
+                &unit,
+                "start",
+                "StartTransientUnit",
+                |manager| async move {
+                    manager
+                        .start_transient_unit(name, "fail", properties, &[])
+                        .await
                 },
-                _ => SystemdError::Call {
-                    method: "StartTransientUnit",
-                    source: e,
-                },
-            }),
+            )
+            .await?;
+        drop(spec);
+        if let Some(e) = start_failure(unit.clone(), outcome) {
+            return Err(e);
         }
+        // Opened after the start on purpose: a signal sent now carries the
+        // unit's state as it is now, while one queued at creation could say
+        // `inactive` about a unit that has not run yet.
+        let source = bounded("AddMatch", events::open(&conn)).await?;
+        let events = events::unit_events(source, unit.clone(), ());
+        Ok(WatchedService {
+            unit,
+            bus,
+            events: Box::pin(events),
+        })
     }
 
     /// Stops a unit (job mode `replace`: it supersedes a pending start) and
@@ -434,6 +472,22 @@ impl Systemd {
         Fut: Future<Output = zbus::Result<OwnedObjectPath>>,
     {
         let bus = self.bus(true).await?;
+        self.run_job_on(bus, unit, kind, method, call).await
+    }
+
+    /// [`Systemd::run_job`] on a given (subscribed) connection.
+    async fn run_job_on<F, Fut>(
+        &self,
+        bus: Bus,
+        unit: &str,
+        kind: &'static str,
+        method: &'static str,
+        call: F,
+    ) -> Result<Result<String, zbus::Error>, SystemdError>
+    where
+        F: FnOnce(ManagerProxy<'static>) -> Fut,
+        Fut: Future<Output = zbus::Result<OwnedObjectPath>>,
+    {
         // Only this unit's jobs, filtered by the bus (arg2 is the unit name).
         let mut jobs = match tokio::time::timeout(
             CALL_TIMEOUT,
@@ -514,6 +568,92 @@ impl Systemd {
                 kind,
                 seconds: self.job_timeout.as_secs(),
             }),
+        }
+    }
+}
+
+/// What a start job's call and result mean: `None` when the unit runs,
+/// otherwise the error for the caller.
+fn start_failure(unit: String, outcome: Result<String, zbus::Error>) -> Option<SystemdError> {
+    match outcome {
+        Ok(result) if result == "done" => None,
+        Ok(result) => Some(SystemdError::JobFailed {
+            unit,
+            kind: "start",
+            result,
+        }),
+        Err(e) => Some(match error_name(&e) {
+            Some(UNIT_EXISTS) => SystemdError::UnitExists { unit },
+            Some(INVALID_ARGS) => SystemdError::PropertyRejected {
+                unit,
+                message: error_message(&e),
+            },
+            _ => SystemdError::Call {
+                method: "StartTransientUnit",
+                source: e,
+            },
+        }),
+    }
+}
+
+/// A service started by [`Systemd::start_watched`]. Its connection holds
+/// the reference that keeps the unit loaded; dropping this releases it
+/// (so does corrald's exit), and systemd then collects an inactive unit.
+pub struct WatchedService {
+    unit: String,
+    bus: Bus,
+    events: std::pin::Pin<Box<dyn Stream<Item = UnitEvent> + Send>>,
+}
+
+impl std::fmt::Debug for WatchedService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchedService")
+            .field("unit", &self.unit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WatchedService {
+    /// The unit name.
+    pub fn unit(&self) -> &str {
+        &self.unit
+    }
+
+    /// Waits until the unit is `inactive` or `failed` and returns its
+    /// final status (`ExecMainCode`, `ExecMainStatus`, `Result`). Woken by
+    /// systemd's signals, never by polling: the state is read once now
+    /// (the signals are routed already) and again after every signal.
+    /// Cancel-safe.
+    pub async fn wait_exit(&mut self) -> Result<UnitStatus, SystemdError> {
+        loop {
+            let path = bounded("GetUnit", self.bus.manager.get_unit(&self.unit))
+                .await
+                .map_err(|e| no_such_unit(e, &self.unit))?;
+            let status = bounded(
+                "Get(unit status)",
+                read_status(self.bus.clone(), &self.unit, path),
+            )
+            .await?
+            .ok_or_else(|| SystemdError::NoSuchUnit {
+                unit: self.unit.clone(),
+            })?;
+            if matches!(status.active_state.as_str(), "inactive" | "failed") {
+                return Ok(status);
+            }
+            match self.events.next().await {
+                Some(UnitEvent::Changed { .. }) => {}
+                // Our reference should have prevented that; say so.
+                Some(UnitEvent::Removed { .. }) => {
+                    return Err(SystemdError::NoSuchUnit {
+                        unit: self.unit.clone(),
+                    })
+                }
+                None => {
+                    return Err(SystemdError::WatchLost {
+                        unit: self.unit.clone(),
+                    })
+                }
+            }
         }
     }
 }
@@ -638,6 +778,8 @@ mod tests {
         let systemd = Systemd::new();
         let spec = ServiceSpec::new("x.service", vec!["/bin/true".to_owned()]);
         assert_send(&systemd.start_service(spec));
+        let spec = ServiceSpec::new("x.service", vec!["/bin/true".to_owned()]);
+        assert_send(&systemd.start_watched(spec));
         assert_send(&systemd.stop_unit("x.service"));
         assert_send(&systemd.unit_status("x.service"));
         assert_send(&systemd.events("corral-"));
