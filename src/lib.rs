@@ -19,6 +19,8 @@
 //! - [`daemon`]: the composition root wiring the parts under one
 //!   cancellation tree.
 //! - [`cli`]: the `corral` command, speaking the API with [`api::types`].
+//! - [`attach`]: the framed protocol between `corral run` and a one-off
+//!   dyno's terminal, spoken over an upgraded API connection.
 //! - [`sandbox`]: a throwaway systemd host for `corral sandbox` and tests.
 //!
 //! Data flow today: CLI -> API listener (TCP or Unix socket) -> route ->
@@ -28,6 +30,7 @@
 //! plane), builds and logs join as later parts, each owned by the daemon.
 
 pub mod api;
+pub mod attach;
 pub mod cli;
 pub mod config;
 pub mod daemon;
