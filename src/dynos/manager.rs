@@ -179,7 +179,10 @@ impl DynoManager {
 
         let mut observed = Vec::new();
         for unit in &units {
-            let Some((app, dyno)) = UnitName::parse_dyno(&unit.name) else {
+            // One-offs (run.N) are not the formation's: never stop or restart them.
+            let Some((app, dyno)) =
+                UnitName::parse_dyno(&unit.name).filter(|(_, d)| !super::oneoff::is_one_off(d))
+            else {
                 continue;
             };
             let state = match unit.active_state.as_str() {
@@ -205,7 +208,9 @@ impl DynoManager {
             if units.iter().any(|u| u.name == record.unit) {
                 continue;
             }
-            let Some((app, dyno)) = UnitName::parse_dyno(&record.unit) else {
+            let Some((app, dyno)) =
+                UnitName::parse_dyno(&record.unit).filter(|(_, d)| !super::oneoff::is_one_off(d))
+            else {
                 continue;
             };
             self.note_death(&record.unit, app.as_str(), &dyno).await;
