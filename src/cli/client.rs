@@ -336,11 +336,17 @@ where
     // after a 101 until it has handed the connection over.
     let conn = conn.with_upgrades();
     tokio::pin!(conn);
+    let answer = sender.send_request(request);
+    tokio::pin!(answer);
+    // On a 101 the connection future may finish first: it has handed the
+    // answer over, and the connection with it.
+    let mut conn_done = false;
     let mut response = tokio::select! {
-        response = sender.send_request(request) => response.map_err(protocol)?,
+        response = &mut answer => response.map_err(protocol)?,
         ended = &mut conn => {
             ended.map_err(protocol)?;
-            return Err(CliError::Protocol("the API closed the connection without answering".to_owned()));
+            conn_done = true;
+            answer.await.map_err(protocol)?
         }
     };
     // No second request: without the sender the connection ends once the
@@ -348,7 +354,11 @@ where
     drop(sender);
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         let status = response.status();
-        let (body, _) = tokio::join!(response.into_body().collect(), conn);
+        let (body, _) = tokio::join!(response.into_body().collect(), async {
+            if !conn_done {
+                let _ = (&mut conn).await;
+            }
+        });
         let body = body.map(|b| b.to_bytes()).unwrap_or_default();
         let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
         let (id, message) = parsed.map_or_else(
@@ -366,7 +376,16 @@ where
             message,
         });
     }
-    let (ended, upgraded) = tokio::join!(conn, hyper::upgrade::on(&mut response));
+    let (ended, upgraded) = tokio::join!(
+        async {
+            if conn_done {
+                Ok(())
+            } else {
+                (&mut conn).await
+            }
+        },
+        hyper::upgrade::on(&mut response)
+    );
     ended.map_err(protocol)?;
     upgraded.map_err(protocol)
 }

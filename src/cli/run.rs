@@ -245,9 +245,13 @@ async fn send<W: tokio::io::AsyncWrite + Unpin>(
     writer.flush().await
 }
 
-/// The terminal's size as a resize frame, when stdin is a terminal.
+/// The terminal's size as a resize frame, when stdin is a terminal that
+/// knows its size (a fresh pseudo-terminal says 0x0: the dyno's 80x24
+/// default is better than that).
 fn window_size() -> Option<Frame> {
-    let size = tcgetwinsize(std::io::stdin()).ok()?;
+    let size = tcgetwinsize(std::io::stdin())
+        .ok()
+        .filter(|s| s.ws_col > 0 && s.ws_row > 0)?;
     Some(Frame::Resize {
         cols: size.ws_col,
         rows: size.ws_row,
