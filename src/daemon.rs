@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::api::{server, Api};
 use crate::config::Config;
-use crate::dynos::{DynoManager, DynoWaker};
+use crate::dynos::{DynoManager, DynoWaker, OneOffs};
 use crate::gc;
 use crate::slug::{SlugError, SlugStore};
 use crate::state::{Store, StoreError};
@@ -149,15 +149,27 @@ pub async fn serve(
     let systemd = Arc::new(Systemd::new());
     let slugs = Arc::new(open_slugs(&config)?);
     let waker = DynoWaker::default();
+    let oneoffs = Arc::new(OneOffs::new(
+        store.clone(),
+        Arc::clone(&slugs),
+        Arc::clone(&systemd),
+        config.dynos.clone(),
+    ));
     let api = Api::new(
         store.clone(),
         Arc::clone(&slugs),
         Arc::clone(&systemd),
         Arc::clone(&config),
         waker.clone(),
+        Arc::clone(&oneoffs),
     );
     let tracker = TaskTracker::new();
     if config.dynos.enabled {
+        tracker.spawn(
+            oneoffs
+                .run(shutdown.clone())
+                .instrument(tracing::info_span!("one_off_dynos")),
+        );
         let manager = Arc::new(DynoManager::new(
             store.clone(),
             Arc::clone(&slugs),

@@ -19,15 +19,20 @@
 //! - [`daemon`]: the composition root wiring the parts under one
 //!   cancellation tree.
 //! - [`cli`]: the `corral` command, speaking the API with [`api::types`].
+//! - [`attach`]: the framed protocol between `corral run` and a one-off
+//!   dyno's terminal, spoken over an upgraded API connection.
 //! - [`sandbox`]: a throwaway systemd host for `corral sandbox` and tests.
 //!
 //! Data flow today: CLI -> API listener (TCP or Unix socket) -> route ->
 //! store transaction -> JSON response; a change that alters what should
 //! run wakes the dyno manager, which reads the store, lists systemd's units
-//! and starts or stops transient units over D-Bus. The router (data
+//! and starts or stops transient units over D-Bus. `corral run` asks for a
+//! one-off dyno, then turns a second API connection (an HTTP upgrade) into
+//! that dyno's terminal; corrald starts it only then. The router (data
 //! plane), builds and logs join as later parts, each owned by the daemon.
 
 pub mod api;
+pub mod attach;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -1,11 +1,20 @@
-//! `GET /apps/{app}/dynos` and restarts: systemd's view of an app's dynos.
+//! `GET /apps/{app}/dynos`, restarts and one-off dynos: systemd's view of an app's dynos.
 
-use http::StatusCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CONNECTION, UPGRADE};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::routes::DynoSelector;
-use super::{json, types, Api, ApiResponse};
+use super::{base_url, json, types, Api, ApiResponse};
+use crate::attach::UPGRADE_PROTOCOL;
+use crate::dynos::oneoff::{is_one_off, Created, RUN_TYPE};
+use crate::dynos::OneOffRequest;
+use crate::model::{ConfigVarName, DynoName, DynoSize};
 use crate::state::{self, AppRef};
 
 /// A stable id per unit, so clients can tell dynos apart.
@@ -30,8 +39,11 @@ impl Api {
                     "active" => "up",
                     "activating" => "starting",
                     "deactivating" => "down",
+                    _ if is_one_off(&record.name) => "complete",
                     _ => "crashed",
                 },
+                // Waiting for its client to attach.
+                Ok(None) if is_one_off(&record.name) => "starting",
                 Ok(None) => "crashed",
                 Err(_) => "unknown",
             };
@@ -75,11 +87,38 @@ impl Api {
             .call(move |c| state::app_dynos(c, &app))
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
+        if let DynoSelector::Dyno(dyno) = &which {
+            if !is_one_off(dyno) {
+                return self
+                    .stop_formation_dynos(found, records, &which, verb, rid)
+                    .await;
+            }
+            // A one-off cannot start over: restarting one stops it.
+            self.oneoffs
+                .stop(&found.name, dyno)
+                .await
+                .map_err(|e| ApiError::from_oneoff(e, rid))?;
+            return Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})));
+        }
+        self.stop_formation_dynos(found, records, &which, verb, rid)
+            .await
+    }
+
+    /// Restarting all dynos leaves one-offs running: someone's console or
+    /// migration should not die with a restart of the formation.
+    async fn stop_formation_dynos(
+        &self,
+        found: crate::state::App,
+        records: Vec<state::DynoRecord>,
+        which: &DynoSelector,
+        verb: &str,
+        rid: &str,
+    ) -> Result<ApiResponse, ApiError> {
         let chosen: Vec<_> = records
             .into_iter()
-            .filter(|r| which.matches(&r.name))
+            .filter(|r| which.matches(&r.name) && !is_one_off(&r.name))
             .collect();
-        if which != DynoSelector::All && chosen.is_empty() {
+        if *which != DynoSelector::All && chosen.is_empty() {
             return Err(ApiError::NotFound("Couldn't find that dyno.".to_owned()));
         }
         for record in chosen {
@@ -103,4 +142,114 @@ impl Api {
         }
         Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})))
     }
+
+    /// `POST /apps/{app}/dynos`: a one-off dyno, started now (detached) or
+    /// when its client connects to the `attach_url` of the answer.
+    pub(super) async fn create_dyno(
+        &self,
+        app: AppRef,
+        req: types::DynoCreate,
+        host: Option<&str>,
+        rid: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        if req.process_type.as_deref().is_some_and(|t| t != RUN_TYPE) {
+            return Err(ApiError::Invalid(format!(
+                "One-off dynos are of type {RUN_TYPE:?}; leave type out or set it to {RUN_TYPE:?}."
+            )));
+        }
+        let mut env = Vec::new();
+        for (name, value) in req.env.unwrap_or_default() {
+            env.push((ConfigVarName::parse(&name)?, value));
+        }
+        let request = OneOffRequest {
+            command: req.command,
+            attach: req.attach.unwrap_or(false),
+            force_no_tty: req.force_no_tty.unwrap_or(false),
+            size: req.size.as_deref().map(DynoSize::parse).transpose()?,
+            env,
+            time_to_live: req.time_to_live.map(Duration::from_secs),
+        };
+        let Created {
+            record,
+            app,
+            attach_secret,
+        } = self
+            .oneoffs
+            .create(app, request)
+            .await
+            .map_err(|e| ApiError::from_oneoff(e, rid))?;
+        let attach_url = attach_secret.map(|secret| {
+            format!(
+                "{}/apps/{app}/dynos/{}/attach?secret={secret}",
+                base_url(host),
+                record.name
+            )
+        });
+        let state = if attach_url.is_some() {
+            "starting"
+        } else {
+            "up"
+        };
+        let dyno = types::Dyno {
+            attach_url,
+            command: record.command.clone(),
+            created_at: record.started_at,
+            id: dyno_id(&record.unit),
+            name: record.name.to_string(),
+            release: types::ReleaseRef {
+                id: None,
+                version: record.release.0,
+            },
+            app: types::NamedRef {
+                id: record.app_id,
+                name: app.to_string(),
+            },
+            size: record.size.to_string(),
+            state: state.to_owned(),
+            process_type: record.name.process_type().to_string(),
+            updated_at: record.started_at,
+        };
+        Ok(json(StatusCode::CREATED, &dyno))
+    }
+
+    /// `GET` of an attach URL with `Upgrade: corral-attach`: answers `101`
+    /// and hands the connection to the one-off dyno's session, which
+    /// starts the dyno. The URL works once.
+    pub(super) async fn attach_dyno<B>(
+        &self,
+        app: AppRef,
+        dyno: DynoName,
+        secret: &str,
+        mut req: Request<B>,
+        rid: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        // Checked first: a plain GET must not use the URL up.
+        if !(has_token(req.headers(), CONNECTION, "upgrade")
+            && has_token(req.headers(), UPGRADE, UPGRADE_PROTOCOL))
+        {
+            return Err(ApiError::UpgradeRequired(UPGRADE_PROTOCOL));
+        }
+        let launch = self
+            .oneoffs
+            .claim(app, &dyno, secret)
+            .await
+            .map_err(|e| ApiError::from_oneoff(e, rid))?;
+        self.oneoffs.attach(launch, hyper::upgrade::on(&mut req));
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static(UPGRADE_PROTOCOL));
+        Ok(response)
+    }
+}
+
+/// Whether a comma-separated header lists `token` (case-insensitively).
+fn has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }

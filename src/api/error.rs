@@ -3,6 +3,7 @@
 use http::StatusCode;
 
 use super::types::ErrorBody;
+use crate::dynos::OneOffError;
 use crate::model::InvalidValue;
 use crate::state::StoreError;
 
@@ -44,6 +45,9 @@ pub enum ApiError {
     /// Clashes with existing state.
     #[error("{0}")]
     Conflict(String),
+    /// The URL speaks another protocol, reached by an HTTP upgrade.
+    #[error("This URL needs Connection: Upgrade and Upgrade: {0}.")]
+    UpgradeRequired(&'static str),
     /// Something broke inside corrald; details go to the log, not the client.
     #[error(
         "Internal server error. The details are in corrald's log under request id {request_id}."
@@ -70,6 +74,7 @@ impl ApiError {
             ),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_params"),
             Self::Conflict(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_params"),
+            Self::UpgradeRequired(_) => (StatusCode::UPGRADE_REQUIRED, "upgrade_required"),
             Self::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error"),
         }
     }
@@ -91,6 +96,27 @@ impl ApiError {
             StoreError::Invalid(v) => Self::Invalid(v.message),
             other => {
                 tracing::error!(request_id, error = %other, "store failure");
+                Self::Internal {
+                    request_id: request_id.to_owned(),
+                }
+            }
+        }
+    }
+}
+
+impl ApiError {
+    /// Maps a one-off dyno error like [`ApiError::from_store`]; systemd and
+    /// file system failures are logged and reported as internal.
+    pub fn from_oneoff(e: OneOffError, request_id: &str) -> Self {
+        match e {
+            OneOffError::Store(e) => Self::from_store(e, request_id),
+            OneOffError::Invalid(m) => Self::Invalid(m),
+            e @ (OneOffError::NoCode(_) | OneOffError::Disabled) => Self::Invalid(e.to_string()),
+            e @ (OneOffError::AttachRefused | OneOffError::NoSuchDyno) => {
+                Self::NotFound(e.to_string())
+            }
+            other => {
+                tracing::error!(request_id, error = %other, "one-off dyno failure");
                 Self::Internal {
                     request_id: request_id.to_owned(),
                 }

@@ -26,7 +26,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::dynos::DynoWaker;
+use crate::dynos::{DynoWaker, OneOffs};
 use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity, QuantityChange};
 use crate::slug::SlugStore;
 use crate::state::{self, Account, FormationUpdate, Store};
@@ -54,6 +54,7 @@ pub struct Api {
     systemd: Arc<Systemd>,
     config: Arc<Config>,
     dynos: DynoWaker,
+    oneoffs: Arc<OneOffs>,
 }
 
 pub(crate) type ApiResponse = Response<Full<Bytes>>;
@@ -66,6 +67,7 @@ impl Api {
         systemd: Arc<Systemd>,
         config: Arc<Config>,
         dynos: DynoWaker,
+        oneoffs: Arc<OneOffs>,
     ) -> Self {
         Self {
             store,
@@ -73,6 +75,7 @@ impl Api {
             systemd,
             config,
             dynos,
+            oneoffs,
         }
     }
 
@@ -129,6 +132,10 @@ impl Api {
             return self
                 .upload_slug(slug, signature, req.into_body(), rid)
                 .await;
+        }
+        if let Route::AttachDyno { app, dyno, secret } = route {
+            // The connection becomes the dyno's terminal: no body to read.
+            return self.attach_dyno(app, dyno, &secret, req, rid).await;
         }
         let host = req
             .headers()
@@ -349,6 +356,12 @@ impl Api {
             Route::ListDynos(app) => self.list_dynos(app, rid).await,
             Route::RestartDynos(app, which) => self.stop_dynos(app, which, "Restarting", rid).await,
             Route::StopDynos(app, which) => self.stop_dynos(app, which, "Stopping", rid).await,
+            Route::CreateDyno(app) => {
+                let req: types::DynoCreate = decode(&body)?;
+                self.create_dyno(app, req, host.as_deref(), rid).await
+            }
+            // Handled before authentication, above.
+            Route::AttachDyno { .. } => Err(ApiError::NotFound("Not found.".to_owned())),
             Route::EmptyCollection(app) => {
                 self.store
                     .call(move |c| state::get_app(c, &app))
@@ -511,6 +524,19 @@ fn formation_update(
         quantity,
         size: size.map(DynoSize::parse).transpose()?,
     })
+}
+
+/// `http://HOST` of this API as the client reached it (its `Host`), for
+/// URLs the client is to call next; a client on the Unix socket uses just
+/// their path and query.
+pub(crate) fn base_url(host: Option<&str>) -> String {
+    let host = host
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
 }
 
 /// Accepts Heroku's compatibility fields only with the one value Corral has.

@@ -74,6 +74,19 @@ pub enum Route {
     /// `/apps/{app}/formations/{type}/actions/stop`; restart also answers
     /// `DELETE /apps/{app}/formations/{type}`).
     StopDynos(AppRef, DynoSelector),
+    /// `POST /apps/{app}/dynos`: start a one-off dyno.
+    CreateDyno(AppRef),
+    /// `GET /apps/{app}/dynos/{dyno}/attach?secret=...` with `Upgrade:
+    /// corral-attach`: connect to a one-off dyno created with `attach`.
+    /// Public: the one-time URL is the credential.
+    AttachDyno {
+        /// The app.
+        app: AppRef,
+        /// The one-off dyno.
+        dyno: DynoName,
+        /// The URL's secret.
+        secret: String,
+    },
     /// `GET /apps/{app}/{collection}` for collections Heroku's CLI reads
     /// but Corral does not have yet (add-ons, collaborators, ...): an
     /// empty list for an existing app, so `apps:info` works. (Pipeline
@@ -123,7 +136,10 @@ impl DynoSelector {
 impl Route {
     /// Whether the route may be called without a token.
     pub fn is_public(&self) -> bool {
-        matches!(self, Route::Health | Route::UploadSlugBlob { .. })
+        matches!(
+            self,
+            Route::Health | Route::UploadSlugBlob { .. } | Route::AttachDyno { .. }
+        )
     }
 
     /// Finds the route for a request, or says why there is none.
@@ -140,6 +156,10 @@ impl Route {
         let release = |s: &str| {
             ReleaseRef::parse(s)
                 .map_err(|_| ApiError::NotFound("Couldn't find that release.".to_owned()))
+        };
+        let dyno = |s: &str| {
+            DynoName::parse(s)
+                .map_err(|_| ApiError::NotFound("Couldn't find that dyno.".to_owned()))
         };
         let wrong_method = |allowed: &'static str| ApiError::MethodNotAllowed {
             method: method.to_string(),
@@ -201,8 +221,9 @@ impl Route {
             },
             ["apps", a, "dynos"] => match *m {
                 Method::GET => Ok(Route::ListDynos(app(a)?)),
+                Method::POST => Ok(Route::CreateDyno(app(a)?)),
                 Method::DELETE => Ok(Route::RestartDynos(app(a)?, DynoSelector::All)),
-                _ => Err(wrong_method("GET, DELETE")),
+                _ => Err(wrong_method("GET, POST, DELETE")),
             },
             ["apps", a, "dynos", d] => match *m {
                 Method::DELETE => Ok(Route::RestartDynos(app(a)?, DynoSelector::parse(d)?)),
@@ -220,6 +241,22 @@ impl Route {
             ["apps", a, "dynos", d, "actions", "stop"] => match *m {
                 Method::POST => Ok(Route::StopDynos(app(a)?, DynoSelector::parse(d)?)),
                 _ => Err(wrong_method("POST")),
+            },
+            ["apps", a, "dynos", d, "attach"] => match *m {
+                Method::GET => {
+                    let secret = query
+                        .unwrap_or("")
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("secret="))
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(not_found)?;
+                    Ok(Route::AttachDyno {
+                        app: app(a)?,
+                        dyno: dyno(d)?,
+                        secret: secret.to_owned(),
+                    })
+                }
+                _ => Err(wrong_method("GET")),
             },
             ["blobs", "slugs", id] => match *m {
                 Method::PUT => {
@@ -360,6 +397,44 @@ mod tests {
         assert!(
             Route::parse(&Method::PUT, "/blobs/slugs/not-a-uuid", Some("signature=a")).is_err()
         );
+    }
+
+    #[test]
+    fn one_off_dyno_routes() {
+        assert!(matches!(
+            Route::parse(&Method::POST, "/apps/demo/dynos", None),
+            Ok(Route::CreateDyno(AppRef::Name(_)))
+        ));
+        assert!(matches!(
+            Route::parse(&Method::POST, "/apps/demo/dynos/run.4211/actions/stop", None),
+            Ok(Route::StopDynos(_, DynoSelector::Dyno(ref d))) if d.to_string() == "run.4211"
+        ));
+        let attach = Route::parse(
+            &Method::GET,
+            "/apps/demo/dynos/run.4211/attach",
+            Some("secret=abc"),
+        )
+        .expect("route");
+        assert!(
+            matches!(&attach, Route::AttachDyno { dyno, secret, .. } if dyno.to_string() == "run.4211" && secret == "abc")
+        );
+        assert!(attach.is_public());
+        for query in [None, Some("secret="), Some("signature=abc")] {
+            assert!(
+                Route::parse(&Method::GET, "/apps/demo/dynos/run.1/attach", query).is_err(),
+                "{query:?}"
+            );
+        }
+        assert!(Route::parse(
+            &Method::GET,
+            "/apps/demo/dynos/nope/attach",
+            Some("secret=a")
+        )
+        .is_err());
+        assert!(matches!(
+            Route::parse(&Method::GET, "/apps/demo/dynos/run.1/actions/stop", None),
+            Err(ApiError::MethodNotAllowed { .. })
+        ));
     }
 
     #[test]

@@ -9,7 +9,9 @@ use http_body_util::BodyExt;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::{check_compat, json, release_json, types, Api, ApiResponse, STACK_ID, STACK_NAME};
+use super::{
+    base_url, check_compat, json, release_json, types, Api, ApiResponse, STACK_ID, STACK_NAME,
+};
 use crate::model::{check_process_types, SlugDigest};
 use crate::slug::SlugError;
 use crate::state::{self, Account, AppRef, NewSlug, ReleaseRef};
@@ -50,17 +52,13 @@ impl Api {
             .call(move |c| state::create_slug(c, &app, &new))
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
-        // The upload URL points back at this API, as the client reached it;
-        // a client on the Unix socket uses its path.
-        let host = host
-            .filter(|h| {
-                h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-            .unwrap_or("localhost");
         let blob = types::Blob {
             method: "PUT".to_owned(),
-            url: format!("http://{host}/blobs/slugs/{}?signature={secret}", slug.id),
+            url: format!(
+                "{}/blobs/slugs/{}?signature={secret}",
+                base_url(host),
+                slug.id
+            ),
         };
         let mut body = slug_json(&slug);
         body.blob = Some(blob);

@@ -338,10 +338,38 @@ pub struct FormationBatch {
     pub updates: Vec<FormationBatchItem>,
 }
 
+/// `POST /apps/{app}/dynos`: run a command in a one-off dyno (`run.N`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynoCreate {
+    /// The shell command, e.g. `bash` or `python manage.py migrate`.
+    pub command: String,
+    /// Connect the caller to it through the answer's `attach_url`; else it
+    /// logs to the app's log stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<bool>,
+    /// Variables on top of the config vars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Attached without a terminal (stdin and output as plain pipes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_no_tty: Option<bool>,
+    /// Dyno size; default: the app's web size, else `standard-1X`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Accepted for compatibility; must be `run` if given.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub process_type: Option<String>,
+    /// Seconds until the dyno is stopped; default and at most 86400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_live: Option<u64>,
+}
+
 /// `GET /apps/{app}/dynos`: one running dyno.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dyno {
-    /// For one-off dynos with a terminal; none yet.
+    /// For a one-off dyno created with `attach`: the one-time URL to
+    /// connect to with `Upgrade: corral-attach` (see [`crate::attach`]).
     pub attach_url: Option<String>,
     /// The command it runs.
     pub command: String,

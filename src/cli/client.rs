@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::header::{ACCEPT, AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
 use http::{Method, Request, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -241,10 +241,7 @@ impl Client {
         url: &str,
         file: &std::path::Path,
     ) -> Result<T, CliError> {
-        let path = url
-            .strip_prefix("http://")
-            .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
-            .ok_or_else(|| CliError::Protocol(format!("unexpected upload URL {url:?}")))?;
+        let path = path_of(url)?;
         let opened = tokio::fs::File::open(file)
             .await
             .map_err(|source| CliError::Io {
@@ -265,11 +262,132 @@ impl Client {
         Self::decode(&raw.body)
     }
 
+    /// `GET url` (a URL the API gave, whose path and query are sent to
+    /// this client's endpoint) with `Connection: Upgrade` and `Upgrade:
+    /// protocol`: the connection, once the API has switched it over.
+    pub async fn upgrade(
+        &self,
+        url: &str,
+        protocol: &str,
+    ) -> Result<hyper::upgrade::Upgraded, CliError> {
+        let path = path_of(url)?;
+        let host = match &self.endpoint {
+            Endpoint::Tcp { authority } => authority.clone(),
+            Endpoint::Unix { .. } => "localhost".to_owned(),
+        };
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(HOST, host)
+            .header(CONNECTION, "upgrade")
+            .header(UPGRADE, protocol)
+            .header(
+                "user-agent",
+                concat!("corral-cli/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| CliError::Usage(format!("cannot build the request: {e}")))?;
+        let connect_err = |source: std::io::Error| CliError::Connect {
+            endpoint: self.endpoint.describe(),
+            source,
+        };
+        match &self.endpoint {
+            Endpoint::Tcp { authority } => {
+                let stream = TcpStream::connect(authority).await.map_err(connect_err)?;
+                // Keystrokes are small: send them at once.
+                let _ = stream.set_nodelay(true);
+                switch(stream, request).await
+            }
+            Endpoint::Unix { path } => {
+                let stream = UnixStream::connect(path).await.map_err(connect_err)?;
+                switch(stream, request).await
+            }
+        }
+    }
+
     /// `DELETE path`, decoded as `T`.
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         let raw = self.send(Method::DELETE, path, None, None).await?;
         Self::decode(&raw.body)
     }
+}
+
+/// The path and query of a URL the API gave, to send to our endpoint.
+fn path_of(url: &str) -> Result<&str, CliError> {
+    url.strip_prefix("http://")
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .ok_or_else(|| CliError::Protocol(format!("unexpected URL from the API: {url:?}")))
+}
+
+/// Sends an upgrade request and returns the switched connection, or the
+/// API's error.
+async fn switch<S>(
+    stream: S,
+    request: Request<Full<Bytes>>,
+) -> Result<hyper::upgrade::Upgraded, CliError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let protocol = |e: hyper::Error| CliError::Protocol(e.to_string());
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(protocol)?;
+    // The connection future must run while the request is answered, and
+    // after a 101 until it has handed the connection over.
+    let conn = conn.with_upgrades();
+    tokio::pin!(conn);
+    let answer = sender.send_request(request);
+    tokio::pin!(answer);
+    // On a 101 the connection future may finish first: it has handed the
+    // answer over, and the connection with it.
+    let mut conn_done = false;
+    let mut response = tokio::select! {
+        response = &mut answer => response.map_err(protocol)?,
+        ended = &mut conn => {
+            ended.map_err(protocol)?;
+            conn_done = true;
+            answer.await.map_err(protocol)?
+        }
+    };
+    // No second request: without the sender the connection ends once the
+    // answer is read (or handed over).
+    drop(sender);
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let status = response.status();
+        let (body, _) = tokio::join!(response.into_body().collect(), async {
+            if !conn_done {
+                let _ = (&mut conn).await;
+            }
+        });
+        let body = body.map(|b| b.to_bytes()).unwrap_or_default();
+        let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+        let (id, message) = parsed.map_or_else(
+            || {
+                (
+                    "unknown".to_owned(),
+                    format!("the API answered {status} instead of switching protocols"),
+                )
+            },
+            |e| (e.id, e.message),
+        );
+        return Err(CliError::Api {
+            status: status.as_u16(),
+            id,
+            message,
+        });
+    }
+    let (ended, upgraded) = tokio::join!(
+        async {
+            if conn_done {
+                Ok(())
+            } else {
+                (&mut conn).await
+            }
+        },
+        hyper::upgrade::on(&mut response)
+    );
+    ended.map_err(protocol)?;
+    upgraded.map_err(protocol)
 }
 
 /// Sends one request and reads the whole response on a fresh connection.

@@ -35,7 +35,7 @@ pub(super) async fn show(
 }
 
 /// Quotes a value for `config --shell` so `eval` gives it back unchanged.
-fn shell_quote(v: &str) -> String {
+pub(super) fn shell_quote(v: &str) -> String {
     if !v.is_empty()
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:@%+,=".contains(&b))

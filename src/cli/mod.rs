@@ -11,6 +11,7 @@ mod deploy;
 mod output;
 mod ps;
 mod releases;
+mod run;
 mod sandbox;
 mod settings;
 
@@ -279,6 +280,13 @@ enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// Run a command in a one-off dyno, attached to this terminal; exits
+    /// with its status: `run bash`, `run -- python manage.py migrate`.
+    Run(run::RunArgs),
+    /// Run a command in a one-off dyno in the background, logging to the
+    /// app's log stream.
+    #[command(name = "run:detached")]
+    RunDetached(run::DetachedArgs),
     /// Boot a throwaway systemd host with corrald in it (run as root).
     Sandbox(sandbox::SandboxArgs),
 }
@@ -296,8 +304,12 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = runtime.block_on(dispatch(cli.command));
+    // `run` may leave a read of stdin behind, which tokio cannot cancel:
+    // waiting for it would wait for the user's next keystroke.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
         Err(e) => {
             output::error(&e.to_string());
             ExitCode::FAILURE
@@ -305,13 +317,16 @@ pub fn run() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<(), CliError> {
+async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
     if let Command::Sandbox(args) = command {
-        return sandbox::run(args).await;
+        return sandbox::run(args).await.map(|()| ExitCode::SUCCESS);
     }
     let settings = Settings::load()?;
     let client = settings.client()?;
-    match command {
+    if let Command::Run(args) = command {
+        return run::run(&client, args).await;
+    }
+    let result = match command {
         Command::Apps { json } => apps::list(&client, json.json).await,
         Command::AppsCreate { name, json } => apps::create(&client, name, json.json).await,
         Command::AppsInfo { name, app, json } => {
@@ -386,6 +401,8 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
             let app = settings::resolve_app(app.app)?;
             ps::scale(&client, &app, &changes).await
         }
-        Command::Sandbox(_) => Ok(()),
-    }
+        Command::RunDetached(args) => run::detached(&client, args).await,
+        Command::Sandbox(_) | Command::Run(_) => Ok(()),
+    };
+    result.map(|()| ExitCode::SUCCESS)
 }

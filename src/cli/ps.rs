@@ -41,7 +41,7 @@ fn parse_change(change: &str) -> Result<FormationBatchItem, CliError> {
 }
 
 /// Heroku capitalises the size in this message: `2:Standard-1X`.
-fn display_size(size: &str) -> String {
+pub(super) fn display_size(size: &str) -> String {
     let mut chars = size.chars();
     chars.next().map_or_else(String::new, |c| {
         c.to_uppercase().collect::<String>() + chars.as_str()

@@ -17,16 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::plan::{plan, DesiredDyno, ObservedDyno, Step, UnitState, Why};
-use super::unit::{dyno_service, launch_script, runtime_dir_for, DynoInput};
+use super::unit::{dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
 use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, Quantity, ReleaseVersion, UnitName, UNIT_PREFIX};
 use crate::slug::{SlugError, SlugStore};
 use crate::state::{self, DesiredApp, DynoRecord, Store, StoreError};
 use crate::systemd::{CycleTimer, Systemd, SystemdError};
-
-/// The process type of one-off dynos (`run.1234`): they are not part of
-/// the formation, so the manager leaves them alone.
-pub const ONE_OFF_TYPE: &str = "run";
 
 /// Why a reconciliation failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +76,9 @@ struct Crashes {
 /// A dyno that ran this long before dying was not crash-looping: its
 /// count starts again at one.
 const STABLE_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// Runtime directories younger than this are never swept.
+const SWEEP_MIN_AGE: Duration = Duration::from_secs(10);
 
 /// What the manager remembers between passes; systemd and the `dynos`
 /// table hold everything else. Lost on restart, which only means a crash
@@ -229,7 +228,9 @@ impl DynoManager {
             let Some((app, dyno, generation)) = UnitName::parse_dyno_unit(&unit.name) else {
                 continue;
             };
-            if dyno.process_type().as_str() == ONE_OFF_TYPE {
+            // One-offs (run.N) are not the formation's: never stop or
+            // restart them.
+            if super::oneoff::is_one_off(&dyno) {
                 continue;
             }
             known_units.insert(unit.name.clone());
@@ -275,7 +276,9 @@ impl DynoManager {
             let Some((app, dyno, generation)) = UnitName::parse_dyno_unit(&record.unit) else {
                 continue;
             };
-            if dyno.process_type().as_str() == ONE_OFF_TYPE {
+            // One-offs (run.N) are not the formation's: never stop or
+            // restart them.
+            if super::oneoff::is_one_off(&dyno) {
                 continue;
             }
             known_units.insert(record.unit.clone());
@@ -516,7 +519,16 @@ impl DynoManager {
                     continue;
                 }
                 let dir = entry.path();
-                if is_mount_point(&dir.join("fs").join("app")) {
+                // A directory written moments ago may belong to a dyno
+                // being created right now (a one-off, or a start racing
+                // this pass); leave it for a later sweep.
+                let fresh = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age < SWEEP_MIN_AGE);
+                if fresh || is_mount_point(&dir.join("fs").join("app")) {
                     continue;
                 }
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -560,7 +572,9 @@ impl DynoManager {
         let dir = runtime_dir_for(&self.config.runtime_dir, unit);
         let script = dir.join("launch.sh");
         let writable = dir.join("fs");
-        prepare_runtime_dir(&dir, &script, &writable, &command).await?;
+        prepare_runtime_dir(&dir, &command)
+            .await
+            .map_err(|(path, source)| DynoError::Io { path, source })?;
         let cycle = (self.config.cycle_interval_secs > 0).then(|| CycleTimer {
             after: Duration::from_secs(self.config.cycle_interval_secs),
             randomized_delay: Duration::from_secs(self.config.cycle_jitter_secs),
@@ -712,51 +726,6 @@ fn is_mount_point(path: &std::path::Path) -> bool {
         return false;
     };
     own.dev() != parent.dev()
-}
-
-/// Writes a dyno's launch script and its private overlay directories:
-/// `<dir>/launch.sh` (readable by the dyno's dynamic user) and
-/// `<dir>/fs/{upper,work,app}` (0700 root, so no other user reaches the
-/// dyno's files; PID 1 binds `app` into the dyno).
-async fn prepare_runtime_dir(
-    dir: &std::path::Path,
-    script: &std::path::Path,
-    writable: &std::path::Path,
-    command: &str,
-) -> Result<(), DynoError> {
-    use std::os::unix::fs::PermissionsExt;
-    let io = |path: &std::path::Path| {
-        let path = path.to_owned();
-        move |source| DynoError::Io { path, source }
-    };
-    let mode = |m: u32| std::fs::Permissions::from_mode(m);
-    tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
-    tokio::fs::set_permissions(dir, mode(0o755))
-        .await
-        .map_err(io(dir))?;
-    tokio::fs::write(script, launch_script(command))
-        .await
-        .map_err(io(script))?;
-    tokio::fs::set_permissions(script, mode(0o644))
-        .await
-        .map_err(io(script))?;
-    tokio::fs::create_dir_all(writable)
-        .await
-        .map_err(io(writable))?;
-    tokio::fs::set_permissions(writable, mode(0o700))
-        .await
-        .map_err(io(writable))?;
-    for sub in ["upper", "work", "app"] {
-        let path = writable.join(sub);
-        tokio::fs::create_dir_all(&path).await.map_err(io(&path))?;
-    }
-    // The upper layer's root is /app's root: the dyno's user must be able
-    // to create files in it, as it owns /app on Heroku.
-    let upper = writable.join("upper");
-    tokio::fs::set_permissions(&upper, mode(0o777))
-        .await
-        .map_err(io(&upper))?;
-    Ok(())
 }
 
 /// Expands each app's formation into numbered dynos.

@@ -49,6 +49,52 @@ pub fn runtime_dir_for(runtime_dir: &Path, unit: &UnitName) -> PathBuf {
     runtime_dir.join("dynos").join(hex::encode(&hash[..12]))
 }
 
+/// Writes a dyno's runtime directory `dir` (see [`runtime_dir_for`]):
+/// `launch.sh` (readable by the dyno's dynamic user) and
+/// `fs/{upper,work,app}` for its writable `/app`, in a 0700 root directory
+/// so no other user reaches the dyno's files (PID 1 binds `fs/app` into
+/// the dyno). On error, the path that failed and why.
+pub async fn prepare_runtime_dir(
+    dir: &Path,
+    command: &str,
+) -> Result<(), (PathBuf, std::io::Error)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |m: u32| std::fs::Permissions::from_mode(m);
+    let at = |path: &Path| {
+        let path = path.to_owned();
+        move |e| (path, e)
+    };
+    let script = dir.join("launch.sh");
+    let writable = dir.join("fs");
+    tokio::fs::create_dir_all(dir).await.map_err(at(dir))?;
+    tokio::fs::set_permissions(dir, mode(0o755))
+        .await
+        .map_err(at(dir))?;
+    tokio::fs::write(&script, launch_script(command))
+        .await
+        .map_err(at(&script))?;
+    tokio::fs::set_permissions(&script, mode(0o644))
+        .await
+        .map_err(at(&script))?;
+    tokio::fs::create_dir_all(&writable)
+        .await
+        .map_err(at(&writable))?;
+    tokio::fs::set_permissions(&writable, mode(0o700))
+        .await
+        .map_err(at(&writable))?;
+    for sub in ["upper", "work", "app"] {
+        let path = writable.join(sub);
+        tokio::fs::create_dir_all(&path).await.map_err(at(&path))?;
+    }
+    // The upper layer's root is /app's root: the dyno's user must be able
+    // to create files in it, as it owns /app on Heroku.
+    let upper = writable.join("upper");
+    tokio::fs::set_permissions(&upper, mode(0o777))
+        .await
+        .map_err(at(&upper))?;
+    Ok(())
+}
+
 /// Quotes `s` for a POSIX shell: one single-quoted word.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))

@@ -83,6 +83,12 @@ pub enum SystemdError {
         /// `start` or `stop`.
         kind: &'static str,
     },
+    /// The connection watching a unit went away before the unit ended.
+    #[error("lost the D-Bus connection while waiting for {unit} to end; it may still run: `systemctl status {unit}` says")]
+    WatchLost {
+        /// The unit name.
+        unit: String,
+    },
 }
 
 /// The D-Bus error name of a method error reply, if `e` is one.

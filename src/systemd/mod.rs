@@ -14,7 +14,10 @@
 //! that cannot be executed fails the start job (result `failed`, the unit
 //! stays `failed` with `ExecMainStatus` 203); an OOM kill on cgroup v1 ends
 //! the unit with `Result` `signal` and `ExecMainStatus` 9 (SIGKILL), while
-//! cgroup v2 reports `oom-kill`. See [`UnitStatus::oom_killed`].
+//! cgroup v2 reports `oom-kill`. See [`UnitStatus::oom_killed`]. A
+//! `Type=exec` program that exits non-zero at once fails its start job now
+//! and then (3 of 40 `sh -c 'exit 3'` on systemd 252): systemd saw the exit
+//! before the exec. Its status says it ran ([`UnitStatus::ran`]).
 
 mod error;
 mod events;
@@ -34,6 +37,8 @@ pub use events::UnitEvent;
 pub use spec::{
     escape_path, BindPath, CycleTimer, Limits, OverlayMount, Sandbox, ServiceSpec, Stdio,
 };
+
+// `WatchedService` is defined below, beside the start code it shares.
 
 use error::{
     breaks_connection, error_message, error_name, ALREADY_SUBSCRIBED, INVALID_ARGS, NO_SUCH_UNIT,
@@ -94,14 +99,32 @@ pub struct UnitStatus {
     pub active_enter_timestamp_usec: u64,
 }
 
-/// `CLD_EXITED`: the main process exited.
-const CLD_EXITED: i32 = 1;
 /// `CLD_KILLED`: the main process was killed by a signal.
 const CLD_KILLED: i32 = 2;
 /// `SIGKILL`.
 const SIGKILL: i32 = 9;
 
+/// systemd's own exit statuses for a process that failed before or in
+/// `execve` (`EXIT_CHDIR` 200 to `EXIT_CREDENTIALS` 243, systemd.exec(5)).
+const SETUP_FAILURES: std::ops::RangeInclusive<i32> = 200..=243;
+
+/// `CLD_EXITED`: the main process exited.
+const CLD_EXITED: i32 = 1;
+/// `CLD_DUMPED`: the main process was killed and dumped core.
+const CLD_DUMPED: i32 = 3;
+
 impl UnitStatus {
+    /// Whether the main process ran and has ended on its own terms, rather
+    /// than failing in systemd's setup (a status of 200 to 243). A command
+    /// that exits with such a status itself is misread; none should.
+    pub fn ran(&self) -> bool {
+        match self.exec_main_code {
+            CLD_EXITED => !SETUP_FAILURES.contains(&self.exec_main_status),
+            CLD_KILLED..=CLD_DUMPED => true,
+            _ => false,
+        }
+    }
+
     /// Whether the unit most likely died of its memory limit. cgroup v2 says
     /// so (`Result` `oom-kill`). cgroup v1 has no OOM events for systemd:
     /// the kernel's SIGKILL shows as `Result` `signal` with status 9, or,
@@ -307,25 +330,79 @@ impl Systemd {
             .await?;
         // The spec holds the stdio fds: systemd has its own copies now.
         drop(spec);
-        match outcome {
-            Ok(result) if result == "done" => Ok(()),
-            Ok(result) => Err(SystemdError::JobFailed {
-                unit,
-                kind: "start",
-                result,
-            }),
-            Err(e) => Err(match error_name(&e) {
-                Some(UNIT_EXISTS) => SystemdError::UnitExists { unit },
-                Some(INVALID_ARGS) => SystemdError::PropertyRejected {
-                    unit,
-                    message: error_message(&e),
+        start_failure(unit, outcome).map_or(Ok(()), Err)
+    }
+
+    /// Like [`Systemd::start_service`], on a connection of the service's
+    /// own that holds a reference on the unit (`AddRef=`, as `systemd-run
+    /// --wait` does): systemd keeps the unit loaded, even after a clean
+    /// exit, until [`WatchedService`] is dropped, so its exit status can be
+    /// read after it ended. A failed unit still needs
+    /// [`Systemd::reset_failed`] afterwards.
+    pub async fn start_watched(&self, spec: ServiceSpec) -> Result<WatchedService, SystemdError> {
+        let unit = spec.name.clone();
+        spec.validate()
+            .map_err(|reason| SystemdError::InvalidSpec {
+                unit: unit.clone(),
+                reason,
+            })?;
+        let conn = connect().await?;
+        let manager = bounded("Hello", manager_proxy(&conn)).await?;
+        // JobRemoved and the state changes are emitted only to subscribers.
+        bounded("Subscribe", manager.subscribe()).await?;
+        let bus = Bus {
+            conn: conn.clone(),
+            manager,
+            subscribed: true,
+        };
+        let mut properties = spec.properties(self.cgroup_v2);
+        properties.push(("AddRef", zbus::zvariant::Value::from(true)));
+        let aux_owned = spec.aux_units();
+        let aux: Vec<proxies::AuxUnit<'_>> = aux_owned
+            .iter()
+            .map(|(name, props)| (name.as_str(), props.as_slice()))
+            .collect();
+        let (name, properties, aux) = (&unit, &properties, &aux);
+        let outcome = self
+            .run_job_on(
+                bus.clone(),
+                &unit,
+                "start",
+                "StartTransientUnit",
+                |manager| async move {
+                    manager
+                        .start_transient_unit(name, "fail", properties, aux)
+                        .await
                 },
-                _ => SystemdError::Call {
-                    method: "StartTransientUnit",
-                    source: e,
-                },
-            }),
+            )
+            .await?;
+        drop(spec);
+        if let Some(e) = start_failure(unit.clone(), outcome) {
+            // A program that exits non-zero within milliseconds can fail
+            // its start job: systemd sees the exit before the exec. It ran,
+            // though, and the failed unit keeps its status: that is an end
+            // to report, not a failure to start.
+            let ran = matches!(e, SystemdError::JobFailed { .. })
+                && self
+                    .unit_status(&unit)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|status| status.ran());
+            if !ran {
+                return Err(e);
+            }
         }
+        // Opened after the start on purpose: a signal sent now carries the
+        // unit's state as it is now, while one queued at creation could say
+        // `inactive` about a unit that has not run yet.
+        let source = bounded("AddMatch", events::open(&conn)).await?;
+        let events = events::unit_events(source, unit.clone(), ());
+        Ok(WatchedService {
+            unit,
+            bus,
+            events: Box::pin(events),
+        })
     }
 
     /// Stops a unit (job mode `replace`: it supersedes a pending start) and
@@ -449,6 +526,22 @@ impl Systemd {
         Fut: Future<Output = zbus::Result<OwnedObjectPath>>,
     {
         let bus = self.bus(true).await?;
+        self.run_job_on(bus, unit, kind, method, call).await
+    }
+
+    /// [`Systemd::run_job`] on a given (subscribed) connection.
+    async fn run_job_on<F, Fut>(
+        &self,
+        bus: Bus,
+        unit: &str,
+        kind: &'static str,
+        method: &'static str,
+        call: F,
+    ) -> Result<Result<String, zbus::Error>, SystemdError>
+    where
+        F: FnOnce(ManagerProxy<'static>) -> Fut,
+        Fut: Future<Output = zbus::Result<OwnedObjectPath>>,
+    {
         // Only this unit's jobs, filtered by the bus (arg2 is the unit name).
         let mut jobs = match tokio::time::timeout(
             CALL_TIMEOUT,
@@ -529,6 +622,92 @@ impl Systemd {
                 kind,
                 seconds: self.job_timeout.as_secs(),
             }),
+        }
+    }
+}
+
+/// What a start job's call and result mean: `None` when the unit runs,
+/// otherwise the error for the caller.
+fn start_failure(unit: String, outcome: Result<String, zbus::Error>) -> Option<SystemdError> {
+    match outcome {
+        Ok(result) if result == "done" => None,
+        Ok(result) => Some(SystemdError::JobFailed {
+            unit,
+            kind: "start",
+            result,
+        }),
+        Err(e) => Some(match error_name(&e) {
+            Some(UNIT_EXISTS) => SystemdError::UnitExists { unit },
+            Some(INVALID_ARGS) => SystemdError::PropertyRejected {
+                unit,
+                message: error_message(&e),
+            },
+            _ => SystemdError::Call {
+                method: "StartTransientUnit",
+                source: e,
+            },
+        }),
+    }
+}
+
+/// A service started by [`Systemd::start_watched`]. Its connection holds
+/// the reference that keeps the unit loaded; dropping this releases it
+/// (so does corrald's exit), and systemd then collects an inactive unit.
+pub struct WatchedService {
+    unit: String,
+    bus: Bus,
+    events: std::pin::Pin<Box<dyn Stream<Item = UnitEvent> + Send>>,
+}
+
+impl std::fmt::Debug for WatchedService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchedService")
+            .field("unit", &self.unit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WatchedService {
+    /// The unit name.
+    pub fn unit(&self) -> &str {
+        &self.unit
+    }
+
+    /// Waits until the unit is `inactive` or `failed` and returns its
+    /// final status (`ExecMainCode`, `ExecMainStatus`, `Result`). Woken by
+    /// systemd's signals, never by polling: the state is read once now
+    /// (the signals are routed already) and again after every signal.
+    /// Cancel-safe.
+    pub async fn wait_exit(&mut self) -> Result<UnitStatus, SystemdError> {
+        loop {
+            let path = bounded("GetUnit", self.bus.manager.get_unit(&self.unit))
+                .await
+                .map_err(|e| no_such_unit(e, &self.unit))?;
+            let status = bounded(
+                "Get(unit status)",
+                read_status(self.bus.clone(), &self.unit, path),
+            )
+            .await?
+            .ok_or_else(|| SystemdError::NoSuchUnit {
+                unit: self.unit.clone(),
+            })?;
+            if matches!(status.active_state.as_str(), "inactive" | "failed") {
+                return Ok(status);
+            }
+            match self.events.next().await {
+                Some(UnitEvent::Changed { .. }) => {}
+                // Our reference should have prevented that; say so.
+                Some(UnitEvent::Removed { .. }) => {
+                    return Err(SystemdError::NoSuchUnit {
+                        unit: self.unit.clone(),
+                    })
+                }
+                None => {
+                    return Err(SystemdError::WatchLost {
+                        unit: self.unit.clone(),
+                    })
+                }
+            }
         }
     }
 }
@@ -653,6 +832,8 @@ mod tests {
         let systemd = Systemd::new();
         let spec = ServiceSpec::new("x.service", vec!["/bin/true".to_owned()]);
         assert_send(&systemd.start_service(spec));
+        let spec = ServiceSpec::new("x.service", vec!["/bin/true".to_owned()]);
+        assert_send(&systemd.start_watched(spec));
         assert_send(&systemd.stop_unit("x.service"));
         assert_send(&systemd.unit_status("x.service"));
         assert_send(&systemd.events("corral-"));
@@ -679,6 +860,14 @@ mod tests {
         assert!(!status("exit-code", 1, 9).oom_killed());
         assert!(status("exit-code", 1, 137).oom_killed(), "a shell's child");
         assert!(!status("exit-code", 1, 143).oom_killed());
+
+        assert!(status("exit-code", 1, 3).ran());
+        assert!(status("exit-code", 1, 0).ran());
+        assert!(status("signal", 2, 15).ran());
+        assert!(status("core-dump", 3, 11).ran());
+        assert!(!status("exit-code", 1, 203).ran(), "EXIT_EXEC");
+        assert!(!status("exit-code", 1, 226).ran(), "EXIT_NAMESPACE");
+        assert!(!status("exit-code", 0, 0).ran(), "never started");
     }
 
     #[test]

@@ -201,6 +201,16 @@ pub enum Sandbox {
 pub enum Stdio {
     /// stdin from `/dev/null`, stdout and stderr to the journal.
     Journal,
+    /// All three on the terminal at `path` (`TTYPath=`, e.g. `/dev/pts/3`),
+    /// which systemd opens in the new process and makes its controlling
+    /// terminal, so shells get job control and `tty` names the device.
+    /// systemd opens it before it sets up the unit's namespaces and hands
+    /// it to the unit's (dynamic) user, so `PrivateDevices=` does not stand
+    /// in the way (checked on systemd 252 by `tests/run.rs`).
+    Tty {
+        /// The terminal device, an absolute path under `/dev/`.
+        path: String,
+    },
     /// File descriptors handed to systemd over D-Bus (e.g. a PTY for an
     /// attached one-off dyno). systemd duplicates them; ours are closed
     /// when the call returns.
@@ -338,6 +348,11 @@ impl ServiceSpec {
                 return Err(format!("working directory {dir:?} must be absolute"));
             }
         }
+        if let Stdio::Tty { path } = &self.stdio {
+            if !path.starts_with("/dev/") || path.contains("/../") {
+                return Err(format!("terminal {path:?} must be a device under /dev/"));
+            }
+        }
         for bind in &self.bind_paths {
             if !bind.source.starts_with('/') || !bind.destination.starts_with('/') {
                 return Err(format!(
@@ -370,7 +385,11 @@ impl ServiceSpec {
             .chain(&self.working_directory)
             .chain(&self.syslog_identifier)
             .chain(self.bind_paths.iter().map(|b| &b.source))
-            .chain(self.bind_paths.iter().map(|b| &b.destination));
+            .chain(self.bind_paths.iter().map(|b| &b.destination))
+            .chain(match &self.stdio {
+                Stdio::Tty { path } => Some(path),
+                Stdio::Journal | Stdio::Fds { .. } => None,
+            });
         for s in strings {
             if s.contains('\0') {
                 return Err(format!(
@@ -484,6 +503,12 @@ impl ServiceSpec {
                 p.push(("StandardInput", Value::from("null")));
                 p.push(("StandardOutput", Value::from("journal")));
                 p.push(("StandardError", Value::from("journal")));
+            }
+            Stdio::Tty { path } => {
+                p.push(("StandardInput", Value::from("tty")));
+                p.push(("StandardOutput", Value::from("tty")));
+                p.push(("StandardError", Value::from("tty")));
+                p.push(("TTYPath", str_value(path)));
             }
             Stdio::Fds {
                 stdin,
@@ -771,6 +796,38 @@ StandardError="journal"
         assert!(props
             .iter()
             .any(|(_, v)| matches!(v, Value::Fd(_)) && v.value_signature() == "h"));
+    }
+
+    /// What a one-off dyno with a terminal adds: the terminal for all three
+    /// streams, and a lifetime after which systemd stops it.
+    #[test]
+    fn a_terminal_and_a_lifetime_for_one_off_dynos() {
+        let mut spec = dyno();
+        spec.stdio = Stdio::Tty {
+            path: "/dev/pts/7".to_owned(),
+        };
+        spec.runtime_max = Some(Duration::from_secs(24 * 3600));
+        assert_eq!(spec.validate(), Ok(()));
+        let text = render(&spec.properties(false));
+        assert!(
+            text.ends_with(
+                "TimeoutStopUSec=uint64 30000000\n\
+                 RuntimeMaxUSec=uint64 86400000000\n\
+                 StandardInput=\"tty\"\n\
+                 StandardOutput=\"tty\"\n\
+                 StandardError=\"tty\"\n\
+                 TTYPath=\"/dev/pts/7\"\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("journal"), "{text}");
+
+        for bad in ["pts/7", "/tmp/x", "/dev/../etc/shadow", "/dev/pts/7\0"] {
+            spec.stdio = Stdio::Tty {
+                path: bad.to_owned(),
+            };
+            assert!(spec.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]
