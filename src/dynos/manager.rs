@@ -733,7 +733,7 @@ pub fn desired_dynos(apps: &[DesiredApp]) -> Vec<DesiredDyno> {
     let mut desired = Vec::new();
     for app in apps {
         for (process_type, quantity, size) in &app.formation {
-            if process_type.as_str() == "release" {
+            if !process_type.is_scalable() {
                 continue;
             }
             for number in 1..=Quantity::get(*quantity) {

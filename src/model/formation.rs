@@ -21,6 +21,17 @@ impl ProcessType {
     /// The longest process type allowed.
     pub const MAX_LEN: usize = 30;
 
+    /// The type of one-off dynos (`run.4211`), never part of a formation.
+    pub const ONE_OFF: &'static str = "run";
+
+    /// The release phase's type: run once per release, never scaled.
+    pub const RELEASE: &'static str = "release";
+
+    /// Whether the formation scales this type (not `run`, not `release`).
+    pub fn is_scalable(&self) -> bool {
+        !matches!(self.0.as_str(), Self::ONE_OFF | Self::RELEASE)
+    }
+
     /// Checks `s`: 1 to 30 of `[a-z0-9_-]`, starting with a letter or digit.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let bytes = s.as_bytes();

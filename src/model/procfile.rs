@@ -62,6 +62,11 @@ pub fn check_process_types(
     let mut types = BTreeMap::new();
     for (name, command) in raw {
         let process_type = ProcessType::parse(name)?;
+        if process_type.as_str() == ProcessType::ONE_OFF {
+            return Err(InvalidValue::new(
+                "The process type \"run\" is reserved for one-off dynos (corral run); give it another name in the Procfile.",
+            ));
+        }
         if command.trim().is_empty() || command.contains('\0') {
             return Err(InvalidValue::new(format!(
                 "The command of process type {process_type} must be non-empty text without NUL bytes."
@@ -75,6 +80,13 @@ pub fn check_process_types(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_is_reserved_for_one_offs() {
+        let raw = BTreeMap::from([("run".to_owned(), "./x".to_owned())]);
+        let err = check_process_types(&raw).expect_err("reserved");
+        assert!(err.message.contains("reserved"), "{}", err.message);
+    }
 
     #[test]
     fn parses_heroku_procfiles() {

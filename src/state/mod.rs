@@ -617,6 +617,11 @@ pub fn update_formation(
         .unwrap_or_default();
     let at = now();
     for update in updates {
+        if update.process_type.as_str() == ProcessType::ONE_OFF {
+            return Err(StoreError::Invalid(InvalidValue::new(
+                "run dynos are one-offs and cannot be scaled; start one with corral run.",
+            )));
+        }
         if !types.is_empty() && !types.contains_key(&update.process_type) {
             return Err(StoreError::NotFound("process type"));
         }

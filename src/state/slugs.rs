@@ -227,7 +227,7 @@ fn sync_formation(
     types: &BTreeMap<ProcessType, String>,
 ) -> Result<(), StoreError> {
     let at = now();
-    for process_type in types.keys().filter(|t| t.as_str() != "release") {
+    for process_type in types.keys().filter(|t| t.is_scalable()) {
         let quantity = i64::from(process_type.is_web());
         tx.execute(
             "INSERT INTO formation (id, app_id, process_type, quantity, size, created_at, updated_at)

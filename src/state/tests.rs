@@ -175,6 +175,17 @@ fn formation_updates_are_all_or_nothing() {
         .expect("resize");
     assert_eq!(entries[0].quantity.get(), 2);
     assert_eq!(entries[0].size.as_str(), "performance-M");
+
+    // run is for one-off dynos only.
+    let run = vec![FormationUpdate {
+        process_type: ProcessType::parse("run").expect("type"),
+        quantity: Some(QuantityChange::Set(Quantity::new(1).expect("q"))),
+        size: None,
+    }];
+    let err = store
+        .call_blocking(|c| update_formation(c, &app, &run))
+        .expect_err("run cannot be scaled");
+    assert!(err.to_string().contains("one-offs"), "{err}");
 }
 
 #[test]
