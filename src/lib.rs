@@ -39,6 +39,7 @@ pub mod daemon;
 pub mod dynos;
 pub mod gc;
 pub mod model;
+pub mod router;
 pub mod sandbox;
 pub mod slug;
 pub mod state;

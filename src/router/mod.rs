@@ -1,0 +1,27 @@
+//! The router (data plane): Host-based HTTP routing to web dynos with
+//! Heroku's timeouts and error codes, and routing that beats random.
+//!
+//! It serves from an immutable [`RouteTable`] snapshot that the control
+//! plane swaps through a [`RouteFeed`]; serving a request never waits on
+//! SQLite or D-Bus. A request goes to the up dyno with the fewest requests
+//! in flight ([`balance`]), over a pooled keep-alive connection; errors
+//! are answered with Heroku's pages and codes ([`pages`]), and every
+//! request writes one router log line ([`log`]).
+
+pub mod balance;
+pub mod log;
+pub mod pages;
+mod pool;
+pub mod proxy;
+pub mod server;
+pub mod table;
+
+pub use proxy::{Context, Peer};
+pub use server::{serve, Limits};
+pub use table::{AppDynos, AppInfo, RouteFeed, RouteSettings, RouteTable, TableHandle, UpDyno};
+
+/// A boxed error for response bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every response the router sends.
+pub type RouterBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;

@@ -1,0 +1,697 @@
+//! Serving one request: host to app, a dyno by least outstanding requests,
+//! a pooled connection to it, Heroku's timeouts and error codes, and one
+//! router log line when the response has been sent.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self as client, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::balance::{pick, Pick, Slot};
+use super::log::RequestLog;
+use super::pages::{self, Code};
+use super::table::{AppRoute, Backend, TableHandle, Unavailable};
+use super::{BoxError, RouterBody};
+
+/// Longest request line or header line the router accepts (Heroku: 8 KB).
+pub const MAX_LINE_BYTES: usize = 8192;
+
+/// How many dynos a request tries when they refuse connections.
+const MAX_ATTEMPTS: usize = 3;
+
+/// What every request shares.
+#[derive(Debug)]
+pub struct Context {
+    /// The current route table.
+    pub table: TableHandle,
+    /// Connecting to a dyno.
+    pub connect_timeout: Duration,
+    /// Upstream connection tasks.
+    pub tasks: TaskTracker,
+    /// Ends them on shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The router's port it connected to (`X-Forwarded-Port`).
+    pub local_port: u16,
+    /// `http` or `https` (`X-Forwarded-Proto`).
+    pub scheme: &'static str,
+}
+
+/// Logs H27 if the request's future is dropped before it answered (the
+/// client went away while the router waited for the dyno).
+struct Interrupted {
+    log: Option<RequestLog>,
+}
+
+impl Interrupted {
+    fn done(mut self) {
+        self.log = None;
+    }
+}
+
+impl Drop for Interrupted {
+    fn drop(&mut self) {
+        if let Some(mut log) = self.log.take() {
+            log.code = Some(Code::H27);
+            log.status = Code::H27.status().as_u16();
+            log.emit();
+        }
+    }
+}
+
+fn fail(mut log: RequestLog, code: Code) -> Response<RouterBody> {
+    log.code = Some(code);
+    log.status = code.status().as_u16();
+    log.emit();
+    pages::error_page(code)
+}
+
+/// The host a request is for: HTTP/2's authority, else the Host header.
+fn request_host<B>(req: &Request<B>) -> String {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+}
+
+/// Why a request must not be forwarded, if it must not: ambiguous framing
+/// (the request smuggling family) and oversized lines.
+fn refusal<B>(req: &Request<B>) -> Option<(StatusCode, &'static str)> {
+    let headers = req.headers();
+    let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
+    let encodings: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
+    if lengths > 1 {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            "More than one Content-Length header.",
+        ));
+    }
+    if lengths == 1 && !encodings.is_empty() {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            "Content-Length and Transfer-Encoding together are ambiguous; send one.",
+        ));
+    }
+    if encodings.len() > 1
+        || encodings
+            .first()
+            .is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"chunked"))
+    {
+        return Some((
+            StatusCode::NOT_IMPLEMENTED,
+            "Only Transfer-Encoding: chunked is supported.",
+        ));
+    }
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_LINE_BYTES {
+        return Some((
+            StatusCode::URI_TOO_LONG,
+            "The request target is longer than 8 KB.",
+        ));
+    }
+    if headers
+        .iter()
+        .any(|(name, value)| name.as_str().len() + value.len() + 2 > MAX_LINE_BYTES)
+    {
+        return Some((
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "A header line is longer than 8 KB.",
+        ));
+    }
+    None
+}
+
+/// Heroku keeps a client's `X-Request-Id` of 20 to 200 characters of
+/// `[A-Za-z0-9+/=-]`, else makes one.
+fn request_id<B>(req: &Request<B>) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (20..=200).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-'))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// Headers that describe one connection, not the message (RFC 9110
+/// 7.6.1), plus any the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+    headers.remove("http2-settings");
+}
+
+/// The protocol a request asks to switch to, unless it is `h2c`, which a
+/// proxy must not pass on.
+fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
+    let wants = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let protocol = req.headers().get(header::UPGRADE)?.clone();
+    let h2c = protocol
+        .to_str()
+        .is_ok_and(|p| p.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c")));
+    (wants && !h2c && req.version() == Version::HTTP_11).then_some(protocol)
+}
+
+fn append_via(headers: &mut HeaderMap, version: Version) {
+    let ours = match version {
+        Version::HTTP_2 => "2 corral",
+        Version::HTTP_10 => "1.0 corral",
+        _ => "1.1 corral",
+    };
+    let via = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
+        Some(existing) => format!("{existing}, {ours}"),
+        None => ours.to_owned(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&via) {
+        headers.insert(header::VIA, value);
+    }
+}
+
+/// Serves one request.
+pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Response<RouterBody> {
+    let received = Instant::now();
+    let host = request_host(&req);
+    let fwd = match req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(earlier) => format!("{earlier}, {}", peer.addr.ip()),
+        None => peer.addr.ip().to_string(),
+    };
+    let mut log = RequestLog {
+        method: req.method().to_string(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        host: host.clone(),
+        request_id: request_id(&req),
+        fwd,
+        protocol: peer.scheme,
+        ..RequestLog::default()
+    };
+    if let Some((status, why)) = refusal(&req) {
+        log.status = status.as_u16();
+        log.emit();
+        return pages::bad_request(status, why);
+    }
+    let table = ctx.table.load();
+    let Some(route) = table.lookup(&host).cloned() else {
+        log.status = StatusCode::NOT_FOUND.as_u16();
+        log.emit();
+        return pages::no_such_app();
+    };
+    drop(table);
+    log.app = Some(route.app.to_string());
+    if route.maintenance {
+        return fail(log, Code::H80);
+    }
+    let interrupted = Interrupted {
+        log: Some(log.clone()),
+    };
+    let response = forward(&ctx, peer, req, route, &host, &mut log, received).await;
+    interrupted.done();
+    response
+}
+
+/// Waits for a dyno slot: at once, in the app's queue, or (while web
+/// dynos boot) for one to come up.
+async fn acquire(
+    ctx: &Context,
+    host: &str,
+    mut route: Arc<AppRoute>,
+) -> Result<(Slot, Arc<AppRoute>), Code> {
+    let boot_deadline = tokio::time::Instant::now() + route.settings.boot_wait;
+    let mut versions = ctx.table.subscribe();
+    loop {
+        match pick(&route) {
+            Pick::Slot(slot) => return Ok((slot, route)),
+            Pick::Full => return Err(Code::H11),
+            Pick::Queued(rx) => {
+                return match tokio::time::timeout(route.settings.request_timeout, rx).await {
+                    Ok(Ok(slot)) => Ok((slot, route)),
+                    _ => Err(Code::H11),
+                }
+            }
+            Pick::NoDyno if !route.backends.is_empty() => return Err(Code::H10),
+            Pick::NoDyno => match route.unavailable {
+                Unavailable::Crashed => return Err(Code::H10),
+                Unavailable::NoWebDynos => return Err(Code::H14),
+                Unavailable::Booting => {
+                    match tokio::time::timeout_at(boot_deadline, versions.changed()).await {
+                        Ok(Ok(())) => {}
+                        _ => return Err(Code::H20),
+                    }
+                    route = ctx.table.load().lookup(host).cloned().ok_or(Code::H14)?;
+                }
+            },
+        }
+    }
+}
+
+/// A connection to the dyno: an idle pooled one, or a new one.
+async fn connect(ctx: &Context, backend: &Backend) -> std::io::Result<SendRequest<Incoming>> {
+    if let Some(conn) = backend.pool.take() {
+        return Ok(conn);
+    }
+    let stream = tokio::time::timeout(ctx.connect_timeout, TcpStream::connect(backend.addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = client::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    let shutdown = ctx.shutdown.clone();
+    ctx.tasks.spawn(async move {
+        tokio::select! {
+            _ = conn.with_upgrades() => {}
+            () = shutdown.cancelled() => {}
+        }
+    });
+    Ok(sender)
+}
+
+async fn forward(
+    ctx: &Context,
+    peer: Peer,
+    req: Request<Incoming>,
+    route: Arc<AppRoute>,
+    host: &str,
+    log: &mut RequestLog,
+    received: Instant,
+) -> Response<RouterBody> {
+    let waited = Instant::now();
+    let mut route = route;
+    let mut attempt = 0;
+    let (slot, mut conn) = loop {
+        attempt += 1;
+        let slot = match acquire(ctx, host, route).await {
+            Ok((slot, current)) => {
+                route = current;
+                slot
+            }
+            Err(code) => {
+                log.queue = waited.elapsed();
+                return fail(log.clone(), code);
+            }
+        };
+        log.queue = waited.elapsed();
+        log.dyno = Some(slot.backend().dyno.clone());
+        let connecting = Instant::now();
+        match connect(ctx, slot.backend()).await {
+            Ok(conn) => {
+                log.connect = connecting.elapsed();
+                break (slot, conn);
+            }
+            Err(e) => {
+                tracing::debug!(dyno = %slot.backend().dyno, error = %e, "dyno refused a connection");
+                // Nothing was sent yet: another dyno may take it.
+                slot.backend().quarantine();
+                drop(slot);
+                if attempt >= MAX_ATTEMPTS {
+                    return fail(log.clone(), Code::H10);
+                }
+                route = ctx.table.load().lookup(host).cloned().unwrap_or(route);
+            }
+        }
+    };
+
+    let upgrade = upgrade_protocol(&req);
+    let (mut parts, body) = req.into_parts();
+    let client_upgrade = upgrade
+        .as_ref()
+        .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
+    let mut headers = std::mem::take(&mut parts.headers);
+    strip_hop_by_hop(&mut headers);
+    if !headers.contains_key(header::HOST) {
+        if let Ok(value) = HeaderValue::from_str(host) {
+            headers.insert(header::HOST, value);
+        }
+    }
+    let start_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let forwarded = [
+        ("x-forwarded-for", log.fwd.clone()),
+        ("x-forwarded-proto", peer.scheme.to_owned()),
+        ("x-forwarded-port", peer.local_port.to_string()),
+        ("x-request-start", start_ms.to_string()),
+        ("x-request-id", log.request_id.clone()),
+    ];
+    for (name, value) in forwarded {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    append_via(&mut headers, parts.version);
+    if let Some(protocol) = &upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, protocol.clone());
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let mut upstream = Request::new(body);
+    *upstream.method_mut() = parts.method;
+    *upstream.uri_mut() = path
+        .parse::<Uri>()
+        .unwrap_or_else(|_| Uri::from_static("/"));
+    *upstream.version_mut() = Version::HTTP_11;
+    *upstream.headers_mut() = headers;
+
+    let sent = Instant::now();
+    if conn.ready().await.is_err() {
+        log.service = sent.elapsed();
+        return fail(log.clone(), Code::H13);
+    }
+    let response =
+        match tokio::time::timeout(route.settings.request_timeout, conn.send_request(upstream))
+            .await
+        {
+            Err(_) => {
+                log.service = sent.elapsed();
+                return fail(log.clone(), Code::H12);
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "dyno closed the connection without a response");
+                log.service = sent.elapsed();
+                return fail(log.clone(), Code::H13);
+            }
+            Ok(Ok(response)) => response,
+        };
+    let _ = received;
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            return tunnel(ctx, response, client_upgrade, slot, log.clone(), sent);
+        }
+    }
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    append_via(&mut parts.headers, Version::HTTP_11);
+    log.status = parts.status.as_u16();
+    let idle = route.settings.idle_timeout;
+    let relay = Relay {
+        inner: body,
+        idle,
+        timer: Box::pin(tokio::time::sleep(idle)),
+        bytes: 0,
+        done: Some(Done {
+            log: log.clone(),
+            sent,
+            conn,
+            slot,
+        }),
+    };
+    Response::from_parts(parts, relay.boxed_unsync())
+}
+
+/// A `101 Switching Protocols`: the router answers the client with the
+/// dyno's 101 and then copies bytes both ways until either side closes.
+fn tunnel(
+    ctx: &Context,
+    mut response: Response<Incoming>,
+    client_upgrade: hyper::upgrade::OnUpgrade,
+    slot: Slot,
+    mut log: RequestLog,
+    sent: Instant,
+) -> Response<RouterBody> {
+    let upstream_upgrade = hyper::upgrade::on(&mut response);
+    log.status = response.status().as_u16();
+    log.service = sent.elapsed();
+    log.emit();
+    let shutdown = ctx.shutdown.clone();
+    ctx.tasks.spawn(async move {
+        // The slot counts the tunnel as in flight until it closes.
+        let _slot = slot;
+        let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) else {
+            return;
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+            () = shutdown.cancelled() => {}
+        }
+    });
+    let (mut parts, _) = response.into_parts();
+    // Keep Upgrade and Connection: they are the point of a 101.
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    append_via(&mut parts.headers, Version::HTTP_11);
+    Response::from_parts(
+        parts,
+        http_body_util::Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    )
+}
+
+/// What a relayed response settles when it ends.
+struct Done {
+    log: RequestLog,
+    sent: Instant,
+    conn: SendRequest<Incoming>,
+    slot: Slot,
+}
+
+/// The dyno's response body on its way to the client: counts bytes,
+/// enforces the idle timeout (H15), reports a dyno that closes mid-body
+/// (H18), and when the body ends returns the connection to the pool,
+/// releases the dyno slot and writes the router log line.
+struct Relay {
+    inner: Incoming,
+    idle: Duration,
+    timer: Pin<Box<Sleep>>,
+    bytes: u64,
+    done: Option<Done>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct RelayError(&'static str);
+
+impl Relay {
+    fn finish(&mut self, code: Option<Code>, reuse: bool) {
+        let Some(done) = self.done.take() else {
+            return;
+        };
+        let mut log = done.log;
+        log.bytes = self.bytes;
+        log.service = done.sent.elapsed();
+        log.code = code;
+        log.emit();
+        if reuse {
+            done.slot.backend().pool.put(done.conn);
+        }
+        drop(done.slot);
+    }
+}
+
+impl Body for Relay {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+                let deadline = tokio::time::Instant::now() + this.idle;
+                this.timer.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.finish(Some(Code::H18), false);
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => {
+                this.finish(None, true);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    this.finish(Some(Code::H15), false);
+                    return Poll::Ready(Some(Err(Box::new(RelayError(
+                        "the dyno sent nothing within the idle timeout",
+                    )))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // An empty body may never be polled; a client that went away
+        // mid-body leaves the connection unusable.
+        let ended = self.inner.is_end_stream();
+        self.finish(None, ended);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::builder().uri("/x?y=1");
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(()).expect("request")
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        assert!(refusal(&req(&[("content-length", "5")])).is_none());
+        assert!(refusal(&req(&[("transfer-encoding", "chunked")])).is_none());
+        assert_eq!(
+            refusal(&req(&[
+                ("content-length", "5"),
+                ("transfer-encoding", "chunked")
+            ]))
+            .map(|r| r.0),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            refusal(&req(&[("content-length", "5"), ("content-length", "5")])).map(|r| r.0),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            refusal(&req(&[("transfer-encoding", "gzip, chunked")])).map(|r| r.0),
+            Some(StatusCode::NOT_IMPLEMENTED)
+        );
+        let long = "a".repeat(MAX_LINE_BYTES);
+        assert_eq!(
+            refusal(&req(&[("x-big", &long)])).map(|r| r.0),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
+    }
+
+    #[test]
+    fn request_ids_are_kept_when_valid() {
+        let good = "a".repeat(20);
+        assert_eq!(request_id(&req(&[("x-request-id", &good)])), good);
+        let short = request_id(&req(&[("x-request-id", "short")]));
+        assert_ne!(short, "short");
+        assert_eq!(short.len(), 36, "a generated uuid");
+        assert_ne!(
+            request_id(&req(&[("x-request-id", &format!("{good} x"))])),
+            good
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut headers = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("transfer-encoding", "chunked"),
+            ("x-kept", "1"),
+        ] {
+            headers.append(k, HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut headers);
+        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["x-kept"]);
+    }
+
+    #[test]
+    fn upgrades_pass_but_h2c_does_not() {
+        let ws = req(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert_eq!(
+            upgrade_protocol(&ws).as_ref().map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
+        let h2c = req(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+        ]);
+        assert!(upgrade_protocol(&h2c).is_none());
+        assert!(upgrade_protocol(&req(&[("upgrade", "websocket")])).is_none());
+    }
+
+    #[test]
+    fn via_is_appended() {
+        let mut headers = HeaderMap::new();
+        append_via(&mut headers, Version::HTTP_11);
+        append_via(&mut headers, Version::HTTP_2);
+        assert_eq!(headers[header::VIA], "1.1 corral, 2 corral");
+    }
+}

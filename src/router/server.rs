@@ -1,0 +1,182 @@
+//! The router's accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on one
+//! port, a header read timeout against slowloris, a cap on head size and
+//! on connections per client address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::proxy::{self, Context, Peer};
+
+/// Limits on what clients may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A connection that has not sent its request head by then is closed.
+    pub header_timeout: Duration,
+    /// Largest request head (request line plus headers).
+    pub max_head_bytes: usize,
+    /// Most headers in one request.
+    pub max_headers: usize,
+    /// Open connections per client address; more are closed at once.
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            max_head_bytes: 64 * 1024,
+            max_headers: 100,
+            max_connections_per_ip: 512,
+        }
+    }
+}
+
+/// Open connections per client address.
+#[derive(Debug, Default)]
+struct PerIp {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open connection of an address; released on drop.
+struct IpPermit {
+    counts: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn acquire(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpPermit> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpPermit {
+            counts: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpPermit {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves the router on `listener` until `shutdown`; open connections
+/// finish their current request (the caller's tracker waits for them).
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<Context>,
+    limits: Limits,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let per_ip = Arc::new(PerIp::default());
+    let local_port = listener.local_addr().map_or(0, |a| a.port());
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "router accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(permit) = per_ip.acquire(addr.ip(), limits.max_connections_per_ip) else {
+            tracing::debug!(%addr, "too many connections from one address; closing");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let peer = Peer {
+            addr,
+            local_port,
+            scheme: "http",
+        };
+        tracker.spawn(connection(
+            stream,
+            peer,
+            Arc::clone(&ctx),
+            limits,
+            shutdown.clone(),
+            permit,
+        ));
+    }
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: Peer,
+    ctx: Arc<Context>,
+    limits: Limits,
+    shutdown: CancellationToken,
+    permit: IpPermit,
+) {
+    let _permit = permit;
+    let service = service_fn(move |req| {
+        let ctx = Arc::clone(&ctx);
+        async move { Ok::<_, std::convert::Infallible>(proxy::handle(ctx, peer, req).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        // Without a timer hyper ignores header_read_timeout.
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_head_bytes)
+        .max_headers(limits.max_headers)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(addr = %peer.addr, error = %e, "router connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_per_address_are_capped_and_released() {
+        let per_ip = Arc::new(PerIp::default());
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let a = per_ip.acquire(ip, 2).expect("first");
+        let _b = per_ip.acquire(ip, 2).expect("second");
+        assert!(per_ip.acquire(ip, 2).is_none());
+        drop(a);
+        assert!(per_ip.acquire(ip, 2).is_some());
+    }
+}

@@ -1,0 +1,480 @@
+//! The route table: an immutable snapshot from host to app and its up web
+//! dynos, swapped whole by the control plane and read without locks.
+//!
+//! The router never waits on SQLite or D-Bus: the control plane (the dyno
+//! manager for dynos, a refresher for apps and domains) feeds a
+//! [`RouteFeed`], which builds a new [`RouteTable`] on every change and
+//! publishes it. State that must outlive a snapshot (a backend's in-flight
+//! count and idle connections, an app's request queue) lives in `Arc`s that
+//! the feed carries from one snapshot to the next.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use super::balance::AppQueue;
+use super::pool::Pool;
+use crate::model::AppName;
+
+/// Per-app routing settings, with Heroku's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSettings {
+    /// H12: no response headers within this long.
+    pub request_timeout: Duration,
+    /// H15: no data in either direction for this long after the first byte.
+    pub idle_timeout: Duration,
+    /// Requests one dyno gets at a time; `None` is unlimited (Heroku).
+    pub max_concurrency: Option<u32>,
+    /// H20: how long a request waits for a booting web dyno.
+    pub boot_wait: Duration,
+}
+
+impl Default for RouteSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(55),
+            max_concurrency: None,
+            boot_wait: Duration::from_secs(75),
+        }
+    }
+}
+
+/// One up web dyno.
+#[derive(Debug)]
+pub struct Backend {
+    /// `web.1`.
+    pub dyno: String,
+    /// Its systemd unit (unique per start).
+    pub unit: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    in_flight: AtomicUsize,
+    /// Milliseconds since `epoch` until which the dyno is skipped after it
+    /// refused a connection.
+    quarantined_until_ms: AtomicU64,
+    epoch: Instant,
+    /// Set when the dyno leaves the table: nothing new is sent to it.
+    retired: AtomicBool,
+    /// Idle keep-alive connections to it.
+    pub(super) pool: Pool,
+}
+
+/// How long a dyno that refused a connection is skipped.
+const QUARANTINE: Duration = Duration::from_secs(5);
+
+impl Backend {
+    /// A backend with nothing in flight.
+    pub fn new(dyno: &str, unit: &str, addr: SocketAddr) -> Self {
+        Self {
+            dyno: dyno.to_owned(),
+            unit: unit.to_owned(),
+            addr,
+            in_flight: AtomicUsize::new(0),
+            quarantined_until_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            retired: AtomicBool::new(false),
+            pool: Pool::default(),
+        }
+    }
+
+    /// Requests being served by this dyno now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    pub(super) fn in_flight_counter(&self) -> &AtomicUsize {
+        &self.in_flight
+    }
+
+    pub(super) fn add_in_flight(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(super) fn sub_in_flight(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether new requests may go here.
+    pub fn available(&self) -> bool {
+        !self.retired.load(Ordering::Acquire) && !self.quarantined()
+    }
+
+    fn quarantined(&self) -> bool {
+        let until = self.quarantined_until_ms.load(Ordering::Acquire);
+        until != 0 && (self.epoch.elapsed().as_millis() as u64) < until
+    }
+
+    /// Skips the dyno for a few seconds (it refused a connection).
+    pub fn quarantine(&self) {
+        let until = self.epoch.elapsed() + QUARANTINE;
+        self.quarantined_until_ms
+            .store(until.as_millis() as u64, Ordering::Release);
+        self.pool.clear();
+    }
+
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.pool.clear();
+    }
+
+    /// Whether the dyno left the table.
+    pub fn retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+}
+
+/// Why an app has no dyno to send a request to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Its formation has no web dynos (H14).
+    NoWebDynos,
+    /// Web dynos should run but all crashed (H10).
+    Crashed,
+    /// Web dynos are starting; a request may wait for one (H20).
+    Booting,
+}
+
+/// One app as the router sees it.
+#[derive(Debug)]
+pub struct AppRoute {
+    /// The app.
+    pub app: AppName,
+    /// Maintenance mode: H80 for every request.
+    pub maintenance: bool,
+    /// Up web dynos.
+    pub backends: Vec<Arc<Backend>>,
+    /// What to say when `backends` is empty.
+    pub unavailable: Unavailable,
+    /// Timeouts and concurrency.
+    pub settings: RouteSettings,
+    /// The app's queue for `max_concurrency`, shared across snapshots.
+    pub queue: Arc<AppQueue>,
+}
+
+/// The immutable snapshot the router serves from.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    by_host: HashMap<String, Arc<AppRoute>>,
+}
+
+impl RouteTable {
+    /// The app serving `host` (a Host header or URI authority: case and
+    /// port are ignored, as is one trailing dot).
+    pub fn lookup(&self, host: &str) -> Option<&Arc<AppRoute>> {
+        self.by_host.get(&normalize_host(host))
+    }
+
+    /// Every app, for tests and diagnostics.
+    pub fn apps(&self) -> impl Iterator<Item = &Arc<AppRoute>> {
+        self.by_host.values()
+    }
+}
+
+/// Lowercases a host and drops its port and one trailing dot.
+pub fn normalize_host(host: &str) -> String {
+    let host = host.trim();
+    let without_port = match host.rsplit_once(':') {
+        // An IPv6 literal keeps its colons: only `]:port` is a port.
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => host,
+    };
+    without_port
+        .strip_suffix('.')
+        .unwrap_or(without_port)
+        .to_ascii_lowercase()
+}
+
+/// The router's handle on the current table.
+#[derive(Debug, Clone)]
+pub struct TableHandle {
+    current: Arc<ArcSwap<RouteTable>>,
+    version: watch::Sender<u64>,
+}
+
+impl Default for TableHandle {
+    fn default() -> Self {
+        Self {
+            current: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
+            version: watch::channel(0).0,
+        }
+    }
+}
+
+impl TableHandle {
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<RouteTable> {
+        self.current.load_full()
+    }
+
+    /// A receiver that sees every publication (for requests waiting on a
+    /// booting dyno).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    fn publish(&self, table: RouteTable) {
+        self.current.store(Arc::new(table));
+        self.version.send_modify(|v| *v += 1);
+    }
+}
+
+/// What the control plane knows about one app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppInfo {
+    /// The app.
+    pub app: AppName,
+    /// Maintenance mode.
+    pub maintenance: bool,
+    /// Custom domains, lowercase.
+    pub domains: Vec<String>,
+    /// Routing settings.
+    pub settings: RouteSettings,
+}
+
+/// One up web dyno, as the dyno manager reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpDyno {
+    /// `web.1`.
+    pub dyno: String,
+    /// The unit.
+    pub unit: String,
+    /// Its `$PORT` on the loopback address.
+    pub port: u16,
+}
+
+/// An app's web dynos, as the dyno manager reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppDynos {
+    /// Accepting connections.
+    pub up: Vec<UpDyno>,
+    /// Started, not accepting yet.
+    pub starting: usize,
+    /// Dead and waiting for a restart.
+    pub crashed: usize,
+}
+
+#[derive(Debug, Default)]
+struct FeedState {
+    apps: BTreeMap<AppName, AppInfo>,
+    dynos: BTreeMap<AppName, AppDynos>,
+    backends: HashMap<String, Arc<Backend>>,
+    queues: HashMap<AppName, Arc<AppQueue>>,
+}
+
+/// Builds and publishes route tables from the control plane's updates.
+#[derive(Debug)]
+pub struct RouteFeed {
+    base_domain: String,
+    state: Mutex<FeedState>,
+    handle: TableHandle,
+}
+
+impl RouteFeed {
+    /// A feed serving `<app>.<base_domain>` into `handle`.
+    pub fn new(base_domain: &str, handle: TableHandle) -> Self {
+        Self {
+            base_domain: base_domain.to_ascii_lowercase(),
+            state: Mutex::default(),
+            handle,
+        }
+    }
+
+    /// The handle the router reads.
+    pub fn handle(&self) -> &TableHandle {
+        &self.handle
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the set of apps (after any app, domain or setting change).
+    pub fn set_apps(&self, apps: Vec<AppInfo>) {
+        let mut state = self.state();
+        state.apps = apps.into_iter().map(|a| (a.app.clone(), a)).collect();
+        self.publish(&mut state);
+    }
+
+    /// Replaces every app's dynos (after a dyno manager pass). A dyno
+    /// missing from `dynos` leaves the table now: the manager calls this
+    /// before it stops a dyno, so no new request reaches a stopping dyno.
+    pub fn set_dynos(&self, dynos: BTreeMap<AppName, AppDynos>) {
+        let mut state = self.state();
+        if state.dynos == dynos {
+            return;
+        }
+        state.dynos = dynos;
+        self.publish(&mut state);
+    }
+
+    fn publish(&self, state: &mut FeedState) {
+        let mut live_units = HashMap::new();
+        let mut by_host = HashMap::new();
+        let mut live_queues = HashMap::new();
+        for (name, info) in &state.apps {
+            let dynos = state.dynos.get(name).cloned().unwrap_or_default();
+            let backends: Vec<Arc<Backend>> = dynos
+                .up
+                .iter()
+                .map(|up| {
+                    let backend = state
+                        .backends
+                        .get(&up.unit)
+                        .filter(|b| b.addr.port() == up.port)
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            Arc::new(Backend::new(
+                                &up.dyno,
+                                &up.unit,
+                                SocketAddr::from(([127, 0, 0, 1], up.port)),
+                            ))
+                        });
+                    live_units.insert(up.unit.clone(), Arc::clone(&backend));
+                    backend
+                })
+                .collect();
+            let unavailable = if dynos.starting > 0 {
+                Unavailable::Booting
+            } else if dynos.crashed > 0 {
+                Unavailable::Crashed
+            } else {
+                Unavailable::NoWebDynos
+            };
+            let queue = state.queues.get(name).cloned().unwrap_or_default();
+            live_queues.insert(name.clone(), Arc::clone(&queue));
+            let route = Arc::new(AppRoute {
+                app: name.clone(),
+                maintenance: info.maintenance,
+                backends,
+                unavailable,
+                settings: info.settings.clone(),
+                queue,
+            });
+            by_host.insert(
+                format!("{}.{}", name.as_str(), self.base_domain),
+                Arc::clone(&route),
+            );
+            for domain in &info.domains {
+                by_host.insert(normalize_host(domain), Arc::clone(&route));
+            }
+        }
+        for (unit, backend) in &state.backends {
+            if !live_units.contains_key(unit) {
+                backend.retire();
+            }
+        }
+        state.backends = live_units;
+        state.queues = live_queues;
+        self.handle.publish(RouteTable { by_host });
+        // Requests queued for a dyno slot may fit on a new dyno now.
+        let table = self.handle.load();
+        for route in table.apps() {
+            route
+                .queue
+                .pump(&route.backends, route.settings.max_concurrency);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(name: &str) -> AppName {
+        AppName::parse(name).expect("app")
+    }
+
+    fn info(name: &str, domains: &[&str]) -> AppInfo {
+        AppInfo {
+            app: app(name),
+            maintenance: false,
+            domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+            settings: RouteSettings::default(),
+        }
+    }
+
+    fn up(dyno: &str, unit: &str, port: u16) -> UpDyno {
+        UpDyno {
+            dyno: dyno.to_owned(),
+            unit: unit.to_owned(),
+            port,
+        }
+    }
+
+    #[test]
+    fn hosts_are_normalized() {
+        assert_eq!(
+            normalize_host("Demo.Apps.Example.COM:8080"),
+            "demo.apps.example.com"
+        );
+        assert_eq!(normalize_host("demo.example.com."), "demo.example.com");
+        assert_eq!(normalize_host("[::1]:80"), "[::1]");
+        assert_eq!(normalize_host("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn the_table_routes_by_host_and_keeps_backends_across_snapshots() {
+        let feed = RouteFeed::new("apps.test", TableHandle::default());
+        feed.set_apps(vec![info("one", &["www.one.org"]), info("two", &[])]);
+        let table = feed.handle().load();
+        assert_eq!(
+            table.lookup("ONE.apps.test:80").map(|r| r.app.as_str()),
+            Some("one")
+        );
+        assert_eq!(
+            table.lookup("www.one.org").map(|r| r.app.as_str()),
+            Some("one")
+        );
+        assert_eq!(
+            table.lookup("two.apps.test").map(|r| r.app.as_str()),
+            Some("two")
+        );
+        assert!(table.lookup("three.apps.test").is_none());
+        assert_eq!(
+            table.lookup("one.apps.test").map(|r| r.unavailable),
+            Some(Unavailable::NoWebDynos)
+        );
+
+        let mut dynos = BTreeMap::new();
+        dynos.insert(
+            app("one"),
+            AppDynos {
+                up: vec![up("web.1", "u1", 30001), up("web.2", "u2", 30002)],
+                starting: 0,
+                crashed: 0,
+            },
+        );
+        feed.set_dynos(dynos.clone());
+        let first = feed.handle().load();
+        let b1 = Arc::clone(&first.lookup("one.apps.test").expect("one").backends[0]);
+        b1.add_in_flight();
+
+        // web.2 leaves: web.1 is the same backend (its count survives), and
+        // web.2 is retired so no queued request goes to it.
+        let b2 = Arc::clone(&first.lookup("one.apps.test").expect("one").backends[1]);
+        dynos.get_mut(&app("one")).expect("one").up.pop();
+        dynos.get_mut(&app("one")).expect("one").crashed = 1;
+        feed.set_dynos(dynos);
+        let second = feed.handle().load();
+        let route = second.lookup("one.apps.test").expect("one");
+        assert_eq!(route.backends.len(), 1);
+        assert!(Arc::ptr_eq(&route.backends[0], &b1));
+        assert_eq!(route.backends[0].in_flight(), 1);
+        assert!(b2.retired() && !b2.available());
+        assert_eq!(route.unavailable, Unavailable::Crashed);
+    }
+
+    #[test]
+    fn a_quarantined_backend_is_skipped_for_a_while() {
+        let b = Backend::new("web.1", "u", SocketAddr::from(([127, 0, 0, 1], 1)));
+        assert!(b.available());
+        b.quarantine();
+        assert!(!b.available());
+    }
+}
