@@ -9,6 +9,7 @@
 //! request writes one router log line ([`log`]).
 
 pub mod balance;
+pub mod framing;
 pub mod log;
 pub mod pages;
 mod pool;

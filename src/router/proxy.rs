@@ -223,6 +223,30 @@ fn append_via(headers: &mut HeaderMap, version: Version) {
     }
 }
 
+/// The answer to a request whose head had both `Content-Length` and
+/// `Transfer-Encoding` (seen by [`super::framing`]); it is logged and never
+/// forwarded, and hyper closes the connection after it.
+pub fn refuse_ambiguous<B>(peer: Peer, req: &Request<B>) -> Response<RouterBody> {
+    let log = RequestLog {
+        method: req.method().to_string(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        host: request_host(req),
+        request_id: request_id(req),
+        fwd: peer.addr.ip().to_string(),
+        protocol: peer.scheme,
+        status: StatusCode::BAD_REQUEST.as_u16(),
+        ..RequestLog::default()
+    };
+    log.emit();
+    pages::bad_request(
+        StatusCode::BAD_REQUEST,
+        "Content-Length and Transfer-Encoding together are ambiguous; send one.",
+    )
+}
+
 /// Serves one request.
 pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Response<RouterBody> {
     let received = Instant::now();

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::framing::{Inspect, Verdicts};
 use super::proxy::{self, Context, Peer};
 
 /// Limits on what clients may hold.
@@ -134,9 +135,18 @@ async fn connection(
     permit: IpPermit,
 ) {
     let _permit = permit;
+    let verdicts = Arc::new(Verdicts::default());
+    let io = Inspect::new(stream, Arc::clone(&verdicts));
     let service = service_fn(move |req| {
         let ctx = Arc::clone(&ctx);
-        async move { Ok::<_, std::convert::Infallible>(proxy::handle(ctx, peer, req).await) }
+        // hyper asks in order, one request at a time per connection.
+        let ambiguous = verdicts.next_is_ambiguous();
+        async move {
+            if ambiguous {
+                return Ok::<_, std::convert::Infallible>(proxy::refuse_ambiguous(peer, &req));
+            }
+            Ok(proxy::handle(ctx, peer, req).await)
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -151,7 +161,7 @@ async fn connection(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
