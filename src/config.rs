@@ -157,18 +157,31 @@ pub struct ApiConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct RouterConfig {
+    /// Whether corrald runs the router itself. Default on.
+    pub enabled: bool,
     /// Address the router accepts HTTP on. Default `0.0.0.0:80`.
     pub listen: SocketAddr,
     /// Apps are served as `<app>.<base-domain>`. Default `localhost`, which
     /// browsers resolve to the loopback address.
     pub base_domain: String,
+    /// Seconds a client has to send its request head (against slowloris).
+    /// Default 10.
+    pub header_timeout_secs: u64,
+    /// Open connections one client address may hold. Default 512.
+    pub max_connections_per_ip: usize,
+    /// Milliseconds to connect to a dyno before trying another. Default 5000.
+    pub connect_timeout_ms: u64,
 }
 
 impl Default for RouterConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             listen: SocketAddr::from(([0, 0, 0, 0], 80)),
             base_domain: "localhost".to_owned(),
+            header_timeout_secs: 10,
+            max_connections_per_ip: 512,
+            connect_timeout_ms: 5000,
         }
     }
 }

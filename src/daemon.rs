@@ -20,6 +20,7 @@ use crate::api::{server, Api};
 use crate::config::Config;
 use crate::dynos::{DynoManager, DynoWaker, OneOffs};
 use crate::gc;
+use crate::router::{self, AppInfo, RouteFeed, RouteSettings, TableHandle};
 use crate::slug::{SlugError, SlugStore};
 use crate::state::{Store, StoreError};
 use crate::systemd::Systemd;
@@ -63,6 +64,8 @@ pub struct Listeners {
     pub unix: Option<UnixListener>,
     /// The optional TCP listener.
     pub tcp: Option<TcpListener>,
+    /// The router's listener.
+    pub router: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -82,7 +85,20 @@ impl Listeners {
             }
             None => None,
         };
-        Ok(Self { unix, tcp })
+        let router = if config.router.enabled {
+            let addr = config.router.listen;
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| DaemonError::Bind {
+                        what: format!("router {addr}"),
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(Self { unix, tcp, router })
     }
 }
 
@@ -137,6 +153,39 @@ pub fn open_slugs(config: &Config) -> Result<SlugStore, DaemonError> {
     Ok(SlugStore::open(&config.slugs_dir(), config.slugs.clone())?)
 }
 
+/// Keeps the route table's apps (names, domains, maintenance, settings)
+/// in step with the store: at start, after every API change, and every
+/// 30 s as a safety net. The router itself never reads the store.
+async fn refresh_routes(
+    store: Store,
+    routes: Arc<RouteFeed>,
+    waker: DynoWaker,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match store.call(crate::state::list_apps).await {
+            Ok(apps) => routes.set_apps(
+                apps.iter()
+                    .map(|app| AppInfo {
+                        app: app.name.clone(),
+                        maintenance: app.maintenance,
+                        domains: Vec::new(),
+                        settings: RouteSettings::for_app(&app.settings),
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read apps for the route table; keeping the last one")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = waker.routes_changed() => {}
+            () = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+}
+
 /// Runs corrald on the given listeners until `shutdown` is cancelled, then
 /// drains.
 pub async fn serve(
@@ -164,19 +213,57 @@ pub async fn serve(
         Arc::clone(&oneoffs),
     );
     let tracker = TaskTracker::new();
+    // The data plane reads route table snapshots that the control plane
+    // (the dyno manager, the refresher below) publishes through the feed.
+    let routes = Arc::new(RouteFeed::new(
+        &config.router.base_domain,
+        TableHandle::default(),
+    ));
+    tracker.spawn(
+        refresh_routes(
+            store.clone(),
+            Arc::clone(&routes),
+            waker.clone(),
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("route_refresher")),
+    );
+    if let Some(listener) = listeners.router {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "router listening");
+        }
+        let ctx = Arc::new(router::Context {
+            table: routes.handle().clone(),
+            connect_timeout: Duration::from_millis(config.router.connect_timeout_ms),
+            tasks: tracker.clone(),
+            shutdown: shutdown.clone(),
+        });
+        let limits = router::Limits {
+            header_timeout: Duration::from_secs(config.router.header_timeout_secs),
+            max_connections_per_ip: config.router.max_connections_per_ip,
+            ..router::Limits::default()
+        };
+        tracker.spawn(
+            router::serve(listener, ctx, limits, shutdown.clone(), tracker.clone())
+                .instrument(tracing::info_span!("router")),
+        );
+    }
     if config.dynos.enabled {
         tracker.spawn(
             oneoffs
                 .run(shutdown.clone())
                 .instrument(tracing::info_span!("one_off_dynos")),
         );
-        let manager = Arc::new(DynoManager::new(
-            store.clone(),
-            Arc::clone(&slugs),
-            Arc::clone(&systemd),
-            config.dynos.clone(),
-            waker,
-        ));
+        let manager = Arc::new(
+            DynoManager::new(
+                store.clone(),
+                Arc::clone(&slugs),
+                Arc::clone(&systemd),
+                config.dynos.clone(),
+                waker,
+            )
+            .with_routes(Arc::clone(&routes)),
+        );
         tracker.spawn(
             manager
                 .run(shutdown.clone())

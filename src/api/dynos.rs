@@ -70,10 +70,9 @@ impl Api {
         Ok(json(StatusCode::OK, &dynos))
     }
 
-    /// Stops the selected dynos and forgets them. The manager (woken by
-    /// the caller) starts fresh ones for those the formation still has,
-    /// which makes a restart that is not counted as a crash; that is also
-    /// what Heroku does after `ps:stop` of a formation dyno. `verb` is the
+    /// Restarts the selected formation dynos through the dyno manager (not
+    /// counted as crashes); a selected one-off is stopped. `ps:stop` of a
+    /// formation dyno is a restart too, as on Heroku. `verb` is the
     /// platform's log word: "Restarting" or "Stopping".
     pub(super) async fn stop_dynos(
         &self,
@@ -90,7 +89,7 @@ impl Api {
         if let DynoSelector::Dyno(dyno) = &which {
             if !is_one_off(dyno) {
                 return self
-                    .stop_formation_dynos(found, records, &which, verb, rid)
+                    .stop_formation_dynos(found, records, &which, verb)
                     .await;
             }
             // A one-off cannot start over: restarting one stops it.
@@ -100,7 +99,7 @@ impl Api {
                 .map_err(|e| ApiError::from_oneoff(e, rid))?;
             return Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})));
         }
-        self.stop_formation_dynos(found, records, &which, verb, rid)
+        self.stop_formation_dynos(found, records, &which, verb)
             .await
     }
 
@@ -112,7 +111,6 @@ impl Api {
         records: Vec<state::DynoRecord>,
         which: &DynoSelector,
         verb: &str,
-        rid: &str,
     ) -> Result<ApiResponse, ApiError> {
         let chosen: Vec<_> = records
             .into_iter()
@@ -121,25 +119,13 @@ impl Api {
         if *which != DynoSelector::All && chosen.is_empty() {
             return Err(ApiError::NotFound("Couldn't find that dyno.".to_owned()));
         }
-        for record in chosen {
-            let unit = record.unit.as_str();
+        for record in &chosen {
             tracing::info!(target: "corral::platform", app = %found.name, dyno = %record.name, "{verb}");
-            self.systemd
-                .stop_unit(unit)
-                .await
-                .and(self.systemd.reset_failed(unit).await)
-                .map_err(|e| {
-                    tracing::error!(request_id = rid, error = %e, "restart failed");
-                    ApiError::Internal {
-                        request_id: rid.to_owned(),
-                    }
-                })?;
-            let name = record.unit.clone();
-            self.store
-                .call(move |c| state::forget_dyno(c, &name))
-                .await
-                .map_err(|e| ApiError::from_store(e, rid))?;
         }
+        // The dyno manager restarts them the way it cycles them: web dynos
+        // roll (the new one serves before the old one stops), so a restart
+        // drops no request.
+        self.dynos.restart(chosen.into_iter().map(|r| r.unit));
         Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})))
     }
 

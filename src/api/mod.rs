@@ -89,21 +89,13 @@ impl Api {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let started = std::time::Instant::now();
-        let changes_formation = matches!(
-            Route::parse(req.method(), req.uri().path(), None),
-            Ok(Route::UpdateConfigVars(_)
-                | Route::UpdateFormation(..)
-                | Route::UpdateFormationBatch(_)
-                | Route::CreateRelease(_)
-                | Route::DeleteApp(_)
-                | Route::RestartDynos(..)
-                | Route::StopDynos(..))
-        );
+        // Any successful change may alter what runs or how it is routed.
+        let changes = method != http::Method::GET && method != http::Method::HEAD;
         let mut response = match self.dispatch(req, &request_id).await {
             Ok(response) => response,
             Err(e) => error_response(&e),
         };
-        if changes_formation && response.status().is_success() {
+        if changes && response.status().is_success() {
             self.dynos.wake();
         }
         if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -6,7 +6,7 @@
 //! the `dynos` table only adds what systemd cannot tell: the release, size
 //! and port each unit was started with.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,10 +16,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::plan::{plan, DesiredDyno, ObservedDyno, Step, UnitState, Why};
+use super::plan::{plan, unit_name, DesiredDyno, ObservedDyno, Step, UnitState, Why};
 use super::unit::{dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
 use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, Quantity, ReleaseVersion, UnitName, UNIT_PREFIX};
+use crate::router::{AppDynos, RouteFeed, UpDyno};
 use crate::slug::{SlugError, SlugStore};
 use crate::state::{self, DesiredApp, DynoRecord, Store, StoreError};
 use crate::systemd::{CycleTimer, Systemd, SystemdError};
@@ -54,14 +55,44 @@ pub enum DynoError {
     Task(String),
 }
 
-/// Wakes the manager after a change that may alter the formation.
+/// How the API tells the control plane that something changed: the dyno
+/// manager reconciles, the route refresher reloads apps and domains, and
+/// restart requests reach the manager.
 #[derive(Debug, Clone, Default)]
-pub struct DynoWaker(Arc<Notify>);
+pub struct DynoWaker(Arc<Waker>);
+
+#[derive(Debug, Default)]
+struct Waker {
+    dynos: Notify,
+    routes: Notify,
+    restarts: Mutex<Vec<String>>,
+}
 
 impl DynoWaker {
-    /// Asks for a reconciliation soon.
+    /// Asks for a reconciliation and a route refresh soon.
     pub fn wake(&self) {
-        self.0.notify_one();
+        self.0.dynos.notify_one();
+        self.0.routes.notify_one();
+    }
+
+    /// Asks the manager to restart these units (like a daily cycle: web
+    /// dynos roll).
+    pub fn restart(&self, units: impl IntoIterator<Item = String>) {
+        self.0
+            .restarts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(units);
+        self.0.dynos.notify_one();
+    }
+
+    fn take_restarts(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.restarts.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Waits until something changed that may alter routes.
+    pub async fn routes_changed(&self) {
+        self.0.routes.notified().await;
     }
 }
 
@@ -98,6 +129,8 @@ struct Memory {
     /// Units this process killed past their boot timeout: their SIGKILL
     /// is not the kernel's OOM killer (which cgroup v1 cannot tell apart).
     killed: HashSet<String>,
+    /// Units someone asked to restart.
+    restart: HashSet<String>,
 }
 
 /// The dyno manager.
@@ -109,6 +142,8 @@ pub struct DynoManager {
     config: DynosConfig,
     waker: DynoWaker,
     memory: Arc<Mutex<Memory>>,
+    /// Where up web dynos are published for the router.
+    routes: Option<Arc<RouteFeed>>,
     /// Boot-timeout watchers of web dynos, cancelled with the manager.
     watchers: TaskTracker,
     shutdown: CancellationToken,
@@ -142,9 +177,17 @@ impl DynoManager {
             config,
             waker,
             memory: Arc::default(),
+            routes: None,
             watchers: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Publishes up web dynos to `feed` for the router, and takes each
+    /// dyno out of it before stopping it.
+    pub fn with_routes(mut self, feed: Arc<RouteFeed>) -> Self {
+        self.routes = Some(feed);
+        self
     }
 
     fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
@@ -188,7 +231,7 @@ impl DynoManager {
             };
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = self.waker.0.notified() => {}
+                () = self.waker.0.dynos.notified() => {}
                 () = tokio::time::sleep(wait) => {}
                 event = event => {
                     if event.is_none() {
@@ -203,6 +246,8 @@ impl DynoManager {
 
     /// One pass: observe, plan, apply. Returns the steps it applied.
     pub async fn reconcile_once(&self) -> Result<Vec<Step>, DynoError> {
+        let asked = self.waker.take_restarts();
+        self.memory().restart.extend(asked);
         let desired_apps = self.store.call(state::desired_apps).await?;
         let records = self.store.call(|c| state::dyno_records(c, None)).await?;
         let units = self
@@ -265,6 +310,7 @@ impl DynoManager {
                 state,
                 up,
                 cycle_due: elapsed_timers.contains(&unit.name),
+                restart: self.memory().restart.contains(&unit.name),
             });
         }
         // A dyno that exited 0 is collected by systemd at once: its record
@@ -293,11 +339,13 @@ impl DynoManager {
                 state: UnitState::Dead,
                 up: false,
                 cycle_due: false,
+                restart: false,
             });
         }
         self.sweep_runtime_dirs(&known_units, &records).await;
 
         let desired = desired_dynos(&desired_apps);
+        self.publish_routes(&desired, &observed, &records);
         // A new release starts every crash count afresh.
         {
             let mut memory = self.memory();
@@ -401,6 +449,14 @@ impl DynoManager {
                 ..
             } => {
                 let dyno = dyno.to_string();
+                // Out of the router first; its requests finish before SIGTERM.
+                if let Some(backend) = self.routes.as_ref().and_then(|f| f.withdraw(unit.as_str()))
+                {
+                    let limit = Duration::from_secs(self.config.stop_timeout_secs);
+                    if !backend.drained(limit).await {
+                        tracing::warn!(%unit, "requests still in flight after the stop timeout; stopping anyway");
+                    }
+                }
                 platform_log(app.as_str(), &dyno, "Stopping all processes with SIGTERM");
                 self.systemd.stop_unit(unit.as_str()).await?;
                 if let Ok(Some(status)) = self.systemd.unit_status(unit.as_str()).await {
@@ -449,6 +505,10 @@ impl DynoManager {
                         platform_log(name, &dyno, "Cycling");
                         platform_log(name, &dyno, "State changed from up to starting");
                     }
+                    Why::Restart => {
+                        platform_log(name, &dyno, "Restarting");
+                        platform_log(name, &dyno, "State changed from up to starting");
+                    }
                 }
                 let started = self.start(app, want, &unit).await;
                 if let Err(e) = &started {
@@ -461,6 +521,67 @@ impl DynoManager {
                 started
             }
         }
+    }
+
+    /// Tells the router which web dynos are up, which are starting (or
+    /// will be started) and which crashed, per app.
+    fn publish_routes(
+        &self,
+        desired: &[DesiredDyno],
+        observed: &[ObservedDyno],
+        records: &[DynoRecord],
+    ) {
+        let Some(feed) = &self.routes else {
+            return;
+        };
+        let ports: HashMap<&str, u16> = records
+            .iter()
+            .filter_map(|r| r.port.map(|p| (r.unit.as_str(), p)))
+            .collect();
+        let mut apps: BTreeMap<AppName, AppDynos> = BTreeMap::new();
+        let mut slots: BTreeMap<(&AppName, &DynoName), (bool, bool)> = BTreeMap::new();
+        for want in desired.iter().filter(|d| d.dyno.process_type().is_web()) {
+            apps.entry(want.app.clone()).or_default();
+            slots.insert((&want.app, &want.dyno), (false, false));
+        }
+        for seen in observed.iter().filter(|o| o.dyno.process_type().is_web()) {
+            let unit = unit_name(&seen.app, &seen.dyno, seen.generation);
+            let port = ports.get(unit.as_str()).copied();
+            let entry = apps.entry(seen.app.clone()).or_default();
+            match (seen.state, seen.up, port) {
+                (UnitState::Running, true, Some(port)) => {
+                    entry.up.push(UpDyno {
+                        dyno: seen.dyno.to_string(),
+                        unit: unit.as_str().to_owned(),
+                        port,
+                    });
+                    if let Some(slot) = slots.get_mut(&(&seen.app, &seen.dyno)) {
+                        slot.0 = true;
+                    }
+                }
+                (UnitState::Dead, _, _) => {
+                    if let Some(slot) = slots.get_mut(&(&seen.app, &seen.dyno)) {
+                        slot.1 = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A wanted dyno that is not up is starting (or about to be), unless
+        // all it has is a dead generation.
+        for ((app, _), (up, dead)) in slots {
+            if up {
+                continue;
+            }
+            if let Some(entry) = apps.get_mut(app) {
+                if dead {
+                    entry.crashed += 1;
+                } else {
+                    entry.starting += 1;
+                }
+            }
+        }
+        feed.set_dynos(apps);
     }
 
     /// The app's own boot timeout, or the operator's default.
@@ -486,6 +607,7 @@ impl DynoManager {
         memory.up.remove(unit.as_str());
         memory.started.remove(unit.as_str());
         memory.killed.remove(unit.as_str());
+        memory.restart.remove(unit.as_str());
         Ok(())
     }
 

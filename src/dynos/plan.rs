@@ -61,6 +61,8 @@ pub struct ObservedDyno {
     pub up: bool,
     /// Its cycle timer elapsed: it is due for its daily restart.
     pub cycle_due: bool,
+    /// Someone asked for a restart (`ps:restart`).
+    pub restart: bool,
 }
 
 /// Why a dyno starts; it decides the platform's log lines.
@@ -74,6 +76,8 @@ pub enum Why {
     Deploy,
     /// The daily cycle.
     Cycle,
+    /// A restart asked for through the API.
+    Restart,
 }
 
 /// One thing to do.
@@ -244,7 +248,7 @@ fn plan_slot(
     let fresh = units
         .iter()
         .rev()
-        .find(|u| u.state == UnitState::Running && current(u) && !u.cycle_due);
+        .find(|u| u.state == UnitState::Running && current(u) && !u.cycle_due && !u.restart);
     if let Some(fresh) = fresh {
         // Older generations go once the fresh one serves (at once for
         // process types that take no traffic).
@@ -268,6 +272,8 @@ fn plan_slot(
         .collect();
     let why = if running.iter().any(|u| !current(u)) {
         Why::Deploy
+    } else if running.iter().any(|u| u.restart) {
+        Why::Restart
     } else if !running.is_empty() {
         Why::Cycle
     } else if !dead.is_empty() {
@@ -331,6 +337,7 @@ mod tests {
             state,
             up: state == UnitState::Running,
             cycle_due: false,
+            restart: false,
         }
     }
 
@@ -447,6 +454,16 @@ mod tests {
         assert_eq!(
             plan(&[want("web.1", 3)], &[due, fresh], never_crashed),
             vec![stop("web.1", 4, false)]
+        );
+    }
+
+    #[test]
+    fn a_requested_restart_rolls_too() {
+        let mut asked = seen("web.1", 2, 3, UnitState::Running);
+        asked.restart = true;
+        assert_eq!(
+            plan(&[want("web.1", 3)], &[asked], never_crashed),
+            vec![start("web.1", 3, 3, Why::Restart)]
         );
     }
 

@@ -15,10 +15,26 @@ pub struct AppSettings {
     /// timeout tool allows up to 180; here 1 to 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_timeout: Option<u64>,
+    /// Seconds the router waits for a dyno's response headers before H12
+    /// (Heroku: 30, fixed; here 1 to 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<u64>,
+    /// Seconds without data after the first byte before H15 (Heroku: 55;
+    /// here 1 to 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<u64>,
+    /// Requests one web dyno gets at a time; more wait in one queue per
+    /// app for the first dyno that frees up (1 for single-threaded
+    /// servers; unset is unlimited, like Heroku).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
 }
 
-/// The range of [`AppSettings::boot_timeout`].
-const BOOT_TIMEOUT: std::ops::RangeInclusive<u64> = 1..=3600;
+/// The range of the timeouts in seconds.
+const TIMEOUT: std::ops::RangeInclusive<u64> = 1..=3600;
+
+/// The range of [`AppSettings::max_concurrency`].
+const MAX_CONCURRENCY: std::ops::RangeInclusive<u32> = 1..=10_000;
 
 impl AppSettings {
     /// Applies an RFC 7396 JSON merge patch (`null` resets a setting to
@@ -43,7 +59,7 @@ impl AppSettings {
         let merged: Self =
             serde_json::from_value(serde_json::Value::Object(current)).map_err(|e| {
                 InvalidValue::new(format!(
-                    "{e}; known settings: boot_timeout (seconds, 1-3600)"
+                    "{e}; known settings: boot_timeout, request_timeout, idle_timeout (seconds, 1-3600), max_concurrency (1-10000)"
                 ))
             })?;
         merged.validate()?;
@@ -52,14 +68,28 @@ impl AppSettings {
 
     /// Checks every setting's range.
     pub fn validate(&self) -> Result<(), InvalidValue> {
-        if let Some(secs) = self.boot_timeout {
-            if !BOOT_TIMEOUT.contains(&secs) {
+        for (name, value) in [
+            ("boot_timeout", self.boot_timeout),
+            ("request_timeout", self.request_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if let Some(secs) = value.filter(|s| !TIMEOUT.contains(s)) {
                 return Err(InvalidValue::new(format!(
-                    "boot_timeout must be between {} and {} seconds, not {secs}",
-                    BOOT_TIMEOUT.start(),
-                    BOOT_TIMEOUT.end()
+                    "{name} must be between {} and {} seconds, not {secs}",
+                    TIMEOUT.start(),
+                    TIMEOUT.end()
                 )));
             }
+        }
+        if let Some(n) = self
+            .max_concurrency
+            .filter(|n| !MAX_CONCURRENCY.contains(n))
+        {
+            return Err(InvalidValue::new(format!(
+                "max_concurrency must be between {} and {}, not {n}",
+                MAX_CONCURRENCY.start(),
+                MAX_CONCURRENCY.end()
+            )));
         }
         Ok(())
     }
@@ -76,6 +106,13 @@ mod tests {
             .merge(&json!({"boot_timeout": 120}))
             .expect("set");
         assert_eq!(set.boot_timeout, Some(120));
+        let both = set
+            .merge(&json!({"max_concurrency": 1, "request_timeout": 60}))
+            .expect("more");
+        assert_eq!(
+            (both.boot_timeout, both.max_concurrency),
+            (Some(120), Some(1))
+        );
         assert_eq!(set.merge(&json!({})).expect("no-op"), set);
         assert_eq!(
             set.merge(&json!({"boot_timeout": null})).expect("reset"),
@@ -83,6 +120,8 @@ mod tests {
         );
         for bad in [
             json!({"boot_timeout": 0}),
+            json!({"max_concurrency": 0}),
+            json!({"idle_timeout": 99999}),
             json!({"boot_timeout": 3601}),
             json!({"boot_timeout": "soon"}),
             json!({"boot_timout": 5}),

@@ -45,6 +45,23 @@ impl Default for RouteSettings {
     }
 }
 
+impl RouteSettings {
+    /// Heroku's defaults, changed by the app's settings.
+    pub fn for_app(settings: &crate::model::AppSettings) -> Self {
+        let default = Self::default();
+        Self {
+            request_timeout: settings
+                .request_timeout
+                .map_or(default.request_timeout, Duration::from_secs),
+            idle_timeout: settings
+                .idle_timeout
+                .map_or(default.idle_timeout, Duration::from_secs),
+            max_concurrency: settings.max_concurrency,
+            boot_wait: default.boot_wait,
+        }
+    }
+}
+
 /// One up web dyno.
 #[derive(Debug)]
 pub struct Backend {
@@ -63,6 +80,8 @@ pub struct Backend {
     retired: AtomicBool,
     /// Idle keep-alive connections to it.
     pub(super) pool: Pool,
+    /// Signalled when the last in-flight request ends.
+    idle: tokio::sync::Notify,
 }
 
 /// How long a dyno that refused a connection is skipped.
@@ -80,6 +99,7 @@ impl Backend {
             epoch: Instant::now(),
             retired: AtomicBool::new(false),
             pool: Pool::default(),
+            idle: tokio::sync::Notify::new(),
         }
     }
 
@@ -97,7 +117,27 @@ impl Backend {
     }
 
     pub(super) fn sub_in_flight(&self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until no request is in flight here, or `limit` passes;
+    /// whether it drained.
+    pub async fn drained(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the check, so no wake-up is missed.
+            idle.as_mut().enable();
+            if self.in_flight() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.in_flight() == 0;
+            }
+        }
     }
 
     /// Whether new requests may go here.
@@ -313,6 +353,23 @@ impl RouteFeed {
         self.publish(&mut state);
     }
 
+    /// Takes one dyno out of the table at once (before it is stopped) and
+    /// returns it, so the caller can wait for its requests to finish.
+    pub fn withdraw(&self, unit: &str) -> Option<Arc<Backend>> {
+        let mut state = self.state();
+        let backend = state.backends.get(unit).cloned();
+        let mut changed = false;
+        for dynos in state.dynos.values_mut() {
+            let before = dynos.up.len();
+            dynos.up.retain(|d| d.unit != unit);
+            changed |= dynos.up.len() != before;
+        }
+        if changed {
+            self.publish(&mut state);
+        }
+        backend
+    }
+
     fn publish(&self, state: &mut FeedState) {
         let mut live_units = HashMap::new();
         let mut by_host = HashMap::new();
@@ -468,6 +525,56 @@ mod tests {
         assert_eq!(route.backends[0].in_flight(), 1);
         assert!(b2.retired() && !b2.available());
         assert_eq!(route.unavailable, Unavailable::Crashed);
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_dyno_leaves_at_once_and_drains() {
+        let feed = RouteFeed::new("apps.test", TableHandle::default());
+        feed.set_apps(vec![info("one", &[])]);
+        let mut dynos = BTreeMap::new();
+        dynos.insert(
+            app("one"),
+            AppDynos {
+                up: vec![up("web.1", "u1", 30001), up("web.2", "u2", 30002)],
+                starting: 0,
+                crashed: 0,
+            },
+        );
+        feed.set_dynos(dynos);
+        let b1 = Arc::clone(
+            &feed
+                .handle()
+                .load()
+                .lookup("one.apps.test")
+                .expect("one")
+                .backends[0],
+        );
+        b1.add_in_flight();
+        let withdrawn = feed.withdraw("u1").expect("known");
+        assert!(Arc::ptr_eq(&withdrawn, &b1) && withdrawn.retired());
+        let table = feed.handle().load();
+        let left: Vec<&str> = table
+            .lookup("one.apps.test")
+            .expect("one")
+            .backends
+            .iter()
+            .map(|b| b.unit.as_str())
+            .collect();
+        assert_eq!(left, ["u2"]);
+        assert!(
+            !withdrawn.drained(Duration::from_millis(50)).await,
+            "one request still runs"
+        );
+        let waiter = tokio::spawn({
+            let w = Arc::clone(&withdrawn);
+            async move { w.drained(Duration::from_secs(5)).await }
+        });
+        tokio::task::yield_now().await;
+        b1.sub_in_flight();
+        assert!(
+            waiter.await.expect("join"),
+            "drained when the request ended"
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ impl TestDaemon {
         };
         // No systemd here: this daemon is the control plane only.
         config.dynos.enabled = false;
+        // Tests run side by side: the router takes any free loopback port.
+        config.router.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         let store = daemon::open_store(&config).expect("store");
         let token = store
             .call_blocking(|c| state::create_token(c, "tester", Some("tester@example.com")))

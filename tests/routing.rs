@@ -1,0 +1,300 @@
+//! The router inside corrald on a real systemd: apps by Host, both web
+//! dynos used, Heroku's errors, and no failed request under a steady load
+//! while the app is deployed, restarted, scaled down and cycled.
+//! Needs root (it boots a throwaway systemd host).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use corral::sandbox::{Sandbox, SandboxOptions};
+use support::{corral_cli, free_port, ok, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A web server that says which app, dyno and release answered, slowly
+/// for `/slow`, and finishes its requests on SIGTERM before exiting.
+const SERVER: &str = r#"
+import http.server, os, signal, threading, time
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(3)
+        body = ("%s %s %s\n" % (os.environ["APP"], os.environ["DYNO"], os.environ.get("VERSION", "1"))).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H)
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+server.serve_forever()
+"#;
+
+/// One request on a fresh connection: (status, body).
+fn get(router: SocketAddr, host: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(router)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+fn journal(sandbox: &Sandbox) -> String {
+    sandbox
+        .run(&[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "cat",
+            "-u",
+            "corrald.service",
+        ])
+        .unwrap_or_default()
+}
+
+/// Steady load on one app until stopped: every failure is remembered.
+struct Load {
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+    failures: Arc<Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(router: SocketAddr, host: &str, clients: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, done, failures) = (stop.clone(), done.clone(), failures.clone());
+                let host = host.to_owned();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match get(router, &host, "/") {
+                            Ok((200, _)) => {}
+                            other => failures
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(format!("{other:?}")),
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            done,
+            failures,
+            threads,
+        }
+    }
+
+    fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        (self.done.load(Ordering::Relaxed), failures)
+    }
+}
+
+#[test]
+fn the_router_serves_apps_by_host_and_drops_nothing_while_dynos_change() {
+    let name = format!("rt-{}", std::process::id());
+    let mut options = SandboxOptions::new(&name, free_port(), free_port());
+    options.bin_dir = support::bin_dir();
+    // Short daily cycles, so cycling happens during the load too. Hosts
+    // share the machine's network: a port range of this test's own.
+    options.extra_config = "[dynos]\nport-range-start = 31400\nport-range-end = 31499\ncycle-interval-secs = 20\ncycle-jitter-secs = 5\n".to_owned();
+    let sandbox = Sandbox::start(&options).expect("sandbox starts");
+    let home = tempfile::tempdir().expect("home");
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
+    for app in ["alpha", "beta"] {
+        let dir = home.path().join(app);
+        std::fs::create_dir_all(&dir).expect("app dir");
+        std::fs::write(dir.join("Procfile"), "web: exec python3 server.py\n").expect("Procfile");
+        std::fs::write(dir.join("server.py"), SERVER).expect("server");
+        ok(&cli(&["apps:create", app]));
+        ok(&cli(&["config:set", "-a", app, &format!("APP={app}")]));
+        ok(&cli(&[
+            "deploy:dir",
+            dir.to_str().expect("utf-8"),
+            "-a",
+            app,
+        ]));
+        ok(&cli(&["ps:scale", "-a", app, "web=2"]));
+    }
+    let router = sandbox.router_addr;
+
+    // Both apps by Host, both web dynos of each; an unknown host is a 404
+    // that names no app.
+    for app in ["alpha", "beta"] {
+        let host = format!("{app}.localhost");
+        wait_for("both web dynos to answer", TIMEOUT, || {
+            let mut dynos = std::collections::BTreeSet::new();
+            for _ in 0..20 {
+                let (status, body) = get(router, &host, "/").ok()?;
+                if status != 200 || !body.starts_with(app) {
+                    return None;
+                }
+                dynos.insert(body.split_whitespace().nth(1)?.to_owned());
+            }
+            (dynos.len() == 2).then_some(())
+        });
+    }
+    let (status, body) = get(router, "nothing.localhost", "/").expect("request");
+    assert_eq!(status, 404);
+    assert!(!body.contains("alpha") && !body.contains("beta"), "{body}");
+    let log = journal(&sandbox);
+    assert!(
+        log.lines().any(
+            |l| l.contains("at=info method=GET path=\"/\" host=alpha.localhost")
+                && l.contains("status=200")
+                && l.contains("dyno=web.")
+        ),
+        "no router line for alpha:\n{log}"
+    );
+
+    // Steady load on alpha while it is deployed, restarted, scaled 3 -> 1
+    // and cycled: not one request may fail.
+    let load = Load::start(router, "alpha.localhost", 4);
+    let serves = |version: &'static str| {
+        move || {
+            (0..10)
+                .all(|_| {
+                    get(router, "alpha.localhost", "/")
+                        .is_ok_and(|(s, b)| s == 200 && b.trim_end().ends_with(version))
+                })
+                .then_some(())
+        }
+    };
+    ok(&cli(&["config:set", "-a", "alpha", "VERSION=2"]));
+    wait_for("the deploy to roll", TIMEOUT, serves("2"));
+    // A restart rolls every web dyno to a new generation.
+    let running = || -> Vec<String> {
+        sandbox
+            .run(&[
+                "systemctl",
+                "list-units",
+                "--plain",
+                "--no-legend",
+                "corral-alpha-web.*",
+            ])
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" running "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    };
+    let before = running();
+    assert_eq!(before.len(), 2, "{before:?}");
+    ok(&cli(&["ps:restart", "-a", "alpha"]));
+    wait_for("the restart to roll", TIMEOUT, || {
+        let now = running();
+        (now.len() == 2 && now.iter().all(|u| !before.contains(u))).then_some(())
+    });
+    ok(&cli(&["ps:scale", "-a", "alpha", "web=3"]));
+    wait_for("three web dynos", TIMEOUT, || {
+        let mut dynos = std::collections::BTreeSet::new();
+        for _ in 0..30 {
+            let (_, body) = get(router, "alpha.localhost", "/").ok()?;
+            dynos.insert(body.split_whitespace().nth(1)?.to_owned());
+        }
+        (dynos.len() == 3).then_some(())
+    });
+    ok(&cli(&["ps:scale", "-a", "alpha", "web=1"]));
+    wait_for("one web dyno", TIMEOUT, || {
+        let units = sandbox
+            .run(&[
+                "systemctl",
+                "list-units",
+                "--plain",
+                "--no-legend",
+                "corral-alpha-web.*",
+            ])
+            .ok()?;
+        (units.lines().filter(|l| l.contains(" running ")).count() == 1).then_some(())
+    });
+    wait_for("a daily cycle (shortened)", TIMEOUT, || {
+        journal(&sandbox)
+            .contains("Cycling app=\"alpha\"")
+            .then_some(())
+    });
+    wait_for("alpha to serve after the cycle", TIMEOUT, serves("2"));
+    let (requests, failures) = load.finish();
+    eprintln!("{requests} requests under load, {} failed", failures.len());
+    assert!(requests > 200, "the load ran: {requests} requests");
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+
+    // Heroku's errors from real dynos: H12 with a 1 s request timeout,
+    // H80 in maintenance mode, H14 with no web dynos.
+    ok(&cli(&["apps:settings", "-a", "beta", "request_timeout=1"]));
+    let (status, _) = wait_for("H12", TIMEOUT, || {
+        get(router, "beta.localhost", "/slow")
+            .ok()
+            .filter(|(s, _)| *s == 503)
+    });
+    assert_eq!(status, 503);
+    let api: SocketAddr = sandbox
+        .api_url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("api");
+    let auth = format!("Bearer {}", sandbox.token);
+    let patched = support::http(
+        api,
+        "PATCH",
+        "/apps/beta",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        Some(r#"{"maintenance": true}"#),
+    );
+    assert_eq!(patched.status, 200);
+    wait_for("H80", TIMEOUT, || {
+        get(router, "beta.localhost", "/")
+            .ok()
+            .filter(|(s, b)| *s == 503 && b.contains("Maintenance"))
+    });
+    ok(&cli(&["ps:scale", "-a", "alpha", "web=0"]));
+    wait_for("H14", TIMEOUT, || {
+        get(router, "alpha.localhost", "/")
+            .ok()
+            .filter(|(s, _)| *s == 503)
+    });
+    let log = journal(&sandbox);
+    for code in ["code=H12 desc=\"Request timeout\"", "code=H80", "code=H14"] {
+        assert!(log.contains(code), "{code} missing:\n{log}");
+    }
+    sandbox.stop().expect("teardown");
+}
