@@ -254,6 +254,7 @@ fn fast() -> RouteSettings {
         idle_timeout: Duration::from_millis(500),
         max_concurrency: None,
         boot_wait: Duration::from_millis(500),
+        ..RouteSettings::default()
     }
 }
 

@@ -28,6 +28,10 @@ pub struct AppSettings {
     /// servers; unset is unlimited, like Heroku).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    /// How the router picks a dyno: `least-outstanding` (the default),
+    /// or, to compare, `random` (Heroku's) or `round-robin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_policy: Option<String>,
 }
 
 /// The range of the timeouts in seconds.
@@ -59,7 +63,7 @@ impl AppSettings {
         let merged: Self =
             serde_json::from_value(serde_json::Value::Object(current)).map_err(|e| {
                 InvalidValue::new(format!(
-                    "{e}; known settings: boot_timeout, request_timeout, idle_timeout (seconds, 1-3600), max_concurrency (1-10000)"
+                    "{e}; known settings: boot_timeout, request_timeout, idle_timeout (seconds, 1-3600), max_concurrency (1-10000), routing_policy (least-outstanding, random, round-robin)"
                 ))
             })?;
         merged.validate()?;
@@ -122,6 +126,7 @@ mod tests {
             json!({"boot_timeout": 0}),
             json!({"max_concurrency": 0}),
             json!({"idle_timeout": 99999}),
+            json!({"routing_policy": "fastest"}),
             json!({"boot_timeout": 3601}),
             json!({"boot_timeout": "soon"}),
             json!({"boot_timout": 5}),

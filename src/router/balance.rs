@@ -13,10 +13,11 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use rand::seq::SliceRandom;
 use rand::Rng;
 use tokio::sync::oneshot;
 
-use super::table::{AppRoute, Backend};
+use super::table::{AppRoute, Backend, Policy};
 
 /// How many queued requests per available dyno before H11.
 pub const MAX_QUEUE_PER_DYNO: usize = 50;
@@ -69,6 +70,8 @@ impl Drop for Slot {
 #[derive(Debug, Default)]
 pub struct AppQueue {
     waiters: Mutex<VecDeque<oneshot::Sender<Slot>>>,
+    /// The round-robin policy's turn.
+    turn: std::sync::atomic::AtomicUsize,
 }
 
 impl AppQueue {
@@ -134,6 +137,39 @@ fn try_acquire(backend: &Backend, max: u32) -> bool {
         .is_ok()
 }
 
+/// The order in which `policy` tries the available backends.
+fn candidates<'a>(
+    backends: &'a [Arc<Backend>],
+    policy: Policy,
+    queue: &AppQueue,
+) -> Vec<&'a Arc<Backend>> {
+    let available: Vec<&Arc<Backend>> = backends.iter().filter(|b| b.available()).collect();
+    match policy {
+        Policy::LeastOutstanding => {
+            let mut rng = rand::thread_rng();
+            let mut keyed: Vec<(usize, u32, &Arc<Backend>)> = available
+                .into_iter()
+                .map(|b| (b.in_flight(), rng.gen::<u32>(), b))
+                .collect();
+            keyed.sort_unstable_by_key(|(n, tie, _)| (*n, *tie));
+            keyed.into_iter().map(|(_, _, b)| b).collect()
+        }
+        Policy::Random => {
+            let mut shuffled = available;
+            shuffled.shuffle(&mut rand::thread_rng());
+            shuffled
+        }
+        Policy::RoundRobin => {
+            let n = available.len().max(1);
+            let start = queue.turn.fetch_add(1, Ordering::Relaxed) % n;
+            let mut turned = available;
+            let start = start.min(turned.len());
+            turned.rotate_left(start);
+            turned
+        }
+    }
+}
+
 /// Among available backends, tries them from least to most in-flight
 /// (ties in random order) and returns the first that `acquire` accepts.
 fn least_busy(
@@ -162,10 +198,13 @@ pub fn pick(route: &AppRoute) -> Pick {
         return Pick::NoDyno;
     }
     let Some(max) = route.settings.max_concurrency else {
-        let backend = least_busy(&route.backends, |b| {
-            b.add_in_flight();
-            true
-        });
+        let backend = candidates(&route.backends, route.settings.policy, &route.queue)
+            .into_iter()
+            .next()
+            .map(|b| {
+                b.add_in_flight();
+                Arc::clone(b)
+            });
         return match backend {
             Some(backend) => Pick::Slot(Slot {
                 backend: Some(backend),
@@ -177,7 +216,12 @@ pub fn pick(route: &AppRoute) -> Pick {
     };
     // Nobody jumps the queue: while requests wait, a new one waits too.
     if route.queue.is_empty() {
-        if let Some(backend) = least_busy(&route.backends, |b| try_acquire(b, max)) {
+        let order = candidates(&route.backends, route.settings.policy, &route.queue);
+        if let Some(backend) = order
+            .into_iter()
+            .find(|b| try_acquire(b, max))
+            .map(Arc::clone)
+        {
             return Pick::Slot(Slot {
                 backend: Some(backend),
                 queue: Arc::clone(&route.queue),
@@ -252,6 +296,28 @@ mod tests {
         let freed = b.backend().dyno.clone();
         drop(b);
         assert_eq!(slot(pick(&r)).backend().dyno, freed);
+    }
+
+    #[test]
+    fn round_robin_takes_turns_and_random_ignores_load() {
+        let mut r = route(3, None);
+        r.settings.policy = Policy::RoundRobin;
+        let turns: Vec<String> = (0..6)
+            .map(|_| slot(pick(&r)).backend().dyno.clone())
+            .collect();
+        assert_eq!(turns[..3], turns[3..], "{turns:?}");
+        let mut distinct = turns[..3].to_vec();
+        distinct.sort();
+        assert_eq!(distinct, ["web.1", "web.2", "web.3"]);
+
+        // Random ignores load: 30000 held requests do not come out even
+        // (the odds of exactly 10000 each are about 3 in 100000).
+        r.settings.policy = Policy::Random;
+        let held: Vec<Slot> = (0..30_000).map(|_| slot(pick(&r))).collect();
+        let counts: Vec<usize> = r.backends.iter().map(|b| b.in_flight()).collect();
+        let spread = counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0);
+        assert!(spread > 1, "{counts:?}");
+        drop(held);
     }
 
     #[test]

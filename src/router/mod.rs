@@ -19,7 +19,9 @@ pub mod table;
 
 pub use proxy::{Context, Peer};
 pub use server::{serve, Limits};
-pub use table::{AppDynos, AppInfo, RouteFeed, RouteSettings, RouteTable, TableHandle, UpDyno};
+pub use table::{
+    AppDynos, AppInfo, Policy, RouteFeed, RouteSettings, RouteTable, TableHandle, UpDyno,
+};
 
 /// A boxed error for response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

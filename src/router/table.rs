@@ -32,6 +32,20 @@ pub struct RouteSettings {
     pub max_concurrency: Option<u32>,
     /// H20: how long a request waits for a booting web dyno.
     pub boot_wait: Duration,
+    /// How a dyno is chosen.
+    pub policy: Policy,
+}
+
+/// How the router chooses among an app's up dynos.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// The fewest requests in flight, ties at random (the default).
+    #[default]
+    LeastOutstanding,
+    /// Uniformly at random, like Heroku's router (for comparison).
+    Random,
+    /// In turn (for comparison).
+    RoundRobin,
 }
 
 impl Default for RouteSettings {
@@ -41,6 +55,7 @@ impl Default for RouteSettings {
             idle_timeout: Duration::from_secs(55),
             max_concurrency: None,
             boot_wait: Duration::from_secs(75),
+            policy: Policy::LeastOutstanding,
         }
     }
 }
@@ -58,6 +73,11 @@ impl RouteSettings {
                 .map_or(default.idle_timeout, Duration::from_secs),
             max_concurrency: settings.max_concurrency,
             boot_wait: default.boot_wait,
+            policy: match settings.routing_policy.as_deref() {
+                Some("random") => Policy::Random,
+                Some("round-robin") => Policy::RoundRobin,
+                _ => Policy::LeastOutstanding,
+            },
         }
     }
 }
