@@ -636,3 +636,90 @@ fn custom_domains_end_to_end() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json()["cname"], "other.localhost");
 }
+
+#[test]
+fn domains_and_maintenance_through_the_cli() {
+    let d = TestDaemon::start();
+    ok(&d.corral(&["apps:create", "demo"]));
+
+    let (out, _) = ok(&d.corral(&["domains", "-a", "demo"]));
+    assert_eq!(out, "=== demo Heroku Domain\ndemo.localhost\n");
+
+    let (out, err) = ok(&d.corral(&["domains:add", "-a", "demo", "www.example.com"]));
+    assert!(
+        err.contains("Adding www.example.com to ⬢ demo... done"),
+        "{err}"
+    );
+    assert_eq!(
+        out,
+        "Configure your app's DNS provider to point to the DNS Target demo.localhost.\n"
+    );
+    let (out, _) = ok(&d.corral(&["domains:add", "-a", "demo", "Example.com"]));
+    assert!(out.contains("use an ALIAS or ANAME record"), "{out}");
+
+    let (out, _) = ok(&d.corral(&["domains", "-a", "demo"]));
+    assert_eq!(
+        out,
+        "=== demo Heroku Domain\n\
+         demo.localhost\n\
+         \n\
+         === demo Custom Domains\n\
+         Domain Name      DNS Record Type  DNS Target\n\
+         example.com      ALIAS or ANAME   demo.localhost\n\
+         www.example.com  CNAME            demo.localhost\n"
+    );
+    let (out, _) = ok(&d.corral(&["domains", "-a", "demo", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(json.as_array().map(Vec::len), Some(3), "{json}");
+
+    let (out, _) = ok(&d.corral(&["domains:info", "-a", "demo", "WWW.example.com"]));
+    assert!(out.starts_with("=== www.example.com\n"), "{out}");
+    assert!(out.contains("DNS Target:      demo.localhost"), "{out}");
+    assert!(out.contains("Kind:            custom"), "{out}");
+
+    // Errors come back with the API's message and a failing status.
+    let taken = d.corral(&["domains:add", "-a", "demo", "www.example.com"]);
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already added to this app"));
+    let bad = d.corral(&["domains:remove", "-a", "demo", "not a host"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a valid hostname"));
+    let default = d.corral(&["domains:remove", "-a", "demo", "demo.localhost"]);
+    assert!(!default.status.success());
+    assert!(String::from_utf8_lossy(&default.stderr).contains("cannot be removed"));
+
+    let (_, err) = ok(&d.corral(&["domains:remove", "-a", "demo", "www.example.com"]));
+    assert!(
+        err.contains("Removing www.example.com from ⬢ demo... done"),
+        "{err}"
+    );
+    ok(&d.corral(&["domains:add", "-a", "demo", "*.example.org"]));
+    let (_, err) = ok(&d.corral(&["domains:clear", "-a", "demo"]));
+    assert!(
+        err.contains("Removing all domains from ⬢ demo... done"),
+        "{err}"
+    );
+    let (out, _) = ok(&d.corral(&["domains", "-a", "demo"]));
+    assert_eq!(out, "=== demo Heroku Domain\ndemo.localhost\n");
+
+    let (out, _) = ok(&d.corral(&["maintenance", "-a", "demo"]));
+    assert_eq!(out, "off\n");
+    let (_, err) = ok(&d.corral(&["maintenance:on", "-a", "demo"]));
+    assert!(
+        err.contains("Enabling maintenance mode for ⬢ demo... done"),
+        "{err}"
+    );
+    let (out, _) = ok(&d.corral(&["maintenance", "-a", "demo"]));
+    assert_eq!(out, "on\n");
+    assert_eq!(
+        d.request("GET", "/apps/demo", None).json()["maintenance"],
+        true
+    );
+    let (_, err) = ok(&d.corral(&["maintenance:off", "-a", "demo"]));
+    assert!(
+        err.contains("Disabling maintenance mode for ⬢ demo... done"),
+        "{err}"
+    );
+    let (out, _) = ok(&d.corral(&["maintenance", "-a", "demo"]));
+    assert_eq!(out, "off\n");
+}
