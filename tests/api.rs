@@ -401,3 +401,325 @@ fn the_cli_explains_missing_settings() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the Corral API"));
 }
+
+#[test]
+fn custom_domains_end_to_end() {
+    let d = TestDaemon::start();
+    for name in ["demo", "other"] {
+        let r = d.request("POST", "/apps", Some(&format!(r#"{{"name":"{name}"}}"#)));
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let demo_id = d.request("GET", "/apps/demo", None).json()["id"].clone();
+
+    // Before any is added: just the default domain, which is not stored.
+    let r = d.request("GET", "/apps/demo/domains", None);
+    assert_eq!(r.status, 200);
+    let list = r.json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let default = &list[0];
+    assert_eq!(default["hostname"], "demo.localhost");
+    assert_eq!(default["kind"], "heroku");
+    assert_eq!(default["cname"], serde_json::Value::Null);
+    assert_eq!(default["href"], "http://demo.localhost");
+    assert_eq!(default["status"], "succeeded");
+    assert_eq!(default["app"]["name"], "demo");
+    assert_eq!(default["app"]["id"], demo_id);
+    let default_id = default["id"].as_str().expect("id").to_owned();
+
+    let r = d.request(
+        "POST",
+        "/apps/demo/domains",
+        Some(r#"{"hostname":"WWW.Example.com.","sni_endpoint":null}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let www = r.json();
+    for (field, value) in [
+        ("hostname", "www.example.com"),
+        ("kind", "custom"),
+        ("cname", "demo.localhost"),
+        ("href", "http://www.example.com"),
+        ("status", "succeeded"),
+    ] {
+        assert_eq!(www[field], value, "{field}: {www}");
+    }
+    for field in ["acm_status", "acm_status_reason", "sni_endpoint"] {
+        assert_eq!(www[field], serde_json::Value::Null, "{field}: {www}");
+    }
+    assert_eq!(www["app"]["name"], "demo");
+    assert_eq!(www["created_at"], www["updated_at"]);
+    let www_id = www["id"].as_str().expect("id").to_owned();
+    for body in [
+        r#"{"hostname":"api.example.com"}"#,
+        r#"{"hostname":"*.example.org"}"#,
+    ] {
+        assert_eq!(
+            d.request("POST", "/apps/demo/domains", Some(body)).status,
+            201
+        );
+    }
+
+    // The default domain first, then custom domains by hostname; also with
+    // the Range header Heroku's CLI sends.
+    let hostnames = |r: &support::HttpResponse| -> Vec<String> {
+        r.json()
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|d| d["hostname"].as_str().expect("hostname").to_owned())
+            .collect()
+    };
+    let expected = [
+        "demo.localhost",
+        "*.example.org",
+        "api.example.com",
+        "www.example.com",
+    ];
+    assert_eq!(
+        hostnames(&d.request("GET", "/apps/demo/domains", None)),
+        expected
+    );
+    let auth = format!("Bearer {}", d.token);
+    let r = http(
+        d.addr,
+        "GET",
+        "/apps/demo/domains",
+        &[("Authorization", &auth), ("Range", "id ..; max=1000;")],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(hostnames(&r)[0], "demo.localhost");
+    assert_eq!(hostnames(&r).len(), 4);
+    // Pages of one chain through every domain exactly once.
+    let mut seen = Vec::new();
+    let mut range = "hostname ..; max=1".to_owned();
+    loop {
+        let r = http(
+            d.addr,
+            "GET",
+            "/apps/demo/domains",
+            &[("Authorization", &auth), ("Range", &range)],
+            None,
+        );
+        seen.extend(hostnames(&r));
+        match r.header("Next-Range") {
+            Some(next) => range = next.to_owned(),
+            None => break,
+        }
+        assert!(seen.len() <= 4, "the pages loop: {seen:?}");
+    }
+    assert_eq!(seen, expected);
+
+    // One domain by id, by hostname in any spelling; the default too.
+    for path in [
+        format!("/apps/demo/domains/{www_id}"),
+        "/apps/demo/domains/www.EXAMPLE.com".to_owned(),
+    ] {
+        let r = d.request("GET", &path, None);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(r.json(), www, "{path}");
+    }
+    for path in [
+        format!("/apps/demo/domains/{default_id}"),
+        "/apps/demo/domains/demo.localhost".to_owned(),
+    ] {
+        let r = d.request("GET", &path, None);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(r.json()["kind"], "heroku", "{path}");
+    }
+    let r = d.request("GET", "/apps/demo/domains/%2A.example.org", None);
+    assert_eq!(r.json()["hostname"], "*.example.org");
+
+    // Refusals: 422 invalid_params with a message that says what is wrong.
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "demo",
+            r#"{"hostname":"bad_host.example.com"}"#,
+            "letters, digits and dashes",
+        ),
+        ("demo", r#"{"hostname":"localhost"}"#, "two labels"),
+        ("demo", r#"{"hostname":"www.*.example.com"}"#, "first label"),
+        (
+            "demo",
+            r#"{"hostname":"other.localhost"}"#,
+            "every app already has",
+        ),
+        (
+            "demo",
+            r#"{"hostname":"*.demo.localhost"}"#,
+            "every app already has",
+        ),
+        ("demo", r#"{"hostname":"10.0.0.1"}"#, "IP address"),
+        (
+            "other",
+            r#"{"hostname":"www.example.com"}"#,
+            "www.example.com is already in use by another app.",
+        ),
+        (
+            "demo",
+            r#"{"hostname":"www.example.com"}"#,
+            "already added to this app",
+        ),
+        (
+            "demo",
+            r#"{"hostname":"new.example.com","sni_endpoint":"my-cert"}"#,
+            "sni_endpoint",
+        ),
+    ];
+    for (app, body, needle) in cases {
+        let r = d.request("POST", &format!("/apps/{app}/domains"), Some(body));
+        assert_eq!(r.status, 422, "{app} {body}: {}", r.body);
+        assert_eq!(r.json()["id"], "invalid_params");
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .expect("message")
+                .contains(needle),
+            "{app} {body}: {}",
+            r.body
+        );
+    }
+    let r = d.request(
+        "POST",
+        "/apps/demo/domains",
+        Some(r#"{"host":"x.example.com"}"#),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = d.request("DELETE", "/apps/demo/domains/demo.localhost", None);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("cannot be removed"), "{}", r.body);
+    assert_eq!(
+        d.request("DELETE", &format!("/apps/demo/domains/{default_id}"), None)
+            .status,
+        422
+    );
+
+    // Not found: unknown domains, another app's domain, unknown apps.
+    for (method, path) in [
+        ("GET", "/apps/demo/domains/nope.example.com"),
+        ("GET", "/apps/demo/domains/not_a_hostname"),
+        ("GET", "/apps/other/domains/www.example.com"),
+        ("DELETE", "/apps/other/domains/www.example.com"),
+        ("DELETE", "/apps/demo/domains/nope.example.com"),
+        ("GET", "/apps/nope/domains"),
+        ("POST", "/apps/nope/domains"),
+    ] {
+        let body = (method == "POST").then_some(r#"{"hostname":"x.example.com"}"#);
+        let r = d.request(method, path, body);
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
+        assert_eq!(r.json()["id"], "not_found");
+    }
+
+    // Delete by id and by hostname, answered with the deleted domain.
+    let r = d.request("DELETE", &format!("/apps/demo/domains/{www_id}"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), www);
+    let r = d.request("DELETE", "/apps/demo/domains/API.example.com", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["hostname"], "api.example.com");
+    assert_eq!(
+        d.request("GET", &format!("/apps/demo/domains/{www_id}"), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        hostnames(&d.request("GET", "/apps/demo/domains", None)),
+        ["demo.localhost", "*.example.org"]
+    );
+
+    // A deleted app's hostnames are free for others.
+    assert_eq!(d.request("DELETE", "/apps/demo", None).status, 200);
+    let r = d.request(
+        "POST",
+        "/apps/other/domains",
+        Some(r#"{"hostname":"*.example.org"}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["cname"], "other.localhost");
+}
+
+#[test]
+fn domains_and_maintenance_through_the_cli() {
+    let d = TestDaemon::start();
+    ok(&d.corral(&["apps:create", "demo"]));
+
+    let (out, _) = ok(&d.corral(&["domains", "-a", "demo"]));
+    assert_eq!(out, "=== demo Heroku Domain\ndemo.localhost\n");
+
+    let (out, err) = ok(&d.corral(&["domains:add", "-a", "demo", "www.example.com"]));
+    assert!(
+        err.contains("Adding www.example.com to ⬢ demo... done"),
+        "{err}"
+    );
+    assert_eq!(
+        out,
+        "Configure your app's DNS provider to point to the DNS Target demo.localhost.\n"
+    );
+    let (out, _) = ok(&d.corral(&["domains:add", "-a", "demo", "Example.com"]));
+    assert!(out.contains("use an ALIAS or ANAME record"), "{out}");
+
+    let (out, _) = ok(&d.corral(&["domains", "-a", "demo"]));
+    assert_eq!(
+        out,
+        "=== demo Heroku Domain\n\
+         demo.localhost\n\
+         \n\
+         === demo Custom Domains\n\
+         Domain Name      DNS Record Type  DNS Target\n\
+         example.com      ALIAS or ANAME   demo.localhost\n\
+         www.example.com  CNAME            demo.localhost\n"
+    );
+    let (out, _) = ok(&d.corral(&["domains", "-a", "demo", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(json.as_array().map(Vec::len), Some(3), "{json}");
+
+    let (out, _) = ok(&d.corral(&["domains:info", "-a", "demo", "WWW.example.com"]));
+    assert!(out.starts_with("=== www.example.com\n"), "{out}");
+    assert!(out.contains("DNS Target:      demo.localhost"), "{out}");
+    assert!(out.contains("Kind:            custom"), "{out}");
+
+    // Errors come back with the API's message and a failing status.
+    let taken = d.corral(&["domains:add", "-a", "demo", "www.example.com"]);
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already added to this app"));
+    let bad = d.corral(&["domains:remove", "-a", "demo", "not a host"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a valid hostname"));
+    let default = d.corral(&["domains:remove", "-a", "demo", "demo.localhost"]);
+    assert!(!default.status.success());
+    assert!(String::from_utf8_lossy(&default.stderr).contains("cannot be removed"));
+
+    let (_, err) = ok(&d.corral(&["domains:remove", "-a", "demo", "www.example.com"]));
+    assert!(
+        err.contains("Removing www.example.com from ⬢ demo... done"),
+        "{err}"
+    );
+    ok(&d.corral(&["domains:add", "-a", "demo", "*.example.org"]));
+    let (_, err) = ok(&d.corral(&["domains:clear", "-a", "demo"]));
+    assert!(
+        err.contains("Removing all domains from ⬢ demo... done"),
+        "{err}"
+    );
+    let (out, _) = ok(&d.corral(&["domains", "-a", "demo"]));
+    assert_eq!(out, "=== demo Heroku Domain\ndemo.localhost\n");
+
+    let (out, _) = ok(&d.corral(&["maintenance", "-a", "demo"]));
+    assert_eq!(out, "off\n");
+    let (_, err) = ok(&d.corral(&["maintenance:on", "-a", "demo"]));
+    assert!(
+        err.contains("Enabling maintenance mode for ⬢ demo... done"),
+        "{err}"
+    );
+    let (out, _) = ok(&d.corral(&["maintenance", "-a", "demo"]));
+    assert_eq!(out, "on\n");
+    assert_eq!(
+        d.request("GET", "/apps/demo", None).json()["maintenance"],
+        true
+    );
+    let (_, err) = ok(&d.corral(&["maintenance:off", "-a", "demo"]));
+    assert!(
+        err.contains("Disabling maintenance mode for ⬢ demo... done"),
+        "{err}"
+    );
+    let (out, _) = ok(&d.corral(&["maintenance", "-a", "demo"]));
+    assert_eq!(out, "off\n");
+}

@@ -100,6 +100,11 @@ impl Heroku {
     }
 }
 
+/// Heroku's CLI puts the app glyph before app names only with colours on.
+fn without_glyph(s: &str) -> String {
+    s.replace("⬢ ", "")
+}
+
 #[test]
 fn the_official_heroku_cli_works_against_corral() {
     let daemon = TestDaemon::start();
@@ -194,6 +199,102 @@ fn the_official_heroku_cli_works_against_corral() {
     assert!(!out.contains("B: 2"), "config of v4 is back: {out}");
     let (out, _) = heroku.ok(&["releases", "-a", "herokudemo"]);
     assert!(out.contains("Rollback to v4"), "{out}");
+
+    // Custom domains: add (Heroku's CLI asks for SNI endpoints first), list
+    // (with its Range header), show, remove.
+    let (out, err) = heroku.ok(&["domains:add", "www.herokudemo.test", "-a", "herokudemo"]);
+    assert!(
+        without_glyph(&err).contains("Adding www.herokudemo.test to herokudemo... done"),
+        "{err}"
+    );
+    assert!(
+        out.contains(
+            "Configure your app's DNS provider to point to the DNS Target herokudemo.localhost."
+        ),
+        "{out}"
+    );
+    heroku.ok(&[
+        "domains:add",
+        "herokudemo.test",
+        "-a",
+        "herokudemo",
+        "--wait",
+    ]);
+    let (out, _) = heroku.ok(&["domains", "-a", "herokudemo"]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let heading = |h: &str| {
+        lines
+            .iter()
+            .position(|l| *l == h)
+            .unwrap_or_else(|| panic!("no {h:?} in {out}"))
+    };
+    let default = heading("=== herokudemo Heroku Domain");
+    assert_eq!(
+        lines[default + 1..].iter().find(|l| !l.is_empty()),
+        Some(&"herokudemo.localhost"),
+        "{out}"
+    );
+    let custom = heading("=== herokudemo Custom Domains");
+    let row = |host: &str| -> Vec<&str> {
+        lines[custom..]
+            .iter()
+            .find(|l| l.starts_with(&format!("{host} ")))
+            .unwrap_or_else(|| panic!("no row for {host} in {out}"))
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    assert_eq!(
+        row("www.herokudemo.test"),
+        ["www.herokudemo.test", "CNAME", "herokudemo.localhost"],
+        "{out}"
+    );
+    assert_eq!(
+        row("herokudemo.test"),
+        ["herokudemo.test", "ALIAS or ANAME", "herokudemo.localhost"],
+        "{out}"
+    );
+    let (out, _) = heroku.ok(&["domains:info", "www.herokudemo.test", "-a", "herokudemo"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("cname:") && l.ends_with("herokudemo.localhost")),
+        "{out}"
+    );
+    let (_, err) = heroku.ok(&["domains:remove", "www.herokudemo.test", "-a", "herokudemo"]);
+    assert!(
+        without_glyph(&err).contains("Removing www.herokudemo.test from herokudemo... done"),
+        "{err}"
+    );
+    let (_, err) = heroku.ok(&["domains:clear", "-a", "herokudemo"]);
+    assert!(err.contains("done"), "{err}");
+    let (out, _) = heroku.ok(&["domains", "-a", "herokudemo"]);
+    assert!(out.contains("herokudemo.localhost"), "{out}");
+    assert!(!out.contains("Custom Domains"), "{out}");
+    let out = heroku.run(&["domains:add", "bad_host.test", "-a", "herokudemo"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a valid hostname"), "{err}");
+
+    // Maintenance mode.
+    let (_, err) = heroku.ok(&["maintenance:on", "-a", "herokudemo"]);
+    assert!(
+        without_glyph(&err).contains("Enabling maintenance mode for herokudemo... done"),
+        "{err}"
+    );
+    assert_eq!(
+        heroku.ok(&["maintenance", "-a", "herokudemo"]).0.trim(),
+        "on"
+    );
+    let (_, err) = heroku.ok(&["maintenance:off", "-a", "herokudemo"]);
+    assert!(
+        without_glyph(&err).contains("Disabling maintenance mode for herokudemo... done"),
+        "{err}"
+    );
+    assert_eq!(
+        heroku.ok(&["maintenance", "-a", "herokudemo"]).0.trim(),
+        "off"
+    );
 
     // An API error reaches the user with Heroku's id and message.
     let out = heroku.run(&["apps:create", "herokudemo"]);

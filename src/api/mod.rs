@@ -5,6 +5,7 @@
 //! decoded into the route's request type; a handler calls the store; the
 //! result, or an [`error::ApiError`], becomes JSON in exactly one place.
 
+mod domains;
 mod dynos;
 pub mod error;
 pub mod range;
@@ -354,6 +355,13 @@ impl Api {
             }
             // Handled before authentication, above.
             Route::AttachDyno { .. } => Err(ApiError::NotFound("Not found.".to_owned())),
+            Route::ListDomains(app) => self.list_domains(app, range.as_deref(), rid).await,
+            Route::CreateDomain(app) => {
+                let req: types::DomainCreate = decode(&body)?;
+                self.create_domain(app, req, rid).await
+            }
+            Route::GetDomain(app, domain) => self.get_domain(app, domain, rid).await,
+            Route::DeleteDomain(app, domain) => self.delete_domain(app, domain, rid).await,
             Route::EmptyCollection(app) => {
                 self.store
                     .call(move |c| state::get_app(c, &app))

@@ -93,7 +93,13 @@ fn parse_spec(header: &str) -> Result<RangeSpec<'_>, ApiError> {
         max: DEFAULT_MAX,
         descending: false,
     };
-    for option in options.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+    // Heroku documents `, ` between options, but its CLI's paginator sends
+    // `id ..; max=1000;`: a trailing `;` is read as a separator too.
+    for option in options
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
         match option.split_once('=') {
             Some(("max", n)) => {
                 spec.max = n.trim().parse().map_err(|_| bad())?;
@@ -253,6 +259,14 @@ mod tests {
         assert_eq!(versions(&page), vec![2, 3]);
         let page = paginate(items(), Some("name ]b..[j"), FIELDS).expect("page");
         assert_eq!(versions(&page), vec![3]);
+    }
+
+    #[test]
+    fn options_may_end_with_a_semicolon_as_herokus_paginator_sends() {
+        let page = paginate(items(), Some("version ..; max=2;"), FIELDS).expect("page");
+        assert_eq!(versions(&page), vec![1, 2]);
+        let page = paginate(items(), Some("version ..; max=3; order=desc"), FIELDS).expect("page");
+        assert_eq!(versions(&page), vec![10, 3, 2]);
     }
 
     #[test]

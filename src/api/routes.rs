@@ -9,7 +9,7 @@ use super::error::ApiError;
 use uuid::Uuid;
 
 use crate::model::{DynoName, ProcessType};
-use crate::state::{AppRef, ReleaseRef};
+use crate::state::{AppRef, DomainRef, ReleaseRef};
 
 /// Every endpoint the API serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +87,15 @@ pub enum Route {
         /// The URL's secret.
         secret: String,
     },
+    /// `GET /apps/{app}/domains`: the app's default domain, then its
+    /// custom ones.
+    ListDomains(AppRef),
+    /// `POST /apps/{app}/domains`: add a custom domain.
+    CreateDomain(AppRef),
+    /// `GET /apps/{app}/domains/{id_or_hostname}`.
+    GetDomain(AppRef, DomainRef),
+    /// `DELETE /apps/{app}/domains/{id_or_hostname}`: remove a custom domain.
+    DeleteDomain(AppRef, DomainRef),
     /// `GET /apps/{app}/{collection}` for collections Heroku's CLI reads
     /// but Corral does not have yet (add-ons, collaborators, ...): an
     /// empty list for an existing app, so `apps:info` works. (Pipeline
@@ -160,6 +169,12 @@ impl Route {
         let dyno = |s: &str| {
             DynoName::parse(s)
                 .map_err(|_| ApiError::NotFound("Couldn't find that dyno.".to_owned()))
+        };
+        let domain = |s: &str| {
+            // A wildcard's `*` may arrive percent-encoded; it is the one
+            // character of a hostname that clients encode.
+            DomainRef::parse(&s.replace("%2A", "*").replace("%2a", "*"))
+                .map_err(|_| ApiError::NotFound("Couldn't find that domain.".to_owned()))
         };
         let wrong_method = |allowed: &'static str| ApiError::MethodNotAllowed {
             method: method.to_string(),
@@ -297,9 +312,18 @@ impl Route {
                     _ => Err(wrong_method("GET, PATCH")),
                 }
             }
+            ["apps", a, "domains"] => match *m {
+                Method::GET => Ok(Route::ListDomains(app(a)?)),
+                Method::POST => Ok(Route::CreateDomain(app(a)?)),
+                _ => Err(wrong_method("GET, POST")),
+            },
+            ["apps", a, "domains", d] => match *m {
+                Method::GET => Ok(Route::GetDomain(app(a)?, domain(d)?)),
+                Method::DELETE => Ok(Route::DeleteDomain(app(a)?, domain(d)?)),
+                _ => Err(wrong_method("GET, DELETE")),
+            },
             ["apps", a, "addons"
             | "collaborators"
-            | "domains"
             | "buildpack-installations"
             | "log-drains"
             | "sni-endpoints"] => match *m {
@@ -434,6 +458,52 @@ mod tests {
         assert!(matches!(
             Route::parse(&Method::GET, "/apps/demo/dynos/run.1/actions/stop", None),
             Err(ApiError::MethodNotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn domain_routes_take_an_id_or_a_hostname() {
+        let route = |m: &Method, p: &str| Route::parse(m, p, None);
+        assert!(matches!(
+            route(&Method::GET, "/apps/demo/domains"),
+            Ok(Route::ListDomains(AppRef::Name(_)))
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/apps/demo/domains"),
+            Ok(Route::CreateDomain(AppRef::Name(_)))
+        ));
+        let id = uuid::Uuid::new_v4();
+        assert!(matches!(
+            route(&Method::DELETE, &format!("/apps/demo/domains/{id}")),
+            Ok(Route::DeleteDomain(_, DomainRef::Id(found))) if found == id
+        ));
+        for (path, host) in [
+            ("/apps/demo/domains/WWW.Example.com", "www.example.com"),
+            ("/apps/demo/domains/example.com.", "example.com"),
+            ("/apps/demo/domains/*.example.com", "*.example.com"),
+            ("/apps/demo/domains/%2A.example.com", "*.example.com"),
+        ] {
+            let Ok(Route::GetDomain(_, DomainRef::Hostname(h))) = route(&Method::GET, path) else {
+                panic!("{path}");
+            };
+            assert_eq!(h.as_str(), host, "{path}");
+        }
+        assert!(matches!(
+            route(&Method::GET, "/apps/demo/domains/not_a_host"),
+            Err(ApiError::NotFound(m)) if m.contains("domain")
+        ));
+        assert!(matches!(
+            route(&Method::PATCH, "/apps/demo/domains/www.example.com"),
+            Err(ApiError::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(
+            route(&Method::PUT, "/apps/demo/domains"),
+            Err(ApiError::MethodNotAllowed { .. })
+        ));
+        // Heroku's domains:add asks for SNI endpoints first: an empty list.
+        assert!(matches!(
+            route(&Method::GET, "/apps/demo/sni-endpoints"),
+            Ok(Route::EmptyCollection(_))
         ));
     }
 

@@ -403,6 +403,49 @@ pub struct ReleaseRef {
     pub version: u32,
 }
 
+/// `GET /apps/{app}/domains/{id_or_hostname}` and the element of
+/// `GET /apps/{app}/domains`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    /// Certificate management; not offered yet.
+    pub acm_status: Option<String>,
+    /// Why `acm_status` is what it is; not offered yet.
+    pub acm_status_reason: Option<String>,
+    /// The app it routes to.
+    pub app: NamedRef,
+    /// For a custom domain: the DNS target to point a CNAME (or, at a
+    /// zone's apex, an ALIAS) at, the app's default hostname. `None` for
+    /// the default domain itself.
+    pub cname: Option<String>,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+    /// The hostname, lowercase.
+    pub hostname: String,
+    /// `http://<hostname>`.
+    pub href: String,
+    /// Stable id.
+    pub id: Uuid,
+    /// `heroku` for the app's default domain, `custom` for added ones.
+    pub kind: String,
+    /// Always `succeeded`: a domain routes as soon as it is added.
+    pub status: String,
+    /// TLS endpoint; none yet.
+    pub sni_endpoint: Option<NamedRef>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST /apps/{app}/domains`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainCreate {
+    /// The hostname, such as `www.example.com` or `*.example.com`.
+    pub hostname: String,
+    /// Accepted for compatibility (Heroku's CLI sends it); must be null.
+    #[serde(default)]
+    pub sni_endpoint: Option<String>,
+}
+
 /// `GET /health`: unauthenticated, for probes and `corral sandbox`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {

@@ -8,6 +8,8 @@ mod apps;
 mod client;
 mod config_vars;
 mod deploy;
+mod domains;
+mod maintenance;
 mod output;
 mod ps;
 mod releases;
@@ -229,6 +231,65 @@ enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// List an app's domains: its default one and the custom ones.
+    Domains {
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Add a custom domain, such as www.example.com or *.example.com.
+    #[command(name = "domains:add")]
+    DomainsAdd {
+        /// The hostname.
+        hostname: String,
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Remove a custom domain.
+    #[command(name = "domains:remove")]
+    DomainsRemove {
+        /// The hostname (or the domain's id).
+        hostname: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Show one domain.
+    #[command(name = "domains:info")]
+    DomainsInfo {
+        /// The hostname (or the domain's id).
+        hostname: String,
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Remove all custom domains of an app.
+    #[command(name = "domains:clear")]
+    DomainsClear {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Print whether an app is in maintenance mode: on or off.
+    Maintenance {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Put an app in maintenance mode: the router answers with a
+    /// maintenance page instead of forwarding requests.
+    #[command(name = "maintenance:on")]
+    MaintenanceOn {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Take an app out of maintenance mode.
+    #[command(name = "maintenance:off")]
+    MaintenanceOff {
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// List an app's dynos and their state.
     Ps {
         #[command(flatten)]
@@ -372,6 +433,46 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::DeployDir { dir, commit, app } => {
             let app = settings::resolve_app(app.app)?;
             deploy::deploy_dir(&client, &app, &dir, commit).await
+        }
+        Command::Domains { app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            domains::list(&client, &app, json.json).await
+        }
+        Command::DomainsAdd {
+            hostname,
+            app,
+            json,
+        } => {
+            let app = settings::resolve_app(app.app)?;
+            domains::add(&client, &app, &hostname, json.json).await
+        }
+        Command::DomainsRemove { hostname, app } => {
+            let app = settings::resolve_app(app.app)?;
+            domains::remove(&client, &app, &hostname).await
+        }
+        Command::DomainsInfo {
+            hostname,
+            app,
+            json,
+        } => {
+            let app = settings::resolve_app(app.app)?;
+            domains::info(&client, &app, &hostname, json.json).await
+        }
+        Command::DomainsClear { app } => {
+            let app = settings::resolve_app(app.app)?;
+            domains::clear(&client, &app).await
+        }
+        Command::Maintenance { app } => {
+            let app = settings::resolve_app(app.app)?;
+            maintenance::show(&client, &app).await
+        }
+        Command::MaintenanceOn { app } => {
+            let app = settings::resolve_app(app.app)?;
+            maintenance::set(&client, &app, true).await
+        }
+        Command::MaintenanceOff { app } => {
+            let app = settings::resolve_app(app.app)?;
+            maintenance::set(&client, &app, false).await
         }
         Command::Ps { app, json } => {
             let app = settings::resolve_app(app.app)?;

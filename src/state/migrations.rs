@@ -116,6 +116,19 @@ const STEPS: &[&str] = &[
     r#"
     ALTER TABLE apps ADD COLUMN settings_json TEXT NOT NULL DEFAULT '{}';
     "#,
+    // v6: custom domains. A hostname routes to one app only, so it is
+    // unique across apps; the app's default <app>.<base-domain> is derived
+    // from its name, not stored.
+    r#"
+    CREATE TABLE domains (
+        id          TEXT PRIMARY KEY,
+        app_id      TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        hostname    TEXT NOT NULL UNIQUE,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    );
+    CREATE INDEX domains_app ON domains (app_id);
+    "#,
 ];
 
 /// The schema version this binary migrates to.

@@ -1,4 +1,4 @@
-//! The SQLite store: apps, config vars, releases, slugs, formation and API tokens.
+//! The SQLite store: apps, config vars, releases, slugs, formation, domains and API tokens.
 //!
 //! One database file, one connection behind a mutex, every change in one
 //! `IMMEDIATE` transaction: a config change and the release it creates land
@@ -6,6 +6,7 @@
 //! Blocking SQLite calls run on tokio's blocking pool through [`Store::call`],
 //! so the async runtime never waits on the disk.
 
+mod domains;
 mod dynos;
 mod migrations;
 mod records;
@@ -25,12 +26,15 @@ use crate::model::{
     ReleaseVersion,
 };
 
+pub use domains::{
+    add_domain, get_domain, list_domains, remove_domain, route_apps, DomainRef, RouteApp,
+};
 pub use dynos::{
     app_dynos, desired_apps, dyno_records, forget_dyno, free_port, record_dyno, timestamp,
     DesiredApp, DynoRecord,
 };
 pub use migrations::SCHEMA_VERSION;
-pub use records::{Account, App, FormationEntry, FormationUpdate, Release, ReleaseStatus};
+pub use records::{Account, App, Domain, FormationEntry, FormationUpdate, Release, ReleaseStatus};
 pub use slugs::{
     complete_upload, create_slug, deploy_slug, get_slug, live_slug_digests, previous_release,
     release_slug_digest, rollback, slug_for_upload, NewSlug, Slug,

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::model::{
-    AppName, AppSettings, ConfigVars, DynoSize, ProcessType, Quantity, QuantityChange,
+    AppName, AppSettings, ConfigVars, DynoSize, Hostname, ProcessType, Quantity, QuantityChange,
     ReleaseVersion,
 };
 
@@ -133,6 +133,24 @@ pub struct FormationUpdate {
     pub quantity: Option<QuantityChange>,
     /// New size.
     pub size: Option<DynoSize>,
+}
+
+/// A custom domain of an app. The app's default domain is not a row: it
+/// follows from the app's name and the router's base domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// Stable id.
+    pub id: Uuid,
+    /// The app it routes to.
+    pub app_id: Uuid,
+    /// The app's name when read.
+    pub app_name: AppName,
+    /// The hostname, unique across apps.
+    pub hostname: Hostname,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 fn uuid(s: &str, what: &str) -> Result<Uuid, StoreError> {
@@ -280,6 +298,30 @@ pub(super) fn formation_from_row(
             quantity: Quantity::new(quantity).map_err(|e| corrupt("quantity", e))?,
             size: DynoSize::parse(&size).map_err(|e| corrupt("size", e))?,
             command: None,
+            created_at,
+            updated_at,
+        })
+    })())
+}
+
+/// The domain columns for [`domain_from_row`].
+pub(super) const DOMAIN_SELECT: &str =
+    "SELECT d.id, d.app_id, a.name, d.hostname, d.created_at, d.updated_at \
+     FROM domains d JOIN apps a ON a.id = d.app_id";
+
+pub(super) fn domain_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Domain, StoreError>> {
+    let id: String = r.get(0)?;
+    let app_id: String = r.get(1)?;
+    let app_name: String = r.get(2)?;
+    let hostname: String = r.get(3)?;
+    let created_at: DateTime<Utc> = r.get(4)?;
+    let updated_at: DateTime<Utc> = r.get(5)?;
+    Ok((|| {
+        Ok(Domain {
+            id: uuid(&id, "domain")?,
+            app_id: uuid(&app_id, "app")?,
+            app_name: AppName::parse(&app_name).map_err(|e| corrupt("app name", e))?,
+            hostname: Hostname::parse(&hostname).map_err(|e| corrupt("hostname", e))?,
             created_at,
             updated_at,
         })

@@ -413,3 +413,195 @@ fn live_slugs_are_those_of_recent_and_current_releases() {
         .expect("live");
     assert!(live.contains(&slugs[0]), "v2's slug is in use");
 }
+
+fn host(s: &str) -> crate::model::Hostname {
+    crate::model::Hostname::parse(s).expect("valid hostname")
+}
+
+#[test]
+fn domains_are_added_listed_and_unique_across_apps() {
+    let (store, me) = setup();
+    for app in ["demo", "other"] {
+        store
+            .call_blocking(|c| create_app(c, &name(app), &me))
+            .expect("create");
+    }
+    let demo = AppRef::Name(name("demo"));
+    let other = AppRef::Name(name("other"));
+    for h in ["www.example.com", "api.example.com", "*.example.org"] {
+        let (app, domain) = store
+            .call_blocking(|c| add_domain(c, &demo, &host(h)))
+            .expect("add");
+        assert_eq!(domain.app_id, app.id);
+        assert_eq!(domain.app_name, name("demo"));
+        assert_eq!(domain.created_at, domain.updated_at);
+    }
+    let (app, domains) = store
+        .call_blocking(|c| list_domains(c, &demo))
+        .expect("list");
+    assert_eq!(app.name, name("demo"));
+    let hosts: Vec<&str> = domains.iter().map(|d| d.hostname.as_str()).collect();
+    assert_eq!(
+        hosts,
+        ["*.example.org", "api.example.com", "www.example.com"]
+    );
+
+    // Parsing lowercases, so a differently spelled name is the same one.
+    let err = store
+        .call_blocking(|c| add_domain(c, &other, &host("WWW.Example.com.")))
+        .expect_err("taken by demo");
+    assert!(
+        matches!(err, StoreError::Conflict(ref m) if m == "www.example.com is already in use by another app."),
+        "{err}"
+    );
+    let err = store
+        .call_blocking(|c| add_domain(c, &demo, &host("www.example.com")))
+        .expect_err("already there");
+    assert!(
+        matches!(err, StoreError::Conflict(ref m) if m.contains("already added to this app")),
+        "{err}"
+    );
+    let (_, none) = store
+        .call_blocking(|c| list_domains(c, &other))
+        .expect("list");
+    assert!(none.is_empty(), "a refused add writes nothing");
+    // The schema holds the rule too, for writers that skip the check.
+    let other_id = store.call_blocking(|c| get_app(c, &other)).expect("app").id;
+    let raw = store.call_blocking(|c| {
+        Ok(c.execute(
+            "INSERT INTO domains (id, app_id, hostname, created_at, updated_at) VALUES ('x', ?1, 'www.example.com', '', '')",
+            params![other_id.to_string()],
+        )?)
+    });
+    assert!(raw.is_err(), "UNIQUE (hostname) refuses a second row");
+    let err = store
+        .call_blocking(|c| add_domain(c, &AppRef::Name(name("nope")), &host("x.example.com")))
+        .expect_err("no app");
+    assert!(matches!(err, StoreError::NotFound("app")));
+}
+
+#[test]
+fn domains_are_found_and_removed_by_id_or_hostname() {
+    let (store, me) = setup();
+    store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect("create");
+    store
+        .call_blocking(|c| create_app(c, &name("other"), &me))
+        .expect("create");
+    let demo = AppRef::Name(name("demo"));
+    let (_, www) = store
+        .call_blocking(|c| add_domain(c, &demo, &host("www.example.com")))
+        .expect("add");
+    let by_id = DomainRef::Id(www.id);
+    let by_name = DomainRef::parse("WWW.example.COM").expect("ref");
+    assert_eq!(by_name, DomainRef::Hostname(host("www.example.com")));
+    for r in [&by_id, &by_name] {
+        let (_, found) = store
+            .call_blocking(|c| get_domain(c, &demo, r))
+            .expect("get");
+        assert_eq!(found.as_ref(), Some(&www));
+    }
+    // Another app's domain is not found through this one.
+    let (_, found) = store
+        .call_blocking(|c| get_domain(c, &AppRef::Name(name("other")), &by_id))
+        .expect("get");
+    assert_eq!(found, None);
+    let (_, removed) = store
+        .call_blocking(|c| remove_domain(c, &AppRef::Name(name("other")), &by_id))
+        .expect("remove");
+    assert_eq!(removed, None, "other cannot remove demo's domain");
+
+    let (_, removed) = store
+        .call_blocking(|c| remove_domain(c, &demo, &by_name))
+        .expect("remove");
+    assert_eq!(removed, Some(www));
+    let (_, removed) = store
+        .call_blocking(|c| remove_domain(c, &demo, &by_id))
+        .expect("remove again");
+    assert_eq!(removed, None);
+    assert!(matches!(
+        DomainRef::parse("not a host"),
+        Err(StoreError::NotFound("domain"))
+    ));
+}
+
+#[test]
+fn deleting_an_app_frees_its_hostnames() {
+    let (store, me) = setup();
+    store
+        .call_blocking(|c| create_app(c, &name("demo"), &me))
+        .expect("create");
+    store
+        .call_blocking(|c| create_app(c, &name("other"), &me))
+        .expect("create");
+    let demo = AppRef::Name(name("demo"));
+    store
+        .call_blocking(|c| add_domain(c, &demo, &host("www.example.com")))
+        .expect("add");
+    store
+        .call_blocking(|c| delete_app(c, &demo))
+        .expect("delete");
+    let rows: i64 = store
+        .call_blocking(|c| Ok(c.query_row("SELECT COUNT(*) FROM domains", [], |r| r.get(0))?))
+        .expect("count");
+    assert_eq!(rows, 0, "the cascade removed demo's domain");
+    store
+        .call_blocking(|c| add_domain(c, &AppRef::Name(name("other")), &host("www.example.com")))
+        .expect("the hostname is free again");
+}
+
+#[test]
+fn route_apps_gives_every_app_its_domains_maintenance_and_settings() {
+    let (store, me) = setup();
+    assert_eq!(store.call_blocking(route_apps).expect("empty"), []);
+    for app in ["zeta", "alpha", "mid"] {
+        store
+            .call_blocking(|c| create_app(c, &name(app), &me))
+            .expect("create");
+    }
+    let zeta = AppRef::Name(name("zeta"));
+    let alpha = AppRef::Name(name("alpha"));
+    for (app, h) in [
+        (&zeta, "www.zeta.example"),
+        (&alpha, "alpha.example"),
+        (&zeta, "*.zeta.example"),
+        (&zeta, "API.zeta.example"),
+    ] {
+        store
+            .call_blocking(|c| add_domain(c, app, &host(h)))
+            .expect("add");
+    }
+    store
+        .call_blocking(|c| update_app(c, &alpha, None, Some(true)))
+        .expect("maintenance");
+    store
+        .call_blocking(|c| update_app_settings(c, &zeta, &serde_json::json!({"boot_timeout": 90})))
+        .expect("settings");
+
+    let routes = store.call_blocking(route_apps).expect("routes");
+    let summary: Vec<(&str, bool, Option<u64>, Vec<&str>)> = routes
+        .iter()
+        .map(|r| {
+            (
+                r.app.as_str(),
+                r.maintenance,
+                r.settings.boot_timeout,
+                r.domains.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("alpha", true, None, vec!["alpha.example"]),
+            ("mid", false, None, vec![]),
+            (
+                "zeta",
+                false,
+                Some(90),
+                vec!["*.zeta.example", "api.zeta.example", "www.zeta.example"]
+            ),
+        ]
+    );
+}

@@ -1,0 +1,208 @@
+//! Domain endpoints: an app's default domain, derived, and its custom ones, stored.
+
+use http::StatusCode;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::range::{RangeFields, SortKey};
+use super::{json, list, types, Api, ApiResponse};
+use crate::model::Hostname;
+use crate::state::{self, AppRef, DomainRef};
+
+/// `kind` of the app's default domain (Heroku's word for it).
+const KIND_DEFAULT: &str = "heroku";
+/// `kind` of an added domain.
+const KIND_CUSTOM: &str = "custom";
+
+/// Range fields of the domain list. The default domain sorts before every
+/// custom one whatever the field, so it heads the list (and the first page)
+/// in ascending order, and no bound taken from a custom domain can select
+/// it again on a later page.
+const FIELDS: RangeFields<types::Domain> = &[
+    ("hostname", |d| pinned(d, d.hostname.clone())),
+    ("id", |d| pinned(d, d.id.to_string())),
+];
+
+fn pinned(d: &types::Domain, key: String) -> SortKey {
+    if d.kind == KIND_DEFAULT {
+        SortKey::Str(String::new())
+    } else {
+        SortKey::Str(key)
+    }
+}
+
+/// The id of an app's default domain. It is not stored, yet clients keep
+/// ids (Heroku's CLI polls a domain by id), so it is derived from the app's
+/// id: stable across renames and restarts, different for every app.
+fn default_domain_id(app_id: Uuid) -> Uuid {
+    let digest = Sha256::new()
+        .chain_update(b"corral default domain\0")
+        .chain_update(app_id.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+impl Api {
+    /// `<app>.<base-domain>`, where the router serves every app.
+    fn default_hostname(&self, app: &state::App) -> String {
+        format!("{}.{}", app.name, self.config.router.base_domain)
+    }
+
+    fn default_domain_json(&self, app: &state::App) -> types::Domain {
+        let hostname = self.default_hostname(app);
+        types::Domain {
+            acm_status: None,
+            acm_status_reason: None,
+            app: types::NamedRef {
+                id: app.id,
+                name: app.name.to_string(),
+            },
+            cname: None,
+            created_at: app.created_at,
+            href: format!("http://{hostname}"),
+            hostname,
+            id: default_domain_id(app.id),
+            kind: KIND_DEFAULT.to_owned(),
+            status: "succeeded".to_owned(),
+            sni_endpoint: None,
+            // A rename changes the hostname; the app's own stamp covers it.
+            updated_at: app.updated_at,
+        }
+    }
+
+    fn custom_domain_json(&self, app: &state::App, d: &state::Domain) -> types::Domain {
+        types::Domain {
+            acm_status: None,
+            acm_status_reason: None,
+            app: types::NamedRef {
+                id: app.id,
+                name: app.name.to_string(),
+            },
+            // The router answers for every hostname on the same address as
+            // for the app's default one, so that name is the DNS target.
+            cname: Some(self.default_hostname(app)),
+            created_at: d.created_at,
+            hostname: d.hostname.to_string(),
+            href: format!("http://{}", d.hostname),
+            id: d.id,
+            kind: KIND_CUSTOM.to_owned(),
+            status: "succeeded".to_owned(),
+            sni_endpoint: None,
+            updated_at: d.updated_at,
+        }
+    }
+
+    pub(super) async fn list_domains(
+        &self,
+        app: AppRef,
+        range: Option<&str>,
+        rid: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let (app, custom) = self
+            .store
+            .call(move |c| state::list_domains(c, &app))
+            .await
+            .map_err(|e| ApiError::from_store(e, rid))?;
+        let mut domains = Vec::with_capacity(custom.len() + 1);
+        domains.push(self.default_domain_json(&app));
+        domains.extend(custom.iter().map(|d| self.custom_domain_json(&app, d)));
+        list(domains, range, FIELDS)
+    }
+
+    pub(super) async fn create_domain(
+        &self,
+        app: AppRef,
+        req: types::DomainCreate,
+        rid: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        if req.sni_endpoint.is_some() {
+            return Err(ApiError::Invalid(
+                "This Corral host has no SNI endpoints; leave sni_endpoint out or set it to null."
+                    .to_owned(),
+            ));
+        }
+        let hostname = Hostname::parse_custom(&req.hostname, &self.config.router.base_domain)?;
+        let (app, domain) = self
+            .store
+            .call(move |c| state::add_domain(c, &app, &hostname))
+            .await
+            .map_err(|e| ApiError::from_store(e, rid))?;
+        Ok(json(
+            StatusCode::CREATED,
+            &self.custom_domain_json(&app, &domain),
+        ))
+    }
+
+    pub(super) async fn get_domain(
+        &self,
+        app: AppRef,
+        domain: DomainRef,
+        rid: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let wanted = domain.clone();
+        let (app, found) = self
+            .store
+            .call(move |c| state::get_domain(c, &app, &wanted))
+            .await
+            .map_err(|e| ApiError::from_store(e, rid))?;
+        match found {
+            Some(d) => Ok(json(StatusCode::OK, &self.custom_domain_json(&app, &d))),
+            None if self.is_default(&app, &domain) => {
+                Ok(json(StatusCode::OK, &self.default_domain_json(&app)))
+            }
+            None => Err(not_found()),
+        }
+    }
+
+    pub(super) async fn delete_domain(
+        &self,
+        app: AppRef,
+        domain: DomainRef,
+        rid: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let wanted = domain.clone();
+        let (app, removed) = self
+            .store
+            .call(move |c| state::remove_domain(c, &app, &wanted))
+            .await
+            .map_err(|e| ApiError::from_store(e, rid))?;
+        match removed {
+            Some(d) => Ok(json(StatusCode::OK, &self.custom_domain_json(&app, &d))),
+            None if self.is_default(&app, &domain) => Err(ApiError::Invalid(format!(
+                "{} is the default domain of {} and cannot be removed; only custom domains can.",
+                self.default_hostname(&app),
+                app.name
+            ))),
+            None => Err(not_found()),
+        }
+    }
+
+    fn is_default(&self, app: &state::App, domain: &DomainRef) -> bool {
+        domain.matches(default_domain_id(app.id), &self.default_hostname(app))
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("Couldn't find that domain.".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_domain_ids_are_stable_and_per_app() {
+        let a = Uuid::new_v4();
+        let b = Uuid::new_v4();
+        assert_eq!(default_domain_id(a), default_domain_id(a));
+        assert_ne!(default_domain_id(a), default_domain_id(b));
+        assert_ne!(default_domain_id(a), a);
+        assert_eq!(
+            default_domain_id(a).get_version(),
+            Some(uuid::Version::Custom)
+        );
+    }
+}
