@@ -163,14 +163,14 @@ async fn refresh_routes(
     shutdown: CancellationToken,
 ) {
     loop {
-        match store.call(crate::state::list_apps).await {
+        match store.call(crate::state::route_apps).await {
             Ok(apps) => routes.set_apps(
-                apps.iter()
+                apps.into_iter()
                     .map(|app| AppInfo {
-                        app: app.name.clone(),
-                        maintenance: app.maintenance,
-                        domains: Vec::new(),
                         settings: RouteSettings::for_app(&app.settings),
+                        app: app.app,
+                        maintenance: app.maintenance,
+                        domains: app.domains,
                     })
                     .collect(),
             ),

@@ -166,6 +166,16 @@ fn the_router_serves_apps_by_host_and_drops_nothing_while_dynos_change() {
             (dynos.len() == 2).then_some(())
         });
     }
+    // Custom domains, exact and wildcard.
+    ok(&cli(&["domains:add", "www.alpha.test", "-a", "alpha"]));
+    ok(&cli(&["domains:add", "*.beta.test", "-a", "beta"]));
+    for (host, app) in [("www.alpha.test", "alpha"), ("shop.beta.test", "beta")] {
+        wait_for("a custom domain to route", TIMEOUT, || {
+            get(router, host, "/")
+                .ok()
+                .filter(|(s, b)| *s == 200 && b.starts_with(app))
+        });
+    }
     let (status, body) = get(router, "nothing.localhost", "/").expect("request");
     assert_eq!(status, 404);
     assert!(!body.contains("alpha") && !body.contains("beta"), "{body}");

@@ -227,7 +227,13 @@ impl RouteTable {
     /// The app serving `host` (a Host header or URI authority: case and
     /// port are ignored, as is one trailing dot).
     pub fn lookup(&self, host: &str) -> Option<&Arc<AppRoute>> {
-        self.by_host.get(&normalize_host(host))
+        let host = normalize_host(host);
+        if let Some(route) = self.by_host.get(&host) {
+            return Some(route);
+        }
+        // A wildcard domain (`*.example.com`) covers one more label.
+        let (_, parent) = host.split_once('.')?;
+        self.by_host.get(&format!("*.{parent}"))
     }
 
     /// Every app, for tests and diagnostics.
@@ -498,7 +504,10 @@ mod tests {
     #[test]
     fn the_table_routes_by_host_and_keeps_backends_across_snapshots() {
         let feed = RouteFeed::new("apps.test", TableHandle::default());
-        feed.set_apps(vec![info("one", &["www.one.org"]), info("two", &[])]);
+        feed.set_apps(vec![
+            info("one", &["www.one.org"]),
+            info("two", &["*.two.org", "exact.two.org"]),
+        ]);
         let table = feed.handle().load();
         assert_eq!(
             table.lookup("ONE.apps.test:80").map(|r| r.app.as_str()),
@@ -513,6 +522,19 @@ mod tests {
             Some("two")
         );
         assert!(table.lookup("three.apps.test").is_none());
+        assert_eq!(
+            table.lookup("any.two.org").map(|r| r.app.as_str()),
+            Some("two")
+        );
+        assert_eq!(
+            table.lookup("exact.two.org").map(|r| r.app.as_str()),
+            Some("two")
+        );
+        assert!(
+            table.lookup("two.org").is_none(),
+            "a wildcard needs a label"
+        );
+        assert!(table.lookup("a.b.two.org").is_none(), "one label only");
         assert_eq!(
             table.lookup("one.apps.test").map(|r| r.unavailable),
             Some(Unavailable::NoWebDynos)
