@@ -157,8 +157,11 @@ pub struct ApiConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct RouterConfig {
-    /// Whether corrald runs the router itself. Default on.
-    pub enabled: bool,
+    /// `embedded` (default): corrald serves the router itself. `split`: a
+    /// separate `corrald router` process (its own unit, with its sockets
+    /// from systemd) serves it, fed by corrald over `<state-dir>/router.sock`,
+    /// so restarting either one drops no request. `off`: no router.
+    pub mode: RouterMode,
     /// Address the router accepts HTTP on. Default `0.0.0.0:80`.
     pub listen: SocketAddr,
     /// Apps are served as `<app>.<base-domain>`. Default `localhost`, which
@@ -173,10 +176,23 @@ pub struct RouterConfig {
     pub connect_timeout_ms: u64,
 }
 
+/// Where the router runs (see [`RouterConfig::mode`]).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouterMode {
+    /// Inside corrald.
+    #[default]
+    Embedded,
+    /// In `corrald router`, fed over a Unix socket.
+    Split,
+    /// Not at all.
+    Off,
+}
+
 impl Default for RouterConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
+            mode: RouterMode::Embedded,
             listen: SocketAddr::from(([0, 0, 0, 0], 80)),
             base_domain: "localhost".to_owned(),
             header_timeout_secs: 10,
@@ -257,6 +273,11 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Where corrald feeds a split router its route table.
+    pub fn router_socket(&self) -> PathBuf {
+        self.state_dir.join("router.sock")
     }
 
     /// The API socket path, defaulting into the state directory.

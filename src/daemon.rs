@@ -18,9 +18,10 @@ use tracing::Instrument;
 
 use crate::api::{server, Api};
 use crate::config::Config;
+use crate::config::RouterMode;
 use crate::dynos::{DynoManager, DynoWaker, OneOffs};
 use crate::gc;
-use crate::router::{self, AppInfo, RouteFeed, RouteSettings, TableHandle};
+use crate::router::{self, AppInfo, RouteFeed, RouteHub, RouteSettings, TableHandle};
 use crate::slug::{SlugError, SlugStore};
 use crate::state::{Store, StoreError};
 use crate::systemd::Systemd;
@@ -85,7 +86,7 @@ impl Listeners {
             }
             None => None,
         };
-        let router = if config.router.enabled {
+        let router = if config.router.mode == RouterMode::Embedded {
             let addr = config.router.listen;
             Some(
                 TcpListener::bind(addr)
@@ -153,12 +154,120 @@ pub fn open_slugs(config: &Config) -> Result<SlugStore, DaemonError> {
     Ok(SlugStore::open(&config.slugs_dir(), config.slugs.clone())?)
 }
 
+/// How long a router without a saved table waits for corrald's first one.
+const FIRST_TABLE_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs only the router (`corrald router`): its listening sockets come
+/// from systemd (`LISTEN_FDS`, so a restart of this process refuses no
+/// connection: the socket stays open in systemd), else it binds
+/// `router.listen`; its table comes from corrald over the feed socket, and
+/// it keeps serving its last table while corrald is away.
+pub async fn run_router(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    let feed = Arc::new(RouteFeed::new(
+        &config.router.base_domain,
+        TableHandle::default(),
+    ));
+    let mut listeners = Vec::new();
+    let mut fds = listenfd::ListenFd::from_env();
+    for i in 0..fds.len() {
+        let taken = fds
+            .take_tcp_listener(i)
+            .map_err(|source| DaemonError::Bind {
+                what: format!("socket {i} from systemd"),
+                source,
+            })?;
+        if let Some(listener) = taken {
+            listener
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(listener))
+                .map(|l| listeners.push(l))
+                .map_err(|source| DaemonError::Bind {
+                    what: format!("socket {i} from systemd"),
+                    source,
+                })?;
+        }
+    }
+    if listeners.is_empty() {
+        let addr = config.router.listen;
+        listeners.push(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    what: format!("router {addr}"),
+                    source,
+                })?,
+        );
+    }
+    // systemd's RuntimeDirectory= (kept across restarts): the last table,
+    // so a restarted router serves at once, even while corrald is down.
+    let cache = std::env::var_os("RUNTIME_DIRECTORY")
+        .map(|dir| std::path::PathBuf::from(dir).join("table.json"));
+    let cached = cache
+        .as_deref()
+        .is_some_and(|path| router::split::load_cache(path, &feed));
+    let mut first_table = feed.handle().subscribe();
+    let tracker = TaskTracker::new();
+    tracker.spawn(
+        router::split::follow(
+            config.router_socket(),
+            Arc::clone(&feed),
+            cache,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("route_follower")),
+    );
+    if !cached {
+        // Connections wait in the listen backlog meanwhile: better than
+        // 404s from an empty table.
+        let waited = tokio::time::timeout(FIRST_TABLE_WAIT, first_table.changed()).await;
+        if waited.is_err() {
+            tracing::warn!("no route table from corrald yet; serving an empty one");
+        }
+    }
+    let ctx = Arc::new(router::Context {
+        table: feed.handle().clone(),
+        connect_timeout: Duration::from_millis(config.router.connect_timeout_ms),
+        tasks: tracker.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let limits = router::Limits {
+        header_timeout: Duration::from_secs(config.router.header_timeout_secs),
+        max_connections_per_ip: config.router.max_connections_per_ip,
+        ..router::Limits::default()
+    };
+    for listener in listeners {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "router listening");
+        }
+        tracker.spawn(
+            router::serve(
+                listener,
+                Arc::clone(&ctx),
+                limits,
+                shutdown.clone(),
+                tracker.clone(),
+            )
+            .instrument(tracing::info_span!("router")),
+        );
+    }
+    shutdown.cancelled().await;
+    tracing::info!("router shutting down");
+    tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout passed; abandoning open connections");
+    }
+    Ok(())
+}
+
 /// Keeps the route table's apps (names, domains, maintenance, settings)
 /// in step with the store: at start, after every API change, and every
 /// 30 s as a safety net. The router itself never reads the store.
 async fn refresh_routes(
     store: Store,
-    routes: Arc<RouteFeed>,
+    routes: Arc<RouteHub>,
     waker: DynoWaker,
     shutdown: CancellationToken,
 ) {
@@ -215,10 +324,23 @@ pub async fn serve(
     let tracker = TaskTracker::new();
     // The data plane reads route table snapshots that the control plane
     // (the dyno manager, the refresher below) publishes through the feed.
-    let routes = Arc::new(RouteFeed::new(
+    let routes = Arc::new(RouteHub::new(Arc::new(RouteFeed::new(
         &config.router.base_domain,
         TableHandle::default(),
-    ));
+    ))));
+    if config.router.mode == RouterMode::Split {
+        let path = config.router_socket();
+        let listener = router::split::bind_feed(&path).map_err(|source| DaemonError::Bind {
+            what: path.display().to_string(),
+            source,
+        })?;
+        tracing::info!(socket = %path.display(), "feeding a split router");
+        tracker.spawn(
+            Arc::clone(&routes)
+                .serve(listener, shutdown.clone(), tracker.clone())
+                .instrument(tracing::info_span!("route_hub")),
+        );
+    }
     tracker.spawn(
         refresh_routes(
             store.clone(),
@@ -233,7 +355,7 @@ pub async fn serve(
             tracing::info!(%addr, "router listening");
         }
         let ctx = Arc::new(router::Context {
-            table: routes.handle().clone(),
+            table: routes.feed().handle().clone(),
             connect_timeout: Duration::from_millis(config.router.connect_timeout_ms),
             tasks: tracker.clone(),
             shutdown: shutdown.clone(),

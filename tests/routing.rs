@@ -308,3 +308,100 @@ fn the_router_serves_apps_by_host_and_drops_nothing_while_dynos_change() {
     }
     sandbox.stop().expect("teardown");
 }
+
+/// The split form: `corrald router` in its own units. Killing corrald does
+/// not interrupt routing, restarting the router refuses no connection, and
+/// a deploy still drains dynos through the feed socket.
+#[test]
+fn a_split_router_survives_corrald_and_its_own_restarts() {
+    let name = format!("rs-{}", std::process::id());
+    let mut options = SandboxOptions::new(&name, free_port(), free_port());
+    options.bin_dir = support::bin_dir();
+    options.split_router = true;
+    options.extra_config = "[dynos]\nport-range-start = 31500\nport-range-end = 31599\n".to_owned();
+    let sandbox = Sandbox::start(&options).expect("sandbox starts");
+    let home = tempfile::tempdir().expect("home");
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
+    let dir = home.path().join("gamma");
+    std::fs::create_dir_all(&dir).expect("app dir");
+    std::fs::write(dir.join("Procfile"), "web: exec python3 server.py\n").expect("Procfile");
+    std::fs::write(dir.join("server.py"), SERVER).expect("server");
+    ok(&cli(&["apps:create", "gamma"]));
+    ok(&cli(&["config:set", "-a", "gamma", "APP=gamma"]));
+    ok(&cli(&[
+        "deploy:dir",
+        dir.to_str().expect("utf-8"),
+        "-a",
+        "gamma",
+    ]));
+    ok(&cli(&["ps:scale", "-a", "gamma", "web=2"]));
+    let router = sandbox.router_addr;
+    wait_for("gamma through the split router", TIMEOUT, || {
+        get(router, "gamma.localhost", "/")
+            .ok()
+            .filter(|(s, b)| *s == 200 && b.starts_with("gamma"))
+    });
+    let main_pid = |unit: &str| {
+        sandbox
+            .run(&["systemctl", "show", "-p", "MainPID", "--value", unit])
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let router_pid = main_pid("corral-router.service");
+    assert_ne!(router_pid, "0");
+
+    let load = Load::start(router, "gamma.localhost", 4);
+    let served = || load.done.load(Ordering::Relaxed);
+    for _ in 0..2 {
+        let corrald = main_pid("corrald.service");
+        sandbox
+            .run(&["systemctl", "kill", "--signal=SIGKILL", "corrald.service"])
+            .expect("kill corrald");
+        let before = served();
+        wait_for("requests while corrald is away", TIMEOUT, || {
+            (served() > before + 20).then_some(())
+        });
+        wait_for("corrald back", TIMEOUT, || {
+            let now = main_pid("corrald.service");
+            (now != corrald && now != "0").then_some(())
+        });
+    }
+    assert_eq!(
+        main_pid("corral-router.service"),
+        router_pid,
+        "the router ran on"
+    );
+    for _ in 0..3 {
+        let before = served();
+        sandbox
+            .run(&["systemctl", "restart", "corral-router.service"])
+            .expect("restart the router");
+        wait_for("requests after the router's restart", TIMEOUT, || {
+            (served() > before + 20).then_some(())
+        });
+    }
+    assert_ne!(main_pid("corral-router.service"), router_pid);
+    // A deploy rolls the web dynos: the router drains them on corrald's word.
+    ok(&cli(&["config:set", "-a", "gamma", "VERSION=2"]));
+    wait_for("the deploy to roll", TIMEOUT, || {
+        (0..10)
+            .all(|_| {
+                get(router, "gamma.localhost", "/")
+                    .is_ok_and(|(s, b)| s == 200 && b.trim_end().ends_with('2'))
+            })
+            .then_some(())
+    });
+    let (requests, failures) = load.finish();
+    eprintln!(
+        "split router: {requests} requests under load, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+    sandbox.stop().expect("teardown");
+}

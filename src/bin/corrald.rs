@@ -28,6 +28,9 @@ enum Command {
         /// The file to check; defaults to --config.
         file: Option<PathBuf>,
     },
+    /// Run only the router, fed by corrald (config `router.mode = "split"`),
+    /// on the sockets systemd passes (socket activation) or `router.listen`.
+    Router,
     /// Remove slugs that no release within retention needs, once, and report.
     GcOnce,
     /// Manage API tokens.
@@ -99,6 +102,18 @@ fn run(args: Args) -> anyhow::Result<()> {
             for digest in &report.removed {
                 println!("  {digest}");
             }
+            Ok(())
+        }
+        Command::Router => {
+            let config = Config::load(&args.config)?;
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            runtime.block_on(async {
+                let shutdown = CancellationToken::new();
+                let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+                let result = daemon::run_router(config, shutdown).await;
+                signals.abort();
+                result
+            })?;
             Ok(())
         }
         Command::Serve => {

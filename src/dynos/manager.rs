@@ -20,7 +20,7 @@ use super::plan::{plan, unit_name, DesiredDyno, ObservedDyno, Step, UnitState, W
 use super::unit::{dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
 use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, Quantity, ReleaseVersion, UnitName, UNIT_PREFIX};
-use crate::router::{AppDynos, RouteFeed, UpDyno};
+use crate::router::{AppDynos, RouteHub, UpDyno};
 use crate::slug::{SlugError, SlugStore};
 use crate::state::{self, DesiredApp, DynoRecord, Store, StoreError};
 use crate::systemd::{CycleTimer, Systemd, SystemdError};
@@ -142,8 +142,8 @@ pub struct DynoManager {
     config: DynosConfig,
     waker: DynoWaker,
     memory: Arc<Mutex<Memory>>,
-    /// Where up web dynos are published for the router.
-    routes: Option<Arc<RouteFeed>>,
+    /// Where up web dynos are published for the router(s).
+    routes: Option<Arc<RouteHub>>,
     /// Boot-timeout watchers of web dynos, cancelled with the manager.
     watchers: TaskTracker,
     shutdown: CancellationToken,
@@ -185,8 +185,8 @@ impl DynoManager {
 
     /// Publishes up web dynos to `feed` for the router, and takes each
     /// dyno out of it before stopping it.
-    pub fn with_routes(mut self, feed: Arc<RouteFeed>) -> Self {
-        self.routes = Some(feed);
+    pub fn with_routes(mut self, hub: Arc<RouteHub>) -> Self {
+        self.routes = Some(hub);
         self
     }
 
@@ -450,10 +450,9 @@ impl DynoManager {
             } => {
                 let dyno = dyno.to_string();
                 // Out of the router first; its requests finish before SIGTERM.
-                if let Some(backend) = self.routes.as_ref().and_then(|f| f.withdraw(unit.as_str()))
-                {
+                if let Some(hub) = &self.routes {
                     let limit = Duration::from_secs(self.config.stop_timeout_secs);
-                    if !backend.drained(limit).await {
+                    if !hub.withdraw(unit.as_str(), limit).await {
                         tracing::warn!(%unit, "requests still in flight after the stop timeout; stopping anyway");
                     }
                 }

@@ -85,6 +85,15 @@ impl AppSettings {
                 )));
             }
         }
+        if let Some(p) = self
+            .routing_policy
+            .as_deref()
+            .filter(|p| !matches!(*p, "least-outstanding" | "random" | "round-robin"))
+        {
+            return Err(InvalidValue::new(format!(
+                "routing_policy must be least-outstanding, random or round-robin, not {p:?}"
+            )));
+        }
         if let Some(n) = self
             .max_concurrency
             .filter(|n| !MAX_CONCURRENCY.contains(n))

@@ -15,10 +15,12 @@ pub mod pages;
 mod pool;
 pub mod proxy;
 pub mod server;
+pub mod split;
 pub mod table;
 
 pub use proxy::{Context, Peer};
 pub use server::{serve, Limits};
+pub use split::RouteHub;
 pub use table::{
     AppDynos, AppInfo, Policy, RouteFeed, RouteSettings, RouteTable, TableHandle, UpDyno,
 };

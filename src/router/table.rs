@@ -330,6 +330,8 @@ struct FeedState {
     apps: BTreeMap<AppName, AppInfo>,
     dynos: BTreeMap<AppName, AppDynos>,
     backends: HashMap<String, Arc<Backend>>,
+    /// Dynos that left, while requests still hold them (for draining).
+    retired: HashMap<String, std::sync::Weak<Backend>>,
     queues: HashMap<AppName, Arc<AppQueue>>,
 }
 
@@ -370,20 +372,32 @@ impl RouteFeed {
     /// Replaces every app's dynos (after a dyno manager pass). A dyno
     /// missing from `dynos` leaves the table now: the manager calls this
     /// before it stops a dyno, so no new request reaches a stopping dyno.
-    pub fn set_dynos(&self, dynos: BTreeMap<AppName, AppDynos>) {
+    pub fn set_dynos(&self, dynos: BTreeMap<AppName, AppDynos>) -> bool {
         let mut state = self.state();
         if state.dynos == dynos {
-            return;
+            return false;
         }
         state.dynos = dynos;
         self.publish(&mut state);
+        true
+    }
+
+    /// What the feed holds now: apps and their dynos (to pass on to a
+    /// router in another process).
+    pub fn snapshot(&self) -> (Vec<AppInfo>, BTreeMap<AppName, AppDynos>) {
+        let state = self.state();
+        (state.apps.values().cloned().collect(), state.dynos.clone())
     }
 
     /// Takes one dyno out of the table at once (before it is stopped) and
     /// returns it, so the caller can wait for its requests to finish.
     pub fn withdraw(&self, unit: &str) -> Option<Arc<Backend>> {
         let mut state = self.state();
-        let backend = state.backends.get(unit).cloned();
+        let backend = state
+            .backends
+            .get(unit)
+            .cloned()
+            .or_else(|| state.retired.get(unit).and_then(std::sync::Weak::upgrade));
         let mut changed = false;
         for dynos in state.dynos.values_mut() {
             let before = dynos.up.len();
@@ -447,9 +461,11 @@ impl RouteFeed {
                 by_host.insert(normalize_host(domain), Arc::clone(&route));
             }
         }
+        state.retired.retain(|_, weak| weak.strong_count() > 0);
         for (unit, backend) in &state.backends {
             if !live_units.contains_key(unit) {
                 backend.retire();
+                state.retired.insert(unit.clone(), Arc::downgrade(backend));
             }
         }
         state.backends = live_units;

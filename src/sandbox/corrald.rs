@@ -33,6 +33,9 @@ pub struct SandboxOptions {
     /// TOML appended to the generated configuration (tests shorten
     /// timeouts with it), e.g. `"[dynos]\nboot-timeout-secs = 2\n"`.
     pub extra_config: String,
+    /// Run the router in its own units (`systemd/corral-router.socket` and
+    /// `.service`, installed in the host) instead of inside corrald.
+    pub split_router: bool,
 }
 
 impl SandboxOptions {
@@ -48,6 +51,7 @@ impl SandboxOptions {
             api_port,
             router_port,
             state_dir: None,
+            split_router: false,
             timeout: Duration::from_secs(60),
             extra_config: String::new(),
         }
@@ -86,8 +90,13 @@ impl Sandbox {
         })?;
         let api = SocketAddr::from(([127, 0, 0, 1], options.api_port));
         let router_addr = SocketAddr::from(([127, 0, 0, 1], options.router_port));
+        let mode = if options.split_router {
+            "split"
+        } else {
+            "embedded"
+        };
         let config = format!(
-            "# Written by corral sandbox.\nstate-dir = \"{INNER_STATE}\"\n\n[api]\nlisten = \"{api}\"\n\n[router]\nlisten = \"{router_addr}\"\nbase-domain = \"localhost\"\n"
+            "# Written by corral sandbox.\nstate-dir = \"{INNER_STATE}\"\n\n[api]\nlisten = \"{api}\"\n\n[router]\nmode = \"{mode}\"\nlisten = \"{router_addr}\"\nbase-domain = \"localhost\"\n"
         );
         let config = format!("{config}{}", options.extra_config);
         let config_path = etc_dir.join("corrald.toml");
@@ -118,7 +127,14 @@ impl Sandbox {
             router_addr,
             token: String::new(),
         };
-        match sandbox.start_corrald(api, options.timeout) {
+        let started = sandbox.start_corrald(api, options.timeout).and_then(|()| {
+            if options.split_router {
+                sandbox.start_split_router(router_addr)
+            } else {
+                Ok(())
+            }
+        });
+        match started {
             Ok(()) => Ok(sandbox),
             Err(e) => {
                 let journal = sandbox.journal("corrald.service");
@@ -128,6 +144,50 @@ impl Sandbox {
                 )))
             }
         }
+    }
+
+    /// Installs the repository's router units, pointed at this host's
+    /// binary, config and loopback port, and starts them.
+    fn start_split_router(&mut self, router: SocketAddr) -> Result<(), SandboxError> {
+        let corrald = format!("{INNER_BIN}/corrald");
+        let units = [
+            (
+                "corral-router.socket",
+                include_str!("../../systemd/corral-router.socket")
+                    .replace("ListenStream=80", &format!("ListenStream={router}")),
+            ),
+            (
+                "corral-router.service",
+                include_str!("../../systemd/corral-router.service")
+                    .replace("/usr/local/bin/corrald", &corrald)
+                    .replace(
+                        "/etc/corral/corrald.toml",
+                        &format!("{INNER_ETC}/corrald.toml"),
+                    ),
+            ),
+        ];
+        for (name, text) in &units {
+            let path = self.etc_dir.join(name);
+            std::fs::write(&path, text).map_err(|source| SandboxError::Io {
+                action: "write",
+                path,
+                source,
+            })?;
+        }
+        let linked: Vec<String> = units
+            .iter()
+            .map(|(name, _)| format!("{INNER_ETC}/{name}"))
+            .collect();
+        let mut link = vec!["systemctl", "link"];
+        link.extend(linked.iter().map(String::as_str));
+        self.run(&link)?;
+        self.run(&[
+            "systemctl",
+            "start",
+            "corral-router.socket",
+            "corral-router.service",
+        ])?;
+        Ok(())
     }
 
     fn start_corrald(&mut self, api: SocketAddr, timeout: Duration) -> Result<(), SandboxError> {
