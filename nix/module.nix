@@ -55,6 +55,24 @@ in
       '';
     };
 
+    router.listen = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ "80" ];
+      example = [ "0.0.0.0:80" "[::]:80" ];
+      description = ''
+        Where the router accepts HTTP: `ListenStream=` values of
+        corral-router.socket. The router runs as its own service (the split
+        form), so restarting corrald leaves routing alone and restarting the
+        router refuses no connection: systemd holds these sockets.
+      '';
+    };
+
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Open the router's TCP ports (the port part of each router.listen) in the firewall.";
+    };
+
     settings = lib.mkOption {
       type = lib.types.submodule {
         freeformType = settingsFormat.type;
@@ -64,6 +82,13 @@ in
           defaultText = lib.literalExpression "config.services.corral.stateDir";
           readOnly = true;
           description = "Set by services.corral.stateDir.";
+        };
+        # The module runs the router as corral-router.service.
+        options.router.mode = lib.mkOption {
+          type = lib.types.enum [ "split" ];
+          default = "split";
+          readOnly = true;
+          description = "Always split: see services.corral.router.listen.";
         };
       };
       default = { };
@@ -100,6 +125,69 @@ in
     ];
 
     environment.systemPackages = [ cfg.package ];
+
+    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall
+      (map (listen: lib.toInt (lib.last (lib.splitString ":" listen))) cfg.router.listen);
+
+    # The router's sockets stay open in systemd across restarts of the
+    # router (no PartOf=, so restarting the service leaves them alone).
+    systemd.sockets.corral-router = {
+      description = "Corral router's HTTP socket";
+      wantedBy = [ "sockets.target" ];
+      listenStreams = cfg.router.listen;
+      socketConfig = {
+        Accept = false;
+        NoDelay = true;
+        Backlog = 4096;
+      };
+    };
+
+    systemd.services.corral-router = {
+      description = "Corral router (HTTP data plane)";
+      wantedBy = [ "multi-user.target" ];
+      requires = [ "corral-router.socket" ];
+      after = [ "corral-router.socket" "corrald.service" ];
+      serviceConfig = {
+        Type = "exec";
+        ExecStart = "${cfg.package}/bin/corrald --config ${configFile} router";
+        Restart = "always";
+        RestartSec = "1s";
+        TimeoutStopSec = 15;
+        # The last route table, kept across restarts so a new process
+        # serves at once, even while corrald is down.
+        RuntimeDirectory = "corral-router";
+        RuntimeDirectoryMode = "0700";
+        RuntimeDirectoryPreserve = true;
+        # Sockets come from systemd and corrald's feed socket is root's with
+        # mode 0600: uid 0 without any capability, on a read-only system.
+        CapabilityBoundingSet = "";
+        AmbientCapabilities = "";
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectProc = "invisible";
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        RemoveIPC = true;
+        UMask = "0077";
+        RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [ "@system-service" ];
+        SystemCallErrorNumber = "EPERM";
+        LimitNOFILE = 65536;
+      };
+    };
     environment.etc."corral/corrald.toml".source = configFile;
 
     systemd.tmpfiles.rules = lib.optional (!underVarLib) "d ${cfg.stateDir} 0750 root root - -";
@@ -123,8 +211,8 @@ in
 
         # Hardening. corrald stays root (no User=/DynamicUser=): it asks
         # systemd over the system bus to start, stop and inspect the dyno
-        # units, and polkit grants that to root only; the router also binds
-        # port 80 by default. So the protections below are the ones that
+        # units, and polkit grants that to root only. (The router, which
+        # needs no privileges, is corral-router.service.) So the protections below are the ones that
         # limit what a compromised root daemon can reach without taking away
         # anything it needs. Dynos are started by PID 1, not forked by
         # corrald, so none of this is inherited by apps.
