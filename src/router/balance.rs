@@ -137,6 +137,32 @@ fn try_acquire(backend: &Backend, max: u32) -> bool {
         .is_ok()
 }
 
+/// The available backend with the fewest requests in flight, ties at
+/// random (one pass, no allocation: this runs for every request).
+fn least_loaded(backends: &[Arc<Backend>]) -> Option<&Arc<Backend>> {
+    let mut rng = rand::thread_rng();
+    let mut best: Option<(&Arc<Backend>, usize)> = None;
+    let mut ties = 0u32;
+    for backend in backends.iter().filter(|b| b.available()) {
+        let load = backend.in_flight();
+        match best {
+            Some((_, least)) if load > least => {}
+            Some((_, least)) if load == least => {
+                // Reservoir sampling: each tied backend wins with equal odds.
+                ties += 1;
+                if rng.gen_range(0..ties) == 0 {
+                    best = Some((backend, load));
+                }
+            }
+            _ => {
+                best = Some((backend, load));
+                ties = 1;
+            }
+        }
+    }
+    best.map(|(backend, _)| backend)
+}
+
 /// The order in which `policy` tries the available backends.
 fn candidates<'a>(
     backends: &'a [Arc<Backend>],
@@ -198,13 +224,17 @@ pub fn pick(route: &AppRoute) -> Pick {
         return Pick::NoDyno;
     }
     let Some(max) = route.settings.max_concurrency else {
-        let backend = candidates(&route.backends, route.settings.policy, &route.queue)
-            .into_iter()
-            .next()
-            .map(|b| {
-                b.add_in_flight();
-                Arc::clone(b)
-            });
+        let chosen = if route.settings.policy == Policy::LeastOutstanding {
+            least_loaded(&route.backends)
+        } else {
+            candidates(&route.backends, route.settings.policy, &route.queue)
+                .into_iter()
+                .next()
+        };
+        let backend = chosen.map(|b| {
+            b.add_in_flight();
+            Arc::clone(b)
+        });
         return match backend {
             Some(backend) => Pick::Slot(Slot {
                 backend: Some(backend),

@@ -228,8 +228,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inspect<S> {
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
-            let filled = buf.filled()[before..].to_vec();
-            this.feed(&filled);
+            this.feed(&buf.filled()[before..]);
         }
         result
     }

@@ -117,6 +117,9 @@ impl RequestLog {
     /// Writes the line to the app's log stream (via the journal, with the
     /// app's fields).
     pub fn emit(&self) {
+        if !tracing::enabled!(target: "corral::router", tracing::Level::INFO) {
+            return;
+        }
         let line = self.line();
         match &self.app {
             Some(app) => tracing::info!(target: "corral::router", app = %app, "{line}"),

@@ -159,7 +159,16 @@ fn request_id<B>(req: &Request<B>) -> String {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-'))
         })
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+        .map_or_else(
+            // A v4 uuid from the thread's RNG: uuid's own new_v4 asks the
+            // kernel for randomness on every request.
+            || {
+                uuid::Builder::from_random_bytes(rand::random())
+                    .into_uuid()
+                    .to_string()
+            },
+            str::to_owned,
+        )
 }
 
 /// Headers that describe one connection, not the message (RFC 9110
@@ -287,10 +296,13 @@ pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Re
     if route.maintenance {
         return fail(log, Code::H80);
     }
-    let interrupted = Interrupted {
-        log: Some(log.clone()),
+    // The guard owns the log while the request is forwarded: if the client
+    // goes away meanwhile, dropping it logs H27 with what is known by then.
+    let mut interrupted = Interrupted { log: Some(log) };
+    let response = match interrupted.log.as_mut() {
+        Some(log) => forward(&ctx, peer, req, route, &host, log, received).await,
+        None => pages::error_page(Code::H13),
     };
-    let response = forward(&ctx, peer, req, route, &host, &mut log, received).await;
     interrupted.done();
     response
 }
@@ -374,7 +386,7 @@ async fn forward(
             }
             Err(code) => {
                 log.queue = waited.elapsed();
-                return fail(log.clone(), code);
+                return fail(std::mem::take(log), code);
             }
         };
         log.queue = waited.elapsed();
@@ -391,7 +403,7 @@ async fn forward(
                 slot.backend().quarantine();
                 drop(slot);
                 if attempt >= MAX_ATTEMPTS {
-                    return fail(log.clone(), Code::H10);
+                    return fail(std::mem::take(log), Code::H10);
                 }
                 route = ctx.table.load().lookup(host).cloned().unwrap_or(route);
             }
@@ -446,7 +458,7 @@ async fn forward(
     let sent = Instant::now();
     if conn.ready().await.is_err() {
         log.service = sent.elapsed();
-        return fail(log.clone(), Code::H13);
+        return fail(std::mem::take(log), Code::H13);
     }
     let response =
         match tokio::time::timeout(route.settings.request_timeout, conn.send_request(upstream))
@@ -454,12 +466,12 @@ async fn forward(
         {
             Err(_) => {
                 log.service = sent.elapsed();
-                return fail(log.clone(), Code::H12);
+                return fail(std::mem::take(log), Code::H12);
             }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "dyno closed the connection without a response");
                 log.service = sent.elapsed();
-                return fail(log.clone(), Code::H13);
+                return fail(std::mem::take(log), Code::H13);
             }
             Ok(Ok(response)) => response,
         };
@@ -467,7 +479,14 @@ async fn forward(
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
-            return tunnel(ctx, response, client_upgrade, slot, log.clone(), sent);
+            return tunnel(
+                ctx,
+                response,
+                client_upgrade,
+                slot,
+                std::mem::take(log),
+                sent,
+            );
         }
     }
     let (mut parts, body) = response.into_parts();
@@ -481,7 +500,7 @@ async fn forward(
         timer: Box::pin(tokio::time::sleep(idle)),
         bytes: 0,
         done: Some(Done {
-            log: log.clone(),
+            log: std::mem::take(log),
             sent,
             conn,
             slot,
