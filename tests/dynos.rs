@@ -284,7 +284,11 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
     });
 
     // A crashed dyno is restarted (the first time at once), as a new
-    // generation.
+    // generation; no other dyno is touched.
+    let others: BTreeMap<String, Seen> = dyno_units(&sandbox)
+        .into_iter()
+        .filter(|(dyno, _)| dyno != "worker.1")
+        .collect();
     let old = dyno_units(&sandbox)["worker.1"].clone();
     sandbox
         .run(&["systemctl", "kill", "--signal=SIGKILL", &old.unit])
@@ -297,6 +301,13 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
     wait_for("the dead generation to be cleaned up", timeout, || {
         (!all_units(&sandbox).contains_key(&("worker.1".to_owned(), old.generation))).then_some(())
     });
+    for (dyno, seen) in &others {
+        assert_eq!(
+            dyno_units(&sandbox).get(dyno),
+            Some(seen),
+            "{dyno} untouched"
+        );
+    }
 
     // A config change is a new release: web.1 rolls (the new generation is
     // up before the old one is stopped), the worker is replaced, and the

@@ -291,6 +291,15 @@ impl DynoManager {
             }
             let port = record.and_then(|r| r.port);
             if let (UnitState::Running, Some(port)) = (state, port) {
+                // A dyno adopted after a restart of corrald: see at once
+                // whether it serves, so the first route table has it.
+                let adopted = {
+                    let memory = self.memory();
+                    !memory.up.contains(&unit.name) && !memory.started.contains_key(&unit.name)
+                };
+                if adopted && probe(port).await {
+                    self.memory().up.insert(unit.name.clone());
+                }
                 // Adopted after a restart, or started by this process.
                 let limit = desired_apps
                     .iter()
@@ -815,6 +824,19 @@ enum Boot {
     Up,
     TimedOut,
     Cancelled,
+}
+
+/// Whether something accepts connections on `port` right now.
+async fn probe(port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    matches!(
+        tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr)
+        )
+        .await,
+        Ok(Ok(_))
+    )
 }
 
 /// Connects to `port` until it accepts, the limit passes or shutdown.

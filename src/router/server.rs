@@ -137,8 +137,11 @@ async fn connection(
     let _permit = permit;
     let verdicts = Arc::new(Verdicts::default());
     let io = Inspect::new(stream, Arc::clone(&verdicts));
+    let first_request = Arc::new(tokio::sync::Notify::new());
+    let arrived = Arc::clone(&first_request);
     let service = service_fn(move |req| {
         let ctx = Arc::clone(&ctx);
+        arrived.notify_one();
         // hyper asks in order, one request at a time per connection.
         let ambiguous = verdicts.next_is_ambiguous();
         async move {
@@ -166,8 +169,24 @@ async fn connection(
     let result = tokio::select! {
         result = conn.as_mut() => result,
         () = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            // hyper closes a connection that has no request in progress at
+            // once, and one just accepted may hold a request not parsed
+            // yet: closing it would reset the client. So a connection that
+            // has not had a request yet gets until the header timeout to
+            // bring one (which is then served); after that, or for one
+            // that is between keep-alive requests, a graceful close.
+            let first = tokio::time::timeout(limits.header_timeout, first_request.notified());
+            let early = tokio::select! {
+                result = conn.as_mut() => Some(result),
+                _ = first => None,
+            };
+            match early {
+                Some(result) => result,
+                None => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
         }
     };
     if let Err(e) = result {

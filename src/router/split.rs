@@ -194,6 +194,11 @@ pub struct RouteHub {
     feed: Arc<RouteFeed>,
     remotes: Mutex<Vec<Remote>>,
     next_id: AtomicU64,
+    /// Whether the dyno manager published its first view of the dynos. A
+    /// corrald that just started knows its apps before its dynos; sending
+    /// that table would empty a running router's, so routers get nothing
+    /// until then and keep what they have.
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl RouteHub {
@@ -203,6 +208,7 @@ impl RouteHub {
             feed,
             remotes: Mutex::default(),
             next_id: AtomicU64::new(1),
+            ready: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -216,6 +222,9 @@ impl RouteHub {
     }
 
     fn broadcast(&self) {
+        if !self.ready.load(Ordering::Acquire) {
+            return;
+        }
         let (apps, dynos) = self.feed.snapshot();
         let table = to_wire(&apps, &dynos);
         self.remotes()
@@ -230,7 +239,9 @@ impl RouteHub {
 
     /// Replaces the dynos (see [`RouteFeed::set_dynos`]).
     pub fn set_dynos(&self, dynos: BTreeMap<AppName, AppDynos>) {
-        if self.feed.set_dynos(dynos) {
+        let changed = self.feed.set_dynos(dynos);
+        let first = !self.ready.swap(true, Ordering::AcqRel);
+        if changed || first {
             self.broadcast();
         }
     }
@@ -301,8 +312,10 @@ impl RouteHub {
             let (tx, mut rx) = mpsc::unbounded_channel::<ToRouter>();
             let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<bool>>>> = Arc::default();
             {
-                let (apps, dynos) = self.feed.snapshot();
-                let _ = tx.send(to_wire(&apps, &dynos));
+                if self.ready.load(Ordering::Acquire) {
+                    let (apps, dynos) = self.feed.snapshot();
+                    let _ = tx.send(to_wire(&apps, &dynos));
+                }
                 self.remotes().push(Remote {
                     tx,
                     pending: Arc::clone(&pending),
