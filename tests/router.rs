@@ -185,6 +185,7 @@ async fn router(limits: Limits) -> Router {
         connect_timeout: Duration::from_secs(2),
         tasks: tracker.clone(),
         shutdown: shutdown.clone(),
+        https_port: None,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -212,6 +213,7 @@ fn info(name: &str, domains: &[&str], settings: RouteSettings) -> AppInfo {
         maintenance: false,
         domains: domains.iter().map(|d| (*d).to_owned()).collect(),
         settings,
+        certificates: Vec::new(),
     }
 }
 

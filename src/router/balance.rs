@@ -266,6 +266,7 @@ mod tests {
                 ..RouteSettings::default()
             },
             queue: Arc::default(),
+            certificates: Vec::new(),
         }
     }
 
