@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::range::{RangeFields, SortKey};
 use super::{json, list, types, Api, ApiResponse};
 use crate::model::Hostname;
-use crate::state::{self, AppRef, DomainRef};
+use crate::state::{self, AppRef, DomainRef, SniEndpointRef};
 
 /// `kind` of the app's default domain (Heroku's word for it).
 const KIND_DEFAULT: &str = "heroku";
@@ -118,13 +118,27 @@ impl Api {
         req: types::DomainCreate,
         rid: &str,
     ) -> Result<ApiResponse, ApiError> {
-        if req.sni_endpoint.is_some() {
-            return Err(ApiError::Invalid(
-                "This Corral host has no SNI endpoints; leave sni_endpoint out or set it to null."
-                    .to_owned(),
-            ));
-        }
         let hostname = Hostname::parse_custom(&req.hostname, &self.config.router.base_domain)?;
+        if let Some(given) = req.sni_endpoint {
+            // The router picks certificates by name, so the link is only
+            // checked: it must be one of this app's endpoints.
+            let unknown = || {
+                ApiError::Invalid(format!(
+                    "The app has no SNI endpoint {given:?}; leave sni_endpoint out (certificates are picked by hostname), or see `corral certs`."
+                ))
+            };
+            let which = SniEndpointRef::parse(&given).map_err(|_| unknown())?;
+            let app = app.clone();
+            match self
+                .store
+                .call(move |c| state::get_sni_endpoint(c, &app, &which))
+                .await
+            {
+                Ok(_) => {}
+                Err(state::StoreError::NotFound("SNI endpoint")) => return Err(unknown()),
+                Err(e) => return Err(ApiError::from_store(e, rid)),
+            }
+        }
         let (app, domain) = self
             .store
             .call(move |c| state::add_domain(c, &app, &hostname))
