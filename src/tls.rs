@@ -43,10 +43,10 @@ impl std::fmt::Debug for PemPair {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertificateError {
     /// No `BEGIN CERTIFICATE` block.
-    #[error("certificate_chain holds no PEM certificate (-----BEGIN CERTIFICATE-----); send the server certificate, then its intermediates, as PEM")]
+    #[error("the certificate chain holds no PEM certificate (-----BEGIN CERTIFICATE-----); send the server certificate, then its intermediates, as PEM")]
     NoCertificate,
     /// A block that is not valid PEM or not a certificate.
-    #[error("certificate {index} of certificate_chain cannot be read ({reason}); send PEM certificates as your certificate authority issued them")]
+    #[error("certificate {index} of the certificate chain cannot be read ({reason}); send PEM certificates as your certificate authority issued them")]
     Unreadable {
         /// 1-based position in the chain.
         index: usize,
@@ -54,16 +54,16 @@ pub enum CertificateError {
         reason: String,
     },
     /// No private key block, or one that cannot be read.
-    #[error("private_key is not a readable PEM private key ({0}); send the unencrypted key (BEGIN PRIVATE KEY, BEGIN RSA PRIVATE KEY or BEGIN EC PRIVATE KEY)")]
+    #[error("the private key is not a readable PEM private key ({0}); send the unencrypted key (BEGIN PRIVATE KEY, BEGIN RSA PRIVATE KEY or BEGIN EC PRIVATE KEY)")]
     NoKey(String),
     /// A key type rustls cannot sign with.
     #[error("the private key's type is not supported ({0}); use an RSA (2048 bits or more), ECDSA P-256/P-384 or Ed25519 key")]
     UnsupportedKey(String),
     /// The key is not the certificate's.
-    #[error("the private key does not match the certificate (the first one in certificate_chain); send the key the certificate was issued for, and the server certificate first")]
+    #[error("the private key does not match the certificate (the first one in the chain); send the key the certificate was issued for, and the server certificate first")]
     KeyMismatch,
     /// The chain is out of order or has a stranger in it.
-    #[error("certificate {next} of certificate_chain did not issue certificate {index} (its subject is not that one's issuer); order the chain as server certificate first, then each issuer in turn")]
+    #[error("certificate {next} of the certificate chain did not issue certificate {index} (its subject is not that one's issuer); order the chain as server certificate first, then each issuer in turn")]
     ChainOrder {
         /// 1-based position of the certificate whose issuer is wrong.
         index: usize,
