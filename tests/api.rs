@@ -826,6 +826,12 @@ fn sni_endpoints_end_to_end() {
         assert_eq!((r.status, r.json()), (200, created.clone()), "{path}");
     }
 
+    // Domains link the endpoint that covers them.
+    let r = d.request("GET", "/apps/demo/domains/www.example.com", None);
+    assert_eq!(r.json()["sni_endpoint"]["name"], name.as_str());
+    let r = d.request("GET", "/apps/demo/domains/other.example.org", None);
+    assert_eq!(r.json()["sni_endpoint"], serde_json::Value::Null);
+
     // A domain may name the endpoint (Heroku's CLI sends it).
     let body = format!(r#"{{"hostname":"new.example.com","sni_endpoint":"{name}"}}"#);
     assert_eq!(
@@ -840,7 +846,10 @@ fn sni_endpoints_end_to_end() {
         (sni_body(&chain, &other_key), "does not match"),
         (sni_body(&old_chain, &old_key), "expired"),
         (sni_body("not pem", &key), "no PEM certificate"),
-        (sni_body(&chain, "not a key"), "not a readable PEM private key"),
+        (
+            sni_body(&chain, "not a key"),
+            "not a readable PEM private key",
+        ),
     ] {
         let r = d.request("POST", "/apps/demo/sni-endpoints", Some(&body));
         assert_eq!(r.status, 422, "{needle}: {}", r.body);

@@ -9,6 +9,7 @@ use super::range::{RangeFields, SortKey};
 use super::{json, list, types, Api, ApiResponse};
 use crate::model::Hostname;
 use crate::state::{self, AppRef, DomainRef, SniEndpointRef};
+use crate::tls::Certificate;
 
 /// `kind` of the app's default domain (Heroku's word for it).
 const KIND_DEFAULT: &str = "heroku";
@@ -73,7 +74,41 @@ impl Api {
         }
     }
 
-    fn custom_domain_json(&self, app: &state::App, d: &state::Domain) -> types::Domain {
+    /// The app's SNI endpoints with their certificates, to tell which one
+    /// serves each domain. One that does not parse links no domain.
+    async fn endpoints(
+        &self,
+        app: &state::App,
+        rid: &str,
+    ) -> Result<Vec<(types::NamedRef, Certificate)>, ApiError> {
+        let id = AppRef::Id(app.id);
+        let view = self
+            .store
+            .call(move |c| state::list_sni_endpoints(c, &id))
+            .await
+            .map_err(|e| ApiError::from_store(e, rid))?;
+        Ok(view
+            .endpoints
+            .iter()
+            .filter_map(|e| {
+                let cert = Certificate::parse(&e.pem).ok()?;
+                Some((
+                    types::NamedRef {
+                        id: e.id,
+                        name: e.name.clone(),
+                    },
+                    cert,
+                ))
+            })
+            .collect())
+    }
+
+    fn custom_domain_json(
+        &self,
+        app: &state::App,
+        d: &state::Domain,
+        endpoints: &[(types::NamedRef, Certificate)],
+    ) -> types::Domain {
         types::Domain {
             acm_status: None,
             acm_status_reason: None,
@@ -90,7 +125,10 @@ impl Api {
             id: d.id,
             kind: KIND_CUSTOM.to_owned(),
             status: "succeeded".to_owned(),
-            sni_endpoint: None,
+            sni_endpoint: endpoints
+                .iter()
+                .find(|(_, cert)| cert.covers(d.hostname.as_str()))
+                .map(|(endpoint, _)| endpoint.clone()),
             updated_at: d.updated_at,
         }
     }
@@ -108,7 +146,12 @@ impl Api {
             .map_err(|e| ApiError::from_store(e, rid))?;
         let mut domains = Vec::with_capacity(custom.len() + 1);
         domains.push(self.default_domain_json(&app));
-        domains.extend(custom.iter().map(|d| self.custom_domain_json(&app, d)));
+        let endpoints = self.endpoints(&app, rid).await?;
+        domains.extend(
+            custom
+                .iter()
+                .map(|d| self.custom_domain_json(&app, d, &endpoints)),
+        );
         list(domains, range, FIELDS)
     }
 
@@ -144,9 +187,10 @@ impl Api {
             .call(move |c| state::add_domain(c, &app, &hostname))
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
+        let endpoints = self.endpoints(&app, rid).await?;
         Ok(json(
             StatusCode::CREATED,
-            &self.custom_domain_json(&app, &domain),
+            &self.custom_domain_json(&app, &domain, &endpoints),
         ))
     }
 
@@ -163,7 +207,13 @@ impl Api {
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         match found {
-            Some(d) => Ok(json(StatusCode::OK, &self.custom_domain_json(&app, &d))),
+            Some(d) => {
+                let endpoints = self.endpoints(&app, rid).await?;
+                Ok(json(
+                    StatusCode::OK,
+                    &self.custom_domain_json(&app, &d, &endpoints),
+                ))
+            }
             None if self.is_default(&app, &domain) => {
                 Ok(json(StatusCode::OK, &self.default_domain_json(&app)))
             }
@@ -184,7 +234,13 @@ impl Api {
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         match removed {
-            Some(d) => Ok(json(StatusCode::OK, &self.custom_domain_json(&app, &d))),
+            Some(d) => {
+                let endpoints = self.endpoints(&app, rid).await?;
+                Ok(json(
+                    StatusCode::OK,
+                    &self.custom_domain_json(&app, &d, &endpoints),
+                ))
+            }
             None if self.is_default(&app, &domain) => Err(ApiError::Invalid(format!(
                 "{} is the default domain of {} and cannot be removed; only custom domains can.",
                 self.default_hostname(&app),
