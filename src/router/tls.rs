@@ -171,7 +171,7 @@ pub fn read_certificates_dir(dir: &Path) -> Result<Vec<OperatorCert>, Certificat
             Some(domain) => format!("*.{domain}"),
             None => stem.to_owned(),
         };
-        let Ok(hostname) = crate::model::Hostname::parse(&hostname) else {
+        let Some(hostname) = certificate_name(&hostname) else {
             tracing::warn!(file = %crt.display(), "skipping a certificate whose file name is not <hostname>.crt");
             continue;
         };
@@ -183,11 +183,30 @@ pub fn read_certificates_dir(dir: &Path) -> Result<Vec<OperatorCert>, Certificat
         let chain = std::fs::read_to_string(&crt).map_err(io(&crt))?;
         let key = std::fs::read_to_string(&key).map_err(io(&key))?;
         certs.push(OperatorCert {
-            hostname: hostname.to_string(),
+            hostname,
             pem: PemPair { chain, key },
         });
     }
     Ok(certs)
+}
+
+/// `name` lowercase if it is a DNS name, or `*.` and one. Looser than
+/// [`crate::model::Hostname`], which wants two labels under a wildcard:
+/// the operator may serve `*.localhost`, the default base domain.
+fn certificate_name(name: &str) -> Option<String> {
+    let name = name.to_ascii_lowercase();
+    let labels = name.strip_prefix("*.").unwrap_or(&name);
+    let valid = !labels.is_empty()
+        && labels.len() <= 253
+        && labels.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    valid.then_some(name)
 }
 
 #[cfg(test)]
@@ -285,5 +304,12 @@ mod tests {
         let certs = read_certificates_dir(dir.path()).expect("read");
         assert_eq!(certs, vec![operator("*.apps.example.com", wild)]);
         assert!(read_certificates_dir(&dir.path().join("missing")).is_err());
+        assert_eq!(
+            certificate_name("*.LocalHost").as_deref(),
+            Some("*.localhost")
+        );
+        for bad in ["*", "*.", "a..b", "-a.b", "a b", "w*.example.com"] {
+            assert_eq!(certificate_name(bad), None, "{bad}");
+        }
     }
 }
