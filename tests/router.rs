@@ -637,8 +637,9 @@ impl TestCa {
     }
 }
 
-/// A router with a plain and a TLS listener: (plain, tls) addresses.
-async fn tls_router() -> (Router, SocketAddr) {
+/// A router with a plain and a TLS listener: the router (plain address)
+/// and the TLS address.
+async fn tls_router(limits: Limits) -> (Router, SocketAddr) {
     let feed = Arc::new(RouteFeed::new("apps.test", TableHandle::default()));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -659,7 +660,7 @@ async fn tls_router() -> (Router, SocketAddr) {
     tokio::spawn(router::serve(
         plain,
         Arc::clone(&ctx),
-        Limits::default(),
+        limits,
         shutdown.clone(),
         tracker.clone(),
     ));
@@ -667,7 +668,7 @@ async fn tls_router() -> (Router, SocketAddr) {
         secure,
         tls,
         ctx,
-        Limits::default(),
+        limits,
         shutdown.clone(),
         tracker,
     ));
@@ -704,7 +705,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_picks_certificates_by_sni_and_serves_http1_and_h2() {
     let lines = capture();
-    let (r, tls_addr) = tls_router().await;
+    let (r, tls_addr) = tls_router(Limits::default()).await;
     let ca = TestCa::new();
     let (shop_pem, shop_der) = ca.leaf(&["www.shop.org"]);
     let (wild_pem, wild_der) = ca.leaf(&["*.shop.org"]);
@@ -803,7 +804,7 @@ async fn tls_picks_certificates_by_sni_and_serves_http1_and_h2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_https_redirects_plain_requests_only() {
     let _lines = capture();
-    let (r, tls_addr) = tls_router().await;
+    let (r, tls_addr) = tls_router(Limits::default()).await;
     let ca = TestCa::new();
     let (pem, _) = ca.leaf(&["secure.apps.test", "open.apps.test"]);
     let port = backend("app").await;
@@ -856,4 +857,20 @@ async fn force_https_redirects_plain_requests_only() {
         .expect("handshake");
     let (status, head, body) = exchange(stream, "GET", "secure.apps.test", "/a").await;
     assert_eq!((status, body.as_str()), (200, "app /a"), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_tls_handshake_is_cut_off_by_the_header_timeout() {
+    let _lines = capture();
+    let limits = Limits {
+        header_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let (_r, tls_addr) = tls_router(limits).await;
+    // Connects, sends nothing: no ClientHello ever comes.
+    let mut idle = TcpStream::connect(tls_addr).await.expect("connect");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the router closed the silent connection");
+    assert!(rest.is_empty(), "{rest:?}");
 }
