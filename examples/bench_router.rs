@@ -83,6 +83,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     let app = AppName::parse("bench").expect("a valid app name");
     let feed = RouteFeed::new("localhost", TableHandle::default());
     feed.set_apps(vec![AppInfo {
+        certificates: Vec::new(),
         app: app.clone(),
         maintenance: false,
         domains: Vec::new(),
@@ -110,6 +111,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let ctx = Arc::new(Context {
+        https_port: None,
         table: feed.handle().clone(),
         // The daemon's default.
         connect_timeout: Duration::from_secs(5),

@@ -275,6 +275,7 @@ async fn start_router(
     let app = AppName::parse("bench").expect("a valid app name");
     let feed = RouteFeed::new("localhost", TableHandle::default());
     feed.set_apps(vec![AppInfo {
+        certificates: Vec::new(),
         app: app.clone(),
         maintenance: false,
         domains: Vec::new(),
@@ -305,6 +306,7 @@ async fn start_router(
         },
     )]));
     let ctx = Arc::new(Context {
+        https_port: None,
         table: feed.handle().clone(),
         connect_timeout: Duration::from_secs(5),
         tasks: tracker.clone(),

@@ -164,6 +164,17 @@ pub struct RouterConfig {
     pub mode: RouterMode,
     /// Address the router accepts HTTP on. Default `0.0.0.0:80`.
     pub listen: SocketAddr,
+    /// Address the router accepts HTTPS on, e.g. `0.0.0.0:443`. Off by
+    /// default. Certificates come from apps' SNI endpoints and from
+    /// `certificates-dir`, picked by the name the client asks for (SNI).
+    /// In split mode a socket named `https` from systemd takes its place.
+    pub listen_tls: Option<SocketAddr>,
+    /// A directory of PEM certificates the operator manages:
+    /// `<hostname>.crt` with `<hostname>.key` beside it, and
+    /// `_wildcard.<domain>.crt`/`.key` for `*.<domain>`. The one for
+    /// `*.<base-domain>` also answers clients that send no SNI name or one
+    /// with no certificate. Read at start and every 30 s. Off by default.
+    pub certificates_dir: Option<PathBuf>,
     /// Apps are served as `<app>.<base-domain>`. Default `localhost`, which
     /// browsers resolve to the loopback address.
     pub base_domain: String,
@@ -194,6 +205,8 @@ impl Default for RouterConfig {
         Self {
             mode: RouterMode::Embedded,
             listen: SocketAddr::from(([0, 0, 0, 0], 80)),
+            listen_tls: None,
+            certificates_dir: None,
             base_domain: "localhost".to_owned(),
             header_timeout_secs: 10,
             max_connections_per_ip: 512,
@@ -253,6 +266,19 @@ impl Config {
         if self.gc.retain_releases == 0 {
             return Err(
                 "gc.retain-releases must be at least 1: the current release's slug is always needed"
+                    .to_owned(),
+            );
+        }
+        if let Some(dir) = &self.router.certificates_dir {
+            if !dir.is_absolute() {
+                return Err(format!(
+                    "router.certificates-dir must be an absolute path, not {dir:?}"
+                ));
+            }
+        }
+        if self.router.listen_tls == Some(self.router.listen) {
+            return Err(
+                "router.listen-tls must differ from router.listen: HTTP and HTTPS need a port each"
                     .to_owned(),
             );
         }
@@ -326,6 +352,8 @@ mod tests {
             listen = "127.0.0.1:5000"
             [router]
             listen = "127.0.0.1:8080"
+            listen-tls = "127.0.0.1:8443"
+            certificates-dir = "/etc/corral/certs"
             base-domain = "apps.example.com"
             [gc]
             retain-releases = 3
@@ -338,6 +366,14 @@ mod tests {
             Some(SocketAddr::from(([127, 0, 0, 1], 5000)))
         );
         assert_eq!(config.router.base_domain, "apps.example.com");
+        assert_eq!(
+            config.router.listen_tls,
+            Some(SocketAddr::from(([127, 0, 0, 1], 8443)))
+        );
+        assert_eq!(
+            config.router.certificates_dir,
+            Some(PathBuf::from("/etc/corral/certs"))
+        );
         assert_eq!(config.gc.retain_releases, 3);
         assert_eq!(
             config.database_path(),
@@ -359,6 +395,8 @@ mod tests {
         assert!(parse("[router]\nbase-domain = \"Bad_Domain\"").is_err());
         assert!(parse("[api]\nlisten = \"not an address\"").is_err());
         assert!(parse("[gc]\nretain-releases = 0").is_err());
+        assert!(parse("[router]\ncertificates-dir = \"certs\"").is_err());
+        assert!(parse("[router]\nlisten-tls = \"0.0.0.0:80\"").is_err());
         assert!(parse("[slugs]\ncompression-level = 12").is_err());
         assert!(parse("[slugs]\nmax-slug-byte = 1").is_err());
     }

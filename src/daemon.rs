@@ -48,6 +48,9 @@ pub enum DaemonError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// rustls refused the router's TLS configuration.
+    #[error("cannot set up TLS for the router: {0}")]
+    Tls(String),
     /// A directory or file could not be prepared.
     #[error("cannot prepare {path}: {source}")]
     Io {
@@ -67,6 +70,8 @@ pub struct Listeners {
     pub tcp: Option<TcpListener>,
     /// The router's listener.
     pub router: Option<TcpListener>,
+    /// The router's TLS listener (`router.listen-tls`).
+    pub router_tls: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -86,21 +91,120 @@ impl Listeners {
             }
             None => None,
         };
-        let router = if config.router.mode == RouterMode::Embedded {
-            let addr = config.router.listen;
-            Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| DaemonError::Bind {
-                        what: format!("router {addr}"),
-                        source,
-                    })?,
-            )
-        } else {
-            None
+        let embedded = config.router.mode == RouterMode::Embedded;
+        let router = match embedded {
+            true => Some(bind_router(config.router.listen).await?),
+            false => None,
         };
-        Ok(Self { unix, tcp, router })
+        let router_tls = match config.router.listen_tls.filter(|_| embedded) {
+            Some(addr) => Some(bind_router(addr).await?),
+            None => None,
+        };
+        Ok(Self {
+            unix,
+            tcp,
+            router,
+            router_tls,
+        })
     }
+}
+
+async fn bind_router(addr: std::net::SocketAddr) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            what: format!("router {addr}"),
+            source,
+        })
+}
+
+/// Which protocol a socket from systemd serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SocketRole {
+    Http,
+    Https,
+}
+
+/// The role of each of `count` sockets from systemd, by their
+/// `LISTEN_FDNAMES` (`FileDescriptorName=`): `https` serves TLS, `http`
+/// plain HTTP. When no socket has either name (one socket unit with two
+/// `ListenStream=` lines, which systemd names alike), the second socket is
+/// the TLS one and the rest are plain.
+fn socket_roles(names: Option<&str>, count: usize) -> Vec<SocketRole> {
+    let names: Vec<&str> = names.map(|n| n.split(':').collect()).unwrap_or_default();
+    let named = names.iter().any(|n| *n == "http" || *n == "https");
+    (0..count)
+        .map(|i| match names.get(i).copied() {
+            Some("https") => SocketRole::Https,
+            _ if !named && i == 1 => SocketRole::Https,
+            _ => SocketRole::Http,
+        })
+        .collect()
+}
+
+/// Runs the router's listeners on `tracker`: plain HTTP on `http`, TLS on
+/// `https` (certificates by SNI from `table`).
+fn spawn_router(
+    config: &Config,
+    table: &TableHandle,
+    http: Vec<TcpListener>,
+    https: Vec<TcpListener>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<(), DaemonError> {
+    let https_port = https
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.port());
+    let ctx = Arc::new(router::Context {
+        table: table.clone(),
+        connect_timeout: Duration::from_millis(config.router.connect_timeout_ms),
+        tasks: tracker.clone(),
+        shutdown: shutdown.clone(),
+        https_port,
+    });
+    let limits = router::Limits {
+        header_timeout: Duration::from_secs(config.router.header_timeout_secs),
+        max_connections_per_ip: config.router.max_connections_per_ip,
+        ..router::Limits::default()
+    };
+    for listener in http {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "router listening");
+        }
+        tracker.spawn(
+            router::serve(
+                listener,
+                Arc::clone(&ctx),
+                limits,
+                shutdown.clone(),
+                tracker.clone(),
+            )
+            .instrument(tracing::info_span!("router")),
+        );
+    }
+    if https.is_empty() {
+        return Ok(());
+    }
+    let tls =
+        router::tls::server_config(table.clone()).map_err(|e| DaemonError::Tls(e.to_string()))?;
+    for listener in https {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "router listening for TLS");
+        }
+        tracker.spawn(
+            router::serve_tls(
+                listener,
+                Arc::clone(&tls),
+                Arc::clone(&ctx),
+                limits,
+                shutdown.clone(),
+                tracker.clone(),
+            )
+            .instrument(tracing::info_span!("router_tls")),
+        );
+    }
+    Ok(())
 }
 
 /// Binds the API socket with mode 0660, replacing a stale socket file left
@@ -159,17 +263,20 @@ const FIRST_TABLE_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs only the router (`corrald router`): its listening sockets come
 /// from systemd (`LISTEN_FDS`, so a restart of this process refuses no
-/// connection: the socket stays open in systemd), else it binds
-/// `router.listen`; its table comes from corrald over the feed socket, and
+/// connection: the socket stays open in systemd; see [`socket_roles`] for
+/// which serves TLS), else it binds `router.listen` and
+/// `router.listen-tls`; its table comes from corrald over the feed socket, and
 /// it keeps serving its last table while corrald is away.
 pub async fn run_router(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
     let feed = Arc::new(RouteFeed::new(
         &config.router.base_domain,
         TableHandle::default(),
     ));
-    let mut listeners = Vec::new();
+    let (mut http, mut https) = (Vec::new(), Vec::new());
     let mut fds = listenfd::ListenFd::from_env();
-    for i in 0..fds.len() {
+    let names = std::env::var("LISTEN_FDNAMES").ok();
+    let roles = socket_roles(names.as_deref(), fds.len());
+    for (i, role) in roles.into_iter().enumerate() {
         let taken = fds
             .take_tcp_listener(i)
             .map_err(|source| DaemonError::Bind {
@@ -177,26 +284,24 @@ pub async fn run_router(config: Config, shutdown: CancellationToken) -> Result<(
                 source,
             })?;
         if let Some(listener) = taken {
-            listener
+            let listener = listener
                 .set_nonblocking(true)
                 .and_then(|()| TcpListener::from_std(listener))
-                .map(|l| listeners.push(l))
                 .map_err(|source| DaemonError::Bind {
                     what: format!("socket {i} from systemd"),
                     source,
                 })?;
+            match role {
+                SocketRole::Http => http.push(listener),
+                SocketRole::Https => https.push(listener),
+            }
         }
     }
-    if listeners.is_empty() {
-        let addr = config.router.listen;
-        listeners.push(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Bind {
-                    what: format!("router {addr}"),
-                    source,
-                })?,
-        );
+    if http.is_empty() && https.is_empty() {
+        http.push(bind_router(config.router.listen).await?);
+        if let Some(addr) = config.router.listen_tls {
+            https.push(bind_router(addr).await?);
+        }
     }
     // systemd's RuntimeDirectory= (kept across restarts): the last table,
     // so a restarted router serves at once, even while corrald is down.
@@ -224,32 +329,7 @@ pub async fn run_router(config: Config, shutdown: CancellationToken) -> Result<(
             tracing::warn!("no route table from corrald yet; serving an empty one");
         }
     }
-    let ctx = Arc::new(router::Context {
-        table: feed.handle().clone(),
-        connect_timeout: Duration::from_millis(config.router.connect_timeout_ms),
-        tasks: tracker.clone(),
-        shutdown: shutdown.clone(),
-    });
-    let limits = router::Limits {
-        header_timeout: Duration::from_secs(config.router.header_timeout_secs),
-        max_connections_per_ip: config.router.max_connections_per_ip,
-        ..router::Limits::default()
-    };
-    for listener in listeners {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "router listening");
-        }
-        tracker.spawn(
-            router::serve(
-                listener,
-                Arc::clone(&ctx),
-                limits,
-                shutdown.clone(),
-                tracker.clone(),
-            )
-            .instrument(tracing::info_span!("router")),
-        );
-    }
+    spawn_router(&config, feed.handle(), http, https, &shutdown, &tracker)?;
     shutdown.cancelled().await;
     tracing::info!("router shutting down");
     tracker.close();
@@ -268,10 +348,21 @@ pub async fn run_router(config: Config, shutdown: CancellationToken) -> Result<(
 async fn refresh_routes(
     store: Store,
     routes: Arc<RouteHub>,
+    certificates_dir: Option<PathBuf>,
     waker: DynoWaker,
     shutdown: CancellationToken,
 ) {
     loop {
+        if let Some(dir) = certificates_dir.clone() {
+            // Re-read each time, so renewed files are served within 30 s.
+            let read =
+                tokio::task::spawn_blocking(move || router::tls::read_certificates_dir(&dir)).await;
+            match read {
+                Ok(Ok(certs)) => routes.set_operator_certificates(certs),
+                Ok(Err(e)) => tracing::warn!(error = %e, "keeping the last operator certificates"),
+                Err(e) => tracing::warn!(error = %e, "reading the certificates directory failed"),
+            }
+        }
         match store.call(crate::state::route_apps).await {
             Ok(apps) => routes.set_apps(
                 apps.into_iter()
@@ -280,6 +371,7 @@ async fn refresh_routes(
                         app: app.app,
                         maintenance: app.maintenance,
                         domains: app.domains,
+                        certificates: app.certificates,
                     })
                     .collect(),
             ),
@@ -345,31 +437,20 @@ pub async fn serve(
         refresh_routes(
             store.clone(),
             Arc::clone(&routes),
+            config.router.certificates_dir.clone(),
             waker.clone(),
             shutdown.clone(),
         )
         .instrument(tracing::info_span!("route_refresher")),
     );
-    if let Some(listener) = listeners.router {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "router listening");
-        }
-        let ctx = Arc::new(router::Context {
-            table: routes.feed().handle().clone(),
-            connect_timeout: Duration::from_millis(config.router.connect_timeout_ms),
-            tasks: tracker.clone(),
-            shutdown: shutdown.clone(),
-        });
-        let limits = router::Limits {
-            header_timeout: Duration::from_secs(config.router.header_timeout_secs),
-            max_connections_per_ip: config.router.max_connections_per_ip,
-            ..router::Limits::default()
-        };
-        tracker.spawn(
-            router::serve(listener, ctx, limits, shutdown.clone(), tracker.clone())
-                .instrument(tracing::info_span!("router")),
-        );
-    }
+    spawn_router(
+        &config,
+        routes.feed().handle(),
+        listeners.router.into_iter().collect(),
+        listeners.router_tls.into_iter().collect(),
+        &shutdown,
+        &tracker,
+    )?;
     if config.dynos.enabled {
         tracker.spawn(
             oneoffs
@@ -447,4 +528,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     // it on a clean exit keeps the state directory tidy.
     let _ = std::fs::remove_file(socket);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_from_systemd_are_told_apart_by_name_then_order() {
+        use SocketRole::{Http, Https};
+        assert_eq!(socket_roles(Some("https:http"), 2), [Https, Http]);
+        assert_eq!(
+            socket_roles(Some("http:http:https"), 3),
+            [Http, Http, Https]
+        );
+        assert_eq!(socket_roles(Some("http"), 1), [Http]);
+        // One socket unit with two ListenStream= lines: names alike.
+        assert_eq!(
+            socket_roles(Some("corral-router.socket:corral-router.socket"), 2),
+            [Http, Https]
+        );
+        assert_eq!(socket_roles(None, 1), [Http]);
+        assert_eq!(socket_roles(None, 0), []);
+    }
 }

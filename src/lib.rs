@@ -22,6 +22,8 @@
 //! - [`attach`]: the framed protocol between `corral run` and a one-off
 //!   dyno's terminal, spoken over an upgraded API connection.
 //! - [`sandbox`]: a throwaway systemd host for `corral sandbox` and tests.
+//! - [`tls`]: certificate chains and keys, checked and parsed once; the
+//!   API validates uploads with it and the router serves from it.
 //!
 //! Data flow today: CLI -> API listener (TCP or Unix socket) -> route ->
 //! store transaction -> JSON response; a change that alters what should
@@ -44,3 +46,4 @@ pub mod sandbox;
 pub mod slug;
 pub mod state;
 pub mod systemd;
+pub mod tls;

@@ -723,3 +723,233 @@ fn domains_and_maintenance_through_the_cli() {
     let (out, _) = ok(&d.corral(&["maintenance", "-a", "demo"]));
     assert_eq!(out, "off\n");
 }
+
+/// A certificate signed by a throwaway CA for `names`, valid from
+/// `days.0` to `days.1` days from now: (chain PEM, key PEM).
+fn certificate(names: &[&str], days: (i64, i64)) -> (String, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Corral Test CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, names[0]);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now + time::Duration::days(days.0);
+    params.not_after = now + time::Duration::days(days.1);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &issuer).expect("sign");
+    (
+        format!("{}{}", cert.pem(), ca_cert.pem()),
+        key.serialize_pem(),
+    )
+}
+
+fn sni_body(chain: &str, key: &str) -> String {
+    serde_json::json!({"certificate_chain": chain, "private_key": key}).to_string()
+}
+
+#[test]
+fn sni_endpoints_end_to_end() {
+    let d = TestDaemon::start();
+    assert_eq!(
+        d.request("POST", "/apps", Some(r#"{"name":"demo"}"#))
+            .status,
+        201
+    );
+    for host in ["www.example.com", "api.example.com", "other.example.org"] {
+        let body = format!(r#"{{"hostname":"{host}"}}"#);
+        assert_eq!(
+            d.request("POST", "/apps/demo/domains", Some(&body)).status,
+            201
+        );
+    }
+    let www_id = d
+        .request("GET", "/apps/demo/domains/www.example.com", None)
+        .json()["id"]
+        .clone();
+    let api_id = d
+        .request("GET", "/apps/demo/domains/api.example.com", None)
+        .json()["id"]
+        .clone();
+    let r = d.request("GET", "/apps/demo/sni-endpoints", None);
+    assert_eq!((r.status, r.json()), (200, serde_json::json!([])));
+
+    // Create: Heroku's shape, never the key.
+    let (chain, key) = certificate(&["www.example.com", "*.example.com"], (-1, 90));
+    let r = d.request(
+        "POST",
+        "/apps/demo/sni-endpoints",
+        Some(&sni_body(&chain, &key)),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(!r.body.contains("PRIVATE KEY"), "{}", r.body);
+    let created = r.json();
+    assert_eq!(created["app"]["name"], "demo");
+    assert_eq!(created["certificate_chain"], chain.as_str());
+    assert_eq!(
+        created["domains"],
+        serde_json::json!([api_id, www_id]),
+        "the custom domains it covers, by id"
+    );
+    let ssl = &created["ssl_cert"];
+    assert_eq!(
+        ssl["cert_domains"],
+        serde_json::json!(["www.example.com", "*.example.com"])
+    );
+    assert_eq!(ssl["subject"], "/CN=www.example.com");
+    assert_eq!(ssl["issuer"], "/CN=Corral Test CA");
+    assert_eq!(ssl["ca_signed?"], true);
+    assert_eq!(ssl["self_signed?"], false);
+    assert_eq!(ssl["acm"], false);
+    for field in ["starts_at", "expires_at"] {
+        assert!(ssl[field].is_string(), "{field}: {ssl}");
+    }
+    let name = created["name"].as_str().expect("name").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    // List and info, by name and by id.
+    let r = d.request("GET", "/apps/demo/sni-endpoints", None);
+    assert_eq!(r.json(), serde_json::json!([created.clone()]));
+    for path in [
+        format!("/apps/demo/sni-endpoints/{name}"),
+        format!("/apps/demo/sni-endpoints/{id}"),
+    ] {
+        let r = d.request("GET", &path, None);
+        assert_eq!((r.status, r.json()), (200, created.clone()), "{path}");
+    }
+
+    // Domains link the endpoint that covers them.
+    let r = d.request("GET", "/apps/demo/domains/www.example.com", None);
+    assert_eq!(r.json()["sni_endpoint"]["name"], name.as_str());
+    let r = d.request("GET", "/apps/demo/domains/other.example.org", None);
+    assert_eq!(r.json()["sni_endpoint"], serde_json::Value::Null);
+
+    // A domain may name the endpoint (Heroku's CLI sends it).
+    let body = format!(r#"{{"hostname":"new.example.com","sni_endpoint":"{name}"}}"#);
+    assert_eq!(
+        d.request("POST", "/apps/demo/domains", Some(&body)).status,
+        201
+    );
+
+    // Refusals: 422 with what to send instead; nothing is stored.
+    let (other_chain, other_key) = certificate(&["www.example.com"], (-1, 90));
+    let (old_chain, old_key) = certificate(&["old.example.com"], (-30, -1));
+    for (body, needle) in [
+        (sni_body(&chain, &other_key), "does not match"),
+        (sni_body(&old_chain, &old_key), "expired"),
+        (sni_body("not pem", &key), "no PEM certificate"),
+        (
+            sni_body(&chain, "not a key"),
+            "not a readable PEM private key",
+        ),
+    ] {
+        let r = d.request("POST", "/apps/demo/sni-endpoints", Some(&body));
+        assert_eq!(r.status, 422, "{needle}: {}", r.body);
+        assert_eq!(r.json()["id"], "invalid_params");
+        let message = r.json()["message"].as_str().expect("message").to_owned();
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+    assert_eq!(
+        d.request("GET", "/apps/demo/sni-endpoints", None)
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let r = d.request(
+        "POST",
+        "/apps/demo/sni-endpoints",
+        Some(r#"{"certificate_chain":"x"}"#),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // Update replaces the certificate (a renewal); a bad key is refused.
+    let r = d.request(
+        "PATCH",
+        &format!("/apps/demo/sni-endpoints/{name}"),
+        Some(&sni_body(&other_chain, &key)),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = d.request(
+        "PATCH",
+        &format!("/apps/demo/sni-endpoints/{name}"),
+        Some(&sni_body(&other_chain, &other_key)),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["name"], name.as_str());
+    assert_eq!(r.json()["domains"], serde_json::json!([www_id]));
+
+    // Delete, then it is gone.
+    let r = d.request("DELETE", &format!("/apps/demo/sni-endpoints/{id}"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["name"], name.as_str());
+    for (method, path) in [
+        ("GET", format!("/apps/demo/sni-endpoints/{name}")),
+        ("DELETE", format!("/apps/demo/sni-endpoints/{name}")),
+        ("GET", "/apps/nope/sni-endpoints".to_owned()),
+    ] {
+        let r = d.request(method, &path, None);
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
+    }
+    let body = format!(r#"{{"hostname":"gone.example.com","sni_endpoint":"{name}"}}"#);
+    let r = d.request("POST", "/apps/demo/domains", Some(&body));
+    assert_eq!(r.status, 422, "{}", r.body);
+}
+
+#[test]
+fn certs_through_the_cli() {
+    let d = TestDaemon::start();
+    ok(&d.corral(&["apps:create", "demo"]));
+    ok(&d.corral(&["domains:add", "-a", "demo", "www.example.com"]));
+    let (out, _) = ok(&d.corral(&["certs", "-a", "demo"]));
+    assert!(out.contains("has no SSL certificates"), "{out}");
+
+    let (chain, key) = certificate(&["www.example.com"], (-1, 90));
+    let crt_path = d.dir.path().join("server.crt");
+    let key_path = d.dir.path().join("server.key");
+    std::fs::write(&crt_path, &chain).expect("write");
+    std::fs::write(&key_path, &key).expect("write");
+    let (crt, key) = (
+        crt_path.to_str().expect("path"),
+        key_path.to_str().expect("path"),
+    );
+    let (out, err) = ok(&d.corral(&["certs:add", "-a", "demo", crt, key]));
+    assert!(
+        err.contains("Adding SSL certificate to ⬢ demo... done"),
+        "{err}"
+    );
+    assert!(out.contains("Common Name(s): www.example.com"), "{out}");
+    assert!(out.contains("Domain(s):      www.example.com"), "{out}");
+
+    let (out, _) = ok(&d.corral(&["certs", "-a", "demo"]));
+    let mut lines = out.lines();
+    let header = lines.next().expect("header");
+    assert!(
+        header.starts_with("Name") && header.ends_with("Trusted  Type  Domains"),
+        "{out}"
+    );
+    let row = lines.next().expect("row");
+    assert!(
+        row.contains("www.example.com") && row.ends_with("True     SNI   1"),
+        "{out}"
+    );
+
+    let (out, _) = ok(&d.corral(&["certs:info", "-a", "demo"]));
+    assert!(out.contains("Issuer:         /CN=Corral Test CA"), "{out}");
+
+    let refused = d.corral(&["certs:remove", "-a", "demo"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--confirm demo"));
+    let (_, err) = ok(&d.corral(&["certs:remove", "-a", "demo", "--confirm", "demo"]));
+    assert!(err.contains("Removing SSL certificate"), "{err}");
+    let (out, _) = ok(&d.corral(&["certs", "-a", "demo"]));
+    assert!(out.contains("has no SSL certificates"), "{out}");
+}

@@ -1,7 +1,8 @@
 //! The router in process against small TCP backends: routing by host,
 //! balancing, every error code with its page and log line, upgrades,
-//! refused framing, slowloris and HTTP/2. (The same router against real
-//! dynos on systemd is tested in `tests/dynos.rs`.)
+//! refused framing, slowloris, HTTP/2, TLS with certificates by SNI and
+//! redirects to HTTPS. (The same router against real dynos on systemd is
+//! tested in `tests/dynos.rs`.)
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -185,6 +186,7 @@ async fn router(limits: Limits) -> Router {
         connect_timeout: Duration::from_secs(2),
         tasks: tracker.clone(),
         shutdown: shutdown.clone(),
+        https_port: None,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -212,6 +214,7 @@ fn info(name: &str, domains: &[&str], settings: RouteSettings) -> AppInfo {
         maintenance: false,
         domains: domains.iter().map(|d| (*d).to_owned()).collect(),
         settings,
+        certificates: Vec::new(),
     }
 }
 
@@ -576,4 +579,298 @@ async fn http2_with_prior_knowledge_is_served() {
         .expect("body")
         .to_bytes();
     assert_eq!(&body[..], b"hyper-two /over-h2");
+}
+
+/// A test certificate authority, and leaves it signs.
+struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    der: rustls::pki_types::CertificateDer<'static>,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Corral Test CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("self-signed");
+        Self {
+            der: cert.der().clone(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A leaf for `names`: its PEM pair and its DER, to compare with what
+    /// the router presents.
+    fn leaf(&self, names: &[&str]) -> (corral::tls::PemPair, Vec<u8>) {
+        let params = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .expect("params");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        let pem = corral::tls::PemPair {
+            chain: cert.pem(),
+            key: key.serialize_pem(),
+        };
+        (pem, cert.der().to_vec())
+    }
+
+    fn client(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.der.clone()).expect("root");
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+}
+
+/// A router with a plain and a TLS listener: the router (plain address)
+/// and the TLS address.
+async fn tls_router(limits: Limits) -> (Router, SocketAddr) {
+    let feed = Arc::new(RouteFeed::new("apps.test", TableHandle::default()));
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let plain = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let secure = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (addr, tls_addr) = (
+        plain.local_addr().expect("addr"),
+        secure.local_addr().expect("addr"),
+    );
+    let ctx = Arc::new(Context {
+        table: feed.handle().clone(),
+        connect_timeout: Duration::from_secs(2),
+        tasks: tracker.clone(),
+        shutdown: shutdown.clone(),
+        https_port: Some(tls_addr.port()),
+    });
+    let tls = router::tls::server_config(feed.handle().clone()).expect("tls config");
+    tokio::spawn(router::serve(
+        plain,
+        Arc::clone(&ctx),
+        limits,
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    tokio::spawn(router::serve_tls(
+        secure,
+        tls,
+        ctx,
+        limits,
+        shutdown.clone(),
+        tracker,
+    ));
+    let r = Router {
+        addr,
+        feed,
+        shutdown,
+    };
+    (r, tls_addr)
+}
+
+/// One raw HTTP/1.1 exchange on `stream`: (status, lowercase head, body).
+async fn exchange<S>(mut stream: S, method: &str, host: &str, path: &str) -> (u16, String, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    // A TLS peer may close without close_notify after `connection: close`.
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_picks_certificates_by_sni_and_serves_http1_and_h2() {
+    let lines = capture();
+    let (r, tls_addr) = tls_router(Limits::default()).await;
+    let ca = TestCa::new();
+    let (shop_pem, shop_der) = ca.leaf(&["www.shop.org"]);
+    let (wild_pem, wild_der) = ca.leaf(&["*.shop.org"]);
+    let (base_pem, base_der) = ca.leaf(&["*.apps.test"]);
+    let port = backend("shop").await;
+    let mut shop = info(
+        "shop",
+        &["www.shop.org", "*.shop.org"],
+        RouteSettings::default(),
+    );
+    shop.certificates = vec![wild_pem, shop_pem];
+    r.feed.set_apps(vec![shop]);
+    r.feed
+        .set_dynos(BTreeMap::from([(app("shop"), up(&[port]))]));
+    r.feed.set_operator_certificates(vec![router::OperatorCert {
+        hostname: "*.apps.test".to_owned(),
+        pem: base_pem,
+    }]);
+
+    let connect = |name: &'static str, alpn: &'static [&'static [u8]]| {
+        let connector = ca.client(alpn);
+        async move {
+            let tcp = TcpStream::connect(tls_addr).await.expect("connect");
+            let server_name = rustls::pki_types::ServerName::try_from(name).expect("server name");
+            connector.connect(server_name, tcp).await
+        }
+    };
+    let presented = |stream: &tokio_rustls::client::TlsStream<TcpStream>| {
+        stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .expect("a certificate")
+    };
+    for (name, wanted) in [
+        ("www.shop.org", &shop_der),
+        ("api.shop.org", &wild_der),
+        ("shop.apps.test", &base_der),
+        ("nobody.apps.test", &base_der),
+    ] {
+        let stream = connect(name, &[b"http/1.1"]).await.expect(name);
+        assert_eq!(&presented(&stream), wanted, "{name}");
+    }
+
+    // HTTP/1.1 over TLS reaches the dyno, which hears it was https.
+    let stream = connect("www.shop.org", &[b"http/1.1"])
+        .await
+        .expect("handshake");
+    let (status, head, body) = exchange(stream, "GET", "www.shop.org", "/over-tls").await;
+    assert_eq!((status, body.as_str()), (200, "shop /over-tls"), "{head}");
+    assert!(head.contains("x-saw-proto: https"), "{head}");
+    let log = lines.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("path=\"/over-tls\""))
+        .expect("a router line");
+    assert!(line.contains("protocol=https"), "{line}");
+
+    // HTTP/2 over TLS, chosen by ALPN.
+    let stream = connect("www.shop.org", &[b"h2", b"http/1.1"])
+        .await
+        .expect("handshake");
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri("https://www.shop.org/over-h2")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(req).await.expect("response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-saw-proto"], "https");
+    use http_body_util::BodyExt;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(&body[..], b"shop /over-h2");
+
+    // No certificate for the name and no base-domain fallback: the
+    // handshake fails.
+    r.feed.set_operator_certificates(Vec::new());
+    assert!(connect("nobody.apps.test", &[b"http/1.1"]).await.is_err());
+    assert!(connect("www.shop.org", &[b"http/1.1"]).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_https_redirects_plain_requests_only() {
+    let _lines = capture();
+    let (r, tls_addr) = tls_router(Limits::default()).await;
+    let ca = TestCa::new();
+    let (pem, _) = ca.leaf(&["secure.apps.test", "open.apps.test"]);
+    let port = backend("app").await;
+    let mut secure = info(
+        "secure",
+        &[],
+        RouteSettings {
+            force_https: true,
+            ..RouteSettings::default()
+        },
+    );
+    secure.certificates = vec![pem.clone()];
+    let mut open = info("open", &[], RouteSettings::default());
+    open.certificates = vec![pem];
+    r.feed.set_apps(vec![secure, open]);
+    r.feed.set_dynos(BTreeMap::from([
+        (app("secure"), up(&[port])),
+        (app("open"), up(&[port])),
+    ]));
+
+    let plain = |method: &'static str, host: &'static str, path: &'static str| async move {
+        let stream = TcpStream::connect(r.addr).await.expect("connect");
+        exchange(stream, method, host, path).await
+    };
+    let location = format!(
+        "location: https://secure.apps.test:{}/a?b=1",
+        tls_addr.port()
+    );
+    for (method, status) in [("GET", 301), ("HEAD", 301), ("POST", 308), ("DELETE", 308)] {
+        let (got, head, _) = plain(method, "secure.apps.test", "/a?b=1").await;
+        assert_eq!(got, status, "{method}: {head}");
+        assert!(head.contains(&location), "{method}: {head}");
+    }
+    let (status, _, body) = plain("GET", "open.apps.test", "/").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "app /"),
+        "no redirect without the setting"
+    );
+
+    // Over TLS the same app is served.
+    let tcp = TcpStream::connect(tls_addr).await.expect("connect");
+    let stream = ca
+        .client(&[b"http/1.1"])
+        .connect(
+            rustls::pki_types::ServerName::try_from("secure.apps.test").expect("name"),
+            tcp,
+        )
+        .await
+        .expect("handshake");
+    let (status, head, body) = exchange(stream, "GET", "secure.apps.test", "/a").await;
+    assert_eq!((status, body.as_str()), (200, "app /a"), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_tls_handshake_is_cut_off_by_the_header_timeout() {
+    let _lines = capture();
+    let limits = Limits {
+        header_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let (_r, tls_addr) = tls_router(limits).await;
+    // Connects, sends nothing: no ClientHello ever comes.
+    let mut idle = TcpStream::connect(tls_addr).await.expect("connect");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the router closed the silent connection");
+    assert!(rest.is_empty(), "{rest:?}");
 }

@@ -8,7 +8,8 @@ use super::error::ApiError;
 use super::range::{RangeFields, SortKey};
 use super::{json, list, types, Api, ApiResponse};
 use crate::model::Hostname;
-use crate::state::{self, AppRef, DomainRef};
+use crate::state::{self, AppRef, DomainRef, SniEndpointRef};
+use crate::tls::Certificate;
 
 /// `kind` of the app's default domain (Heroku's word for it).
 const KIND_DEFAULT: &str = "heroku";
@@ -73,7 +74,41 @@ impl Api {
         }
     }
 
-    fn custom_domain_json(&self, app: &state::App, d: &state::Domain) -> types::Domain {
+    /// The app's SNI endpoints with their certificates, to tell which one
+    /// serves each domain. One that does not parse links no domain.
+    async fn endpoints(
+        &self,
+        app: &state::App,
+        rid: &str,
+    ) -> Result<Vec<(types::NamedRef, Certificate)>, ApiError> {
+        let id = AppRef::Id(app.id);
+        let view = self
+            .store
+            .call(move |c| state::list_sni_endpoints(c, &id))
+            .await
+            .map_err(|e| ApiError::from_store(e, rid))?;
+        Ok(view
+            .endpoints
+            .iter()
+            .filter_map(|e| {
+                let cert = Certificate::parse(&e.pem).ok()?;
+                Some((
+                    types::NamedRef {
+                        id: e.id,
+                        name: e.name.clone(),
+                    },
+                    cert,
+                ))
+            })
+            .collect())
+    }
+
+    fn custom_domain_json(
+        &self,
+        app: &state::App,
+        d: &state::Domain,
+        endpoints: &[(types::NamedRef, Certificate)],
+    ) -> types::Domain {
         types::Domain {
             acm_status: None,
             acm_status_reason: None,
@@ -90,7 +125,10 @@ impl Api {
             id: d.id,
             kind: KIND_CUSTOM.to_owned(),
             status: "succeeded".to_owned(),
-            sni_endpoint: None,
+            sni_endpoint: endpoints
+                .iter()
+                .find(|(_, cert)| cert.covers(d.hostname.as_str()))
+                .map(|(endpoint, _)| endpoint.clone()),
             updated_at: d.updated_at,
         }
     }
@@ -108,7 +146,12 @@ impl Api {
             .map_err(|e| ApiError::from_store(e, rid))?;
         let mut domains = Vec::with_capacity(custom.len() + 1);
         domains.push(self.default_domain_json(&app));
-        domains.extend(custom.iter().map(|d| self.custom_domain_json(&app, d)));
+        let endpoints = self.endpoints(&app, rid).await?;
+        domains.extend(
+            custom
+                .iter()
+                .map(|d| self.custom_domain_json(&app, d, &endpoints)),
+        );
         list(domains, range, FIELDS)
     }
 
@@ -118,21 +161,36 @@ impl Api {
         req: types::DomainCreate,
         rid: &str,
     ) -> Result<ApiResponse, ApiError> {
-        if req.sni_endpoint.is_some() {
-            return Err(ApiError::Invalid(
-                "This Corral host has no SNI endpoints; leave sni_endpoint out or set it to null."
-                    .to_owned(),
-            ));
-        }
         let hostname = Hostname::parse_custom(&req.hostname, &self.config.router.base_domain)?;
+        if let Some(given) = req.sni_endpoint {
+            // The router picks certificates by name, so the link is only
+            // checked: it must be one of this app's endpoints.
+            let unknown = || {
+                ApiError::Invalid(format!(
+                    "The app has no SNI endpoint {given:?}; leave sni_endpoint out (certificates are picked by hostname), or see `corral certs`."
+                ))
+            };
+            let which = SniEndpointRef::parse(&given).map_err(|_| unknown())?;
+            let app = app.clone();
+            match self
+                .store
+                .call(move |c| state::get_sni_endpoint(c, &app, &which))
+                .await
+            {
+                Ok(_) => {}
+                Err(state::StoreError::NotFound("SNI endpoint")) => return Err(unknown()),
+                Err(e) => return Err(ApiError::from_store(e, rid)),
+            }
+        }
         let (app, domain) = self
             .store
             .call(move |c| state::add_domain(c, &app, &hostname))
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
+        let endpoints = self.endpoints(&app, rid).await?;
         Ok(json(
             StatusCode::CREATED,
-            &self.custom_domain_json(&app, &domain),
+            &self.custom_domain_json(&app, &domain, &endpoints),
         ))
     }
 
@@ -149,7 +207,13 @@ impl Api {
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         match found {
-            Some(d) => Ok(json(StatusCode::OK, &self.custom_domain_json(&app, &d))),
+            Some(d) => {
+                let endpoints = self.endpoints(&app, rid).await?;
+                Ok(json(
+                    StatusCode::OK,
+                    &self.custom_domain_json(&app, &d, &endpoints),
+                ))
+            }
             None if self.is_default(&app, &domain) => {
                 Ok(json(StatusCode::OK, &self.default_domain_json(&app)))
             }
@@ -170,7 +234,13 @@ impl Api {
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         match removed {
-            Some(d) => Ok(json(StatusCode::OK, &self.custom_domain_json(&app, &d))),
+            Some(d) => {
+                let endpoints = self.endpoints(&app, rid).await?;
+                Ok(json(
+                    StatusCode::OK,
+                    &self.custom_domain_json(&app, &d, &endpoints),
+                ))
+            }
             None if self.is_default(&app, &domain) => Err(ApiError::Invalid(format!(
                 "{} is the default domain of {} and cannot be removed; only custom domains can.",
                 self.default_hostname(&app),

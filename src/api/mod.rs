@@ -12,6 +12,7 @@ pub mod range;
 pub mod routes;
 pub mod server;
 mod slugs;
+mod sni;
 pub mod types;
 
 use std::collections::BTreeMap;
@@ -362,6 +363,17 @@ impl Api {
             }
             Route::GetDomain(app, domain) => self.get_domain(app, domain, rid).await,
             Route::DeleteDomain(app, domain) => self.delete_domain(app, domain, rid).await,
+            Route::ListSniEndpoints(app) => self.list_sni_endpoints(app, rid).await,
+            Route::CreateSniEndpoint(app) => {
+                let req: types::SniEndpointCreate = decode(&body)?;
+                self.create_sni_endpoint(app, req, rid).await
+            }
+            Route::GetSniEndpoint(app, which) => self.get_sni_endpoint(app, which, rid).await,
+            Route::UpdateSniEndpoint(app, which) => {
+                let req: types::SniEndpointCreate = decode(&body)?;
+                self.update_sni_endpoint(app, which, req, rid).await
+            }
+            Route::DeleteSniEndpoint(app, which) => self.delete_sni_endpoint(app, which, rid).await,
             Route::EmptyCollection(app) => {
                 self.store
                     .call(move |c| state::get_app(c, &app))

@@ -9,7 +9,7 @@ use super::error::ApiError;
 use uuid::Uuid;
 
 use crate::model::{DynoName, ProcessType};
-use crate::state::{AppRef, DomainRef, ReleaseRef};
+use crate::state::{AppRef, DomainRef, ReleaseRef, SniEndpointRef};
 
 /// Every endpoint the API serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +96,17 @@ pub enum Route {
     GetDomain(AppRef, DomainRef),
     /// `DELETE /apps/{app}/domains/{id_or_hostname}`: remove a custom domain.
     DeleteDomain(AppRef, DomainRef),
+    /// `GET /apps/{app}/sni-endpoints`.
+    ListSniEndpoints(AppRef),
+    /// `POST /apps/{app}/sni-endpoints`: add a certificate and key.
+    CreateSniEndpoint(AppRef),
+    /// `GET /apps/{app}/sni-endpoints/{id_or_name}`.
+    GetSniEndpoint(AppRef, SniEndpointRef),
+    /// `PATCH /apps/{app}/sni-endpoints/{id_or_name}`: replace the
+    /// certificate and key.
+    UpdateSniEndpoint(AppRef, SniEndpointRef),
+    /// `DELETE /apps/{app}/sni-endpoints/{id_or_name}`.
+    DeleteSniEndpoint(AppRef, SniEndpointRef),
     /// `GET /apps/{app}/{collection}` for collections Heroku's CLI reads
     /// but Corral does not have yet (add-ons, collaborators, ...): an
     /// empty list for an existing app, so `apps:info` works. (Pipeline
@@ -322,14 +333,28 @@ impl Route {
                 Method::DELETE => Ok(Route::DeleteDomain(app(a)?, domain(d)?)),
                 _ => Err(wrong_method("GET, DELETE")),
             },
-            ["apps", a, "addons"
-            | "collaborators"
-            | "buildpack-installations"
-            | "log-drains"
-            | "sni-endpoints"] => match *m {
-                Method::GET => Ok(Route::EmptyCollection(app(a)?)),
-                _ => Err(not_found()),
+            ["apps", a, "sni-endpoints"] => match *m {
+                Method::GET => Ok(Route::ListSniEndpoints(app(a)?)),
+                Method::POST => Ok(Route::CreateSniEndpoint(app(a)?)),
+                _ => Err(wrong_method("GET, POST")),
             },
+            ["apps", a, "sni-endpoints", e] => {
+                let e = SniEndpointRef::parse(e).map_err(|_| {
+                    ApiError::NotFound("Couldn't find that SNI endpoint.".to_owned())
+                })?;
+                match *m {
+                    Method::GET => Ok(Route::GetSniEndpoint(app(a)?, e)),
+                    Method::PATCH => Ok(Route::UpdateSniEndpoint(app(a)?, e)),
+                    Method::DELETE => Ok(Route::DeleteSniEndpoint(app(a)?, e)),
+                    _ => Err(wrong_method("GET, PATCH, DELETE")),
+                }
+            }
+            ["apps", a, "addons" | "collaborators" | "buildpack-installations" | "log-drains"] => {
+                match *m {
+                    Method::GET => Ok(Route::EmptyCollection(app(a)?)),
+                    _ => Err(not_found()),
+                }
+            }
             _ => Err(not_found()),
         }
     }
@@ -500,10 +525,27 @@ mod tests {
             route(&Method::PUT, "/apps/demo/domains"),
             Err(ApiError::MethodNotAllowed { .. })
         ));
-        // Heroku's domains:add asks for SNI endpoints first: an empty list.
+        // Heroku's domains:add asks for SNI endpoints first.
         assert!(matches!(
             route(&Method::GET, "/apps/demo/sni-endpoints"),
-            Ok(Route::EmptyCollection(_))
+            Ok(Route::ListSniEndpoints(_))
+        ));
+        assert!(matches!(
+            route(&Method::PATCH, "/apps/demo/sni-endpoints/quiet-river-4821"),
+            Ok(Route::UpdateSniEndpoint(_, SniEndpointRef::Name(n))) if n == "quiet-river-4821"
+        ));
+        let id = uuid::Uuid::new_v4();
+        assert!(matches!(
+            route(&Method::DELETE, &format!("/apps/demo/sni-endpoints/{id}")),
+            Ok(Route::DeleteSniEndpoint(_, SniEndpointRef::Id(found))) if found == id
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/apps/demo/sni-endpoints/Not_A_Name"),
+            Err(ApiError::NotFound(m)) if m.contains("SNI endpoint")
+        ));
+        assert!(matches!(
+            route(&Method::PUT, "/apps/demo/sni-endpoints"),
+            Err(ApiError::MethodNotAllowed { .. })
         ));
     }
 

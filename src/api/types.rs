@@ -429,7 +429,8 @@ pub struct Domain {
     pub kind: String,
     /// Always `succeeded`: a domain routes as soon as it is added.
     pub status: String,
-    /// TLS endpoint; none yet.
+    /// The SNI endpoint whose certificate covers it (the oldest one, if
+    /// several do); certificates are picked by name, not by this link.
     pub sni_endpoint: Option<NamedRef>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
@@ -441,9 +442,69 @@ pub struct Domain {
 pub struct DomainCreate {
     /// The hostname, such as `www.example.com` or `*.example.com`.
     pub hostname: String,
-    /// Accepted for compatibility (Heroku's CLI sends it); must be null.
+    /// Accepted for compatibility (Heroku's CLI sends it): null, or the
+    /// name or id of one of the app's SNI endpoints. The router picks the
+    /// certificate by name anyway.
     #[serde(default)]
     pub sni_endpoint: Option<String>,
+}
+
+/// `GET /apps/{app}/sni-endpoints/{id_or_name}` and the element of the
+/// list: a TLS certificate the router serves for the app's domains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SniEndpoint {
+    /// The app.
+    pub app: NamedRef,
+    /// The certificate chain, PEM, as uploaded (never the key).
+    pub certificate_chain: String,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+    /// Not used by Corral: null.
+    pub display_name: Option<String>,
+    /// Ids of the app's custom domains that the certificate covers.
+    pub domains: Vec<Uuid>,
+    /// Stable id.
+    pub id: Uuid,
+    /// Its name, like `quiet-river-4821`.
+    pub name: String,
+    /// What the certificate says.
+    pub ssl_cert: SslCert,
+    /// When its certificate was last replaced.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The certificate of an [`SniEndpoint`], as Heroku describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SslCert {
+    /// Always false: no automated certificate management (ACME) yet.
+    pub acm: bool,
+    /// Whether another certificate issued it. Corral checks no trust
+    /// store: this only means "not self-signed".
+    #[serde(rename = "ca_signed?")]
+    pub ca_signed: bool,
+    /// The DNS names it covers.
+    pub cert_domains: Vec<String>,
+    /// `notAfter`.
+    pub expires_at: DateTime<Utc>,
+    /// The issuer, as `/C=US/O=Example CA/CN=...`.
+    pub issuer: String,
+    /// Whether it issued itself.
+    #[serde(rename = "self_signed?")]
+    pub self_signed: bool,
+    /// `notBefore`.
+    pub starts_at: DateTime<Utc>,
+    /// The subject, as `/CN=www.example.com`.
+    pub subject: String,
+}
+
+/// `POST /apps/{app}/sni-endpoints` and `PATCH .../{id_or_name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniEndpointCreate {
+    /// The server certificate, then its intermediates, PEM.
+    pub certificate_chain: String,
+    /// The server certificate's private key, PEM, unencrypted.
+    pub private_key: String,
 }
 
 /// `GET /health`: unauthenticated, for probes and `corral sandbox`.

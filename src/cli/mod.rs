@@ -5,6 +5,7 @@
 //! the binary turns into a message and an exit status.
 
 mod apps;
+mod certs;
 mod client;
 mod config_vars;
 mod deploy;
@@ -272,6 +273,50 @@ enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// List an app's SSL certificates (SNI endpoints).
+    Certs {
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Add an SSL certificate: the router serves it over TLS for the
+    /// app's domains it names (`certs:add server.crt server.key`).
+    #[command(name = "certs:add")]
+    CertsAdd {
+        /// The certificate chain, PEM: the server certificate, then its
+        /// intermediates.
+        crt: std::path::PathBuf,
+        /// Its private key, PEM, unencrypted.
+        key: std::path::PathBuf,
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Show an SSL certificate's details.
+    #[command(name = "certs:info")]
+    CertsInfo {
+        /// The certificate's name (needed when the app has several).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Remove an SSL certificate.
+    #[command(name = "certs:remove")]
+    CertsRemove {
+        /// The certificate's name (needed when the app has several).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+        /// The app's name again, to confirm without a prompt.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
     /// Print whether an app is in maintenance mode: on or off.
     Maintenance {
         #[command(flatten)]
@@ -461,6 +506,27 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::DomainsClear { app } => {
             let app = settings::resolve_app(app.app)?;
             domains::clear(&client, &app).await
+        }
+        Command::Certs { app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            certs::list(&client, &app, json.json).await
+        }
+        Command::CertsAdd {
+            crt,
+            key,
+            app,
+            json,
+        } => {
+            let app = settings::resolve_app(app.app)?;
+            certs::add(&client, &app, &crt, &key, json.json).await
+        }
+        Command::CertsInfo { name, app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            certs::info(&client, &app, name.as_deref(), json.json).await
+        }
+        Command::CertsRemove { name, app, confirm } => {
+            let app = settings::resolve_app(app.app)?;
+            certs::remove(&client, &app, name.as_deref(), confirm).await
         }
         Command::Maintenance { app } => {
             let app = settings::resolve_app(app.app)?;

@@ -32,6 +32,12 @@ pub struct AppSettings {
     /// or, to compare, `random` (Heroku's) or `round-robin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_policy: Option<String>,
+    /// Plain HTTP requests get a redirect to HTTPS: 301 for GET and HEAD,
+    /// 308 (which keeps the method and body) for the rest. The router does
+    /// this only when it has a TLS listener (`router.listen-tls`);
+    /// without one the app is served over plain HTTP as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_https: Option<bool>,
 }
 
 /// The range of the timeouts in seconds.
@@ -63,7 +69,7 @@ impl AppSettings {
         let merged: Self =
             serde_json::from_value(serde_json::Value::Object(current)).map_err(|e| {
                 InvalidValue::new(format!(
-                    "{e}; known settings: boot_timeout, request_timeout, idle_timeout (seconds, 1-3600), max_concurrency (1-10000), routing_policy (least-outstanding, random, round-robin)"
+                    "{e}; known settings: boot_timeout, request_timeout, idle_timeout (seconds, 1-3600), max_concurrency (1-10000), routing_policy (least-outstanding, random, round-robin), force_https (true or false)"
                 ))
             })?;
         merged.validate()?;
@@ -127,6 +133,8 @@ mod tests {
             (Some(120), Some(1))
         );
         assert_eq!(set.merge(&json!({})).expect("no-op"), set);
+        let https = set.merge(&json!({"force_https": true})).expect("https");
+        assert_eq!(https.force_https, Some(true));
         assert_eq!(
             set.merge(&json!({"boot_timeout": null})).expect("reset"),
             AppSettings::default()
@@ -138,6 +146,7 @@ mod tests {
             json!({"routing_policy": "fastest"}),
             json!({"boot_timeout": 3601}),
             json!({"boot_timeout": "soon"}),
+            json!({"force_https": "yes"}),
             json!({"boot_timout": 5}),
             json!([1]),
         ] {

@@ -296,6 +296,7 @@ mod tests {
                 ..RouteSettings::default()
             },
             queue: Arc::default(),
+            certificates: Vec::new(),
         }
     }
 

@@ -6,7 +6,8 @@
 //! SQLite or D-Bus. A request goes to the up dyno with the fewest requests
 //! in flight ([`balance`]), over a pooled keep-alive connection; errors
 //! are answered with Heroku's pages and codes ([`pages`]), and every
-//! request writes one router log line ([`log`]).
+//! request writes one router log line ([`log`]). A second listener can
+//! terminate TLS, with certificates picked by SNI from the table ([`tls`]).
 
 pub mod balance;
 pub mod framing;
@@ -17,13 +18,15 @@ pub mod proxy;
 pub mod server;
 pub mod split;
 pub mod table;
+pub mod tls;
 
 pub use proxy::{Context, Peer};
-pub use server::{serve, Limits};
+pub use server::{serve, serve_tls, Limits};
 pub use split::RouteHub;
 pub use table::{
-    AppDynos, AppInfo, Policy, RouteFeed, RouteSettings, RouteTable, TableHandle, UpDyno,
+    AppDynos, AppInfo, Policy, RouteFeed, RouteSettings, RouteTable, Snapshot, TableHandle, UpDyno,
 };
+pub use tls::OperatorCert;
 
 /// A boxed error for response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

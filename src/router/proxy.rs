@@ -44,6 +44,11 @@ pub struct Context {
     pub tasks: TaskTracker,
     /// Ends them on shutdown.
     pub shutdown: CancellationToken,
+    /// The port of the router's TLS listener, when it has one: plain
+    /// requests to apps with `force_https` are redirected there. Without
+    /// one, `force_https` is ignored rather than sending clients to a port
+    /// nobody answers on.
+    pub https_port: Option<u16>,
 }
 
 /// Where a request came from.
@@ -293,6 +298,11 @@ pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Re
     };
     drop(table);
     log.app = Some(route.app.to_string());
+    if let Some(port) = ctx.https_port.filter(|_| route.settings.force_https) {
+        if peer.scheme == "http" {
+            return redirect_to_https(log, &req, &host, port);
+        }
+    }
     if route.maintenance {
         return fail(log, Code::H80);
     }
@@ -304,6 +314,55 @@ pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Re
         None => pages::error_page(Code::H13),
     };
     interrupted.done();
+    response
+}
+
+/// 301 for GET and HEAD; 308 for the rest, which (unlike 301 in practice)
+/// keeps the method and body.
+fn redirect_status(method: &http::Method) -> StatusCode {
+    if method == http::Method::GET || method == http::Method::HEAD {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        StatusCode::PERMANENT_REDIRECT
+    }
+}
+
+/// `https://host[:port]/path?query`; the port only when it is not 443.
+fn https_location(host: &str, port: u16, path_and_query: &str) -> String {
+    let host = super::table::normalize_host(host);
+    if port == 443 {
+        format!("https://{host}{path_and_query}")
+    } else {
+        format!("https://{host}:{port}{path_and_query}")
+    }
+}
+
+/// Sends a plain HTTP request for a `force_https` app to HTTPS.
+fn redirect_to_https<B>(
+    mut log: RequestLog,
+    req: &Request<B>,
+    host: &str,
+    port: u16,
+) -> Response<RouterBody> {
+    let status = redirect_status(req.method());
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let Ok(location) = HeaderValue::from_str(&https_location(host, port, path)) else {
+        log.status = StatusCode::BAD_REQUEST.as_u16();
+        log.emit();
+        return pages::bad_request(
+            StatusCode::BAD_REQUEST,
+            "The Host header is not a hostname.",
+        );
+    };
+    log.status = status.as_u16();
+    log.emit();
+    let mut response = Response::new(
+        http_body_util::Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::LOCATION, location);
     response
 }
 
@@ -728,6 +787,27 @@ mod tests {
         ]);
         assert!(upgrade_protocol(&h2c).is_none());
         assert!(upgrade_protocol(&req(&[("upgrade", "websocket")])).is_none());
+    }
+
+    #[test]
+    fn plain_requests_are_redirected_with_the_method_kept() {
+        use http::Method;
+        assert_eq!(redirect_status(&Method::GET), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(
+            redirect_status(&Method::HEAD),
+            StatusCode::MOVED_PERMANENTLY
+        );
+        for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert_eq!(redirect_status(&method), StatusCode::PERMANENT_REDIRECT);
+        }
+        assert_eq!(
+            https_location("Shop.Example.com:80", 443, "/cart?x=1"),
+            "https://shop.example.com/cart?x=1"
+        );
+        assert_eq!(
+            https_location("shop.example.com", 8443, "/"),
+            "https://shop.example.com:8443/"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The router's accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on one
-//! port, a header read timeout against slowloris, a cap on head size and
-//! on connections per client address.
+//! port, or both over TLS (ALPN) on another; a header read timeout against
+//! slowloris (which also bounds a TLS handshake), a cap on head size and on
+//! connections per client address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,7 +11,9 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -80,10 +83,37 @@ impl Drop for IpPermit {
     }
 }
 
-/// Serves the router on `listener` until `shutdown`; open connections
-/// finish their current request (the caller's tracker waits for them).
+/// Serves the router over plain HTTP on `listener` until `shutdown`; open
+/// connections finish their current request (the caller's tracker waits
+/// for them).
 pub async fn serve(
     listener: TcpListener,
+    ctx: Arc<Context>,
+    limits: Limits,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    accept_loop(listener, None, ctx, limits, shutdown, tracker).await;
+}
+
+/// Serves the router over TLS on `listener` (see [`super::tls`] for the
+/// configuration), like [`serve`]; requests carry `X-Forwarded-Proto:
+/// https`.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    ctx: Arc<Context>,
+    limits: Limits,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    accept_loop(listener, Some(acceptor), ctx, limits, shutdown, tracker).await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     ctx: Arc<Context>,
     limits: Limits,
     shutdown: CancellationToken,
@@ -113,10 +143,11 @@ pub async fn serve(
         let peer = Peer {
             addr,
             local_port,
-            scheme: "http",
+            scheme: if tls.is_some() { "https" } else { "http" },
         };
         tracker.spawn(connection(
             stream,
+            tls.clone(),
             peer,
             Arc::clone(&ctx),
             limits,
@@ -127,7 +158,8 @@ pub async fn serve(
 }
 
 async fn connection(
-    stream: tokio::net::TcpStream,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
     peer: Peer,
     ctx: Arc<Context>,
     limits: Limits,
@@ -135,6 +167,37 @@ async fn connection(
     permit: IpPermit,
 ) {
     let _permit = permit;
+    let Some(acceptor) = tls else {
+        return serve_http(stream, peer, ctx, limits, shutdown).await;
+    };
+    // A client that opens a connection and never finishes the handshake
+    // holds it like a slowloris client: the header timeout bounds both.
+    let handshake = tokio::select! {
+        done = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)) => done,
+        () = shutdown.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => serve_http(stream, peer, ctx, limits, shutdown).await,
+        Ok(Err(e)) => {
+            tracing::debug!(addr = %peer.addr, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            tracing::debug!(addr = %peer.addr, "TLS handshake timed out");
+        }
+    }
+}
+
+/// HTTP/1.1 or HTTP/2 (hyper tells them apart by the first bytes, which
+/// over TLS follow the ALPN choice) on one connection.
+async fn serve_http<S>(
+    stream: S,
+    peer: Peer,
+    ctx: Arc<Context>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let verdicts = Arc::new(Verdicts::default());
     let io = Inspect::new(stream, Arc::clone(&verdicts));
     let first_request = Arc::new(tokio::sync::Notify::new());

@@ -22,8 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::table::{AppDynos, AppInfo, Policy, RouteFeed, RouteSettings, UpDyno};
+use super::table::{AppDynos, AppInfo, Policy, RouteFeed, RouteSettings, Snapshot, UpDyno};
+use super::tls::OperatorCert;
 use crate::model::AppName;
+use crate::tls::PemPair;
 
 /// Longest line either side accepts (a table of thousands of apps fits).
 const MAX_LINE: usize = 16 * 1024 * 1024;
@@ -39,6 +41,13 @@ struct WireApp {
     boot_wait_ms: u64,
     max_concurrency: Option<u32>,
     policy: String,
+    /// Absent from an older corrald: off.
+    #[serde(default)]
+    force_https: bool,
+    /// The app's SNI endpoints, PEM (keys included: the socket and the
+    /// router's cache are root's alone).
+    #[serde(default)]
+    certificates: Vec<PemPair>,
 }
 
 /// An up dyno on the wire.
@@ -65,6 +74,9 @@ enum ToRouter {
     Table {
         apps: Vec<WireApp>,
         dynos: BTreeMap<String, WireDynos>,
+        /// `router.certificates-dir`, read by corrald.
+        #[serde(default)]
+        operator_certificates: Vec<OperatorCert>,
     },
     /// Take `unit` out and answer once its requests finished (or after
     /// `limit_ms`).
@@ -87,8 +99,14 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn to_wire(apps: &[AppInfo], dynos: &BTreeMap<AppName, AppDynos>) -> ToRouter {
+fn to_wire(snapshot: &Snapshot) -> ToRouter {
+    let Snapshot {
+        apps,
+        dynos,
+        operator_certificates,
+    } = snapshot;
     ToRouter::Table {
+        operator_certificates: operator_certificates.clone(),
         apps: apps
             .iter()
             .map(|a| WireApp {
@@ -105,6 +123,8 @@ fn to_wire(apps: &[AppInfo], dynos: &BTreeMap<AppName, AppDynos>) -> ToRouter {
                     Policy::RoundRobin => "round-robin",
                 }
                 .to_owned(),
+                force_https: a.settings.force_https,
+                certificates: a.certificates.clone(),
             })
             .collect(),
         dynos: dynos
@@ -133,7 +153,12 @@ fn to_wire(apps: &[AppInfo], dynos: &BTreeMap<AppName, AppDynos>) -> ToRouter {
 
 /// Applies a table from corrald; names that do not parse are skipped (a
 /// newer corrald may know more than this router).
-fn apply(feed: &RouteFeed, apps: Vec<WireApp>, dynos: BTreeMap<String, WireDynos>) {
+fn apply(
+    feed: &RouteFeed,
+    apps: Vec<WireApp>,
+    dynos: BTreeMap<String, WireDynos>,
+    operator_certificates: Vec<OperatorCert>,
+) {
     let apps = apps
         .into_iter()
         .filter_map(|a| {
@@ -151,7 +176,9 @@ fn apply(feed: &RouteFeed, apps: Vec<WireApp>, dynos: BTreeMap<String, WireDynos
                         "round-robin" => Policy::RoundRobin,
                         _ => Policy::LeastOutstanding,
                     },
+                    force_https: a.force_https,
                 },
+                certificates: a.certificates,
             })
         })
         .collect();
@@ -176,6 +203,7 @@ fn apply(feed: &RouteFeed, apps: Vec<WireApp>, dynos: BTreeMap<String, WireDynos
             ))
         })
         .collect();
+    feed.set_operator_certificates(operator_certificates);
     feed.set_apps(apps);
     feed.set_dynos(dynos);
 }
@@ -225,8 +253,7 @@ impl RouteHub {
         if !self.ready.load(Ordering::Acquire) {
             return;
         }
-        let (apps, dynos) = self.feed.snapshot();
-        let table = to_wire(&apps, &dynos);
+        let table = to_wire(&self.feed.snapshot());
         self.remotes()
             .retain(|remote| remote.tx.send(table.clone()).is_ok());
     }
@@ -235,6 +262,14 @@ impl RouteHub {
     pub fn set_apps(&self, apps: Vec<AppInfo>) {
         self.feed.set_apps(apps);
         self.broadcast();
+    }
+
+    /// Replaces the operator's certificates (see
+    /// [`RouteFeed::set_operator_certificates`]).
+    pub fn set_operator_certificates(&self, certs: Vec<OperatorCert>) {
+        if self.feed.set_operator_certificates(certs) {
+            self.broadcast();
+        }
     }
 
     /// Replaces the dynos (see [`RouteFeed::set_dynos`]).
@@ -313,8 +348,7 @@ impl RouteHub {
             let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<bool>>>> = Arc::default();
             {
                 if self.ready.load(Ordering::Acquire) {
-                    let (apps, dynos) = self.feed.snapshot();
-                    let _ = tx.send(to_wire(&apps, &dynos));
+                    let _ = tx.send(to_wire(&self.feed.snapshot()));
                 }
                 self.remotes().push(Remote {
                     tx,
@@ -378,8 +412,12 @@ pub fn load_cache(cache: &Path, feed: &RouteFeed) -> bool {
         return false;
     };
     match serde_json::from_str::<ToRouter>(&text) {
-        Ok(ToRouter::Table { apps, dynos }) => {
-            apply(feed, apps, dynos);
+        Ok(ToRouter::Table {
+            apps,
+            dynos,
+            operator_certificates,
+        }) => {
+            apply(feed, apps, dynos, operator_certificates);
             true
         }
         _ => false,
@@ -453,8 +491,8 @@ async fn session(
                     return;
                 }
                 match serde_json::from_str::<ToRouter>(&line) {
-                    Ok(ToRouter::Table { apps, dynos }) => {
-                        apply(feed, apps, dynos);
+                    Ok(ToRouter::Table { apps, dynos, operator_certificates }) => {
+                        apply(feed, apps, dynos, operator_certificates);
                         if let Some(cache) = cache {
                             save_cache(cache, &line);
                         }
@@ -496,6 +534,9 @@ mod tests {
         ))));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let ca = crate::tls::testing::Ca::new("Test CA");
+        let cert = ca.leaf(&["www.demo.org"]);
+        let fallback = ca.leaf(&["*.apps.test"]);
         tokio::spawn(Arc::clone(&hub).serve(
             bind_feed(&socket).expect("bind"),
             shutdown.clone(),
@@ -507,8 +548,14 @@ mod tests {
             domains: vec!["www.demo.org".into()],
             settings: RouteSettings {
                 max_concurrency: Some(3),
+                force_https: true,
                 ..RouteSettings::default()
             },
+            certificates: vec![cert.clone()],
+        }]);
+        hub.set_operator_certificates(vec![OperatorCert {
+            hostname: "*.apps.test".into(),
+            pem: fallback,
         }]);
         hub.set_dynos(BTreeMap::from([(
             app("demo"),
@@ -546,6 +593,9 @@ mod tests {
             }
         };
         assert_eq!(route.settings.max_concurrency, Some(3));
+        assert!(route.settings.force_https);
+        assert_eq!(route.certificates.len(), 1, "the SNI endpoint arrived");
+        assert!(crate::router::tls::pick(&remote.handle().load(), None).is_some());
         // A request in flight on the remote router holds the drain.
         let backend = Arc::clone(&route.backends[0]);
         backend.add_in_flight();

@@ -19,7 +19,9 @@ use tokio::sync::watch;
 
 use super::balance::AppQueue;
 use super::pool::Pool;
+use super::tls::{OperatorCert, OperatorCerts};
 use crate::model::AppName;
+use crate::tls::{Certificate, PemPair};
 
 /// Per-app routing settings, with Heroku's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +36,9 @@ pub struct RouteSettings {
     pub boot_wait: Duration,
     /// How a dyno is chosen.
     pub policy: Policy,
+    /// Plain HTTP requests are redirected to HTTPS (when the router has a
+    /// TLS listener).
+    pub force_https: bool,
 }
 
 /// How the router chooses among an app's up dynos.
@@ -56,6 +61,7 @@ impl Default for RouteSettings {
             max_concurrency: None,
             boot_wait: Duration::from_secs(75),
             policy: Policy::LeastOutstanding,
+            force_https: false,
         }
     }
 }
@@ -78,6 +84,7 @@ impl RouteSettings {
                 Some("round-robin") => Policy::RoundRobin,
                 _ => Policy::LeastOutstanding,
             },
+            force_https: settings.force_https.unwrap_or(false),
         }
     }
 }
@@ -215,12 +222,15 @@ pub struct AppRoute {
     pub settings: RouteSettings,
     /// The app's queue for `max_concurrency`, shared across snapshots.
     pub queue: Arc<AppQueue>,
+    /// Its SNI endpoints' certificates, parsed when they entered the feed.
+    pub certificates: Vec<Arc<Certificate>>,
 }
 
 /// The immutable snapshot the router serves from.
 #[derive(Debug, Default)]
 pub struct RouteTable {
     by_host: HashMap<String, Arc<AppRoute>>,
+    operator: Arc<OperatorCerts>,
 }
 
 impl RouteTable {
@@ -239,6 +249,11 @@ impl RouteTable {
     /// Every app, for tests and diagnostics.
     pub fn apps(&self) -> impl Iterator<Item = &Arc<AppRoute>> {
         self.by_host.values()
+    }
+
+    /// The operator's certificates (`router.certificates-dir`).
+    pub fn operator(&self) -> &OperatorCerts {
+        &self.operator
     }
 }
 
@@ -301,6 +316,8 @@ pub struct AppInfo {
     pub domains: Vec<String>,
     /// Routing settings.
     pub settings: RouteSettings,
+    /// Its SNI endpoints' certificates, PEM.
+    pub certificates: Vec<PemPair>,
 }
 
 /// One up web dyno, as the dyno manager reports it.
@@ -333,6 +350,25 @@ struct FeedState {
     /// Dynos that left, while requests still hold them (for draining).
     retired: HashMap<String, std::sync::Weak<Backend>>,
     queues: HashMap<AppName, Arc<AppQueue>>,
+    /// Apps' certificates, parsed once: by PEM, so an unchanged one is not
+    /// parsed again when the apps are set again (`None`: it did not parse).
+    parsed: HashMap<PemPair, Option<Arc<Certificate>>>,
+    /// Each app's parsed certificates.
+    certificates: HashMap<AppName, Vec<Arc<Certificate>>>,
+    /// The operator's certificates, as given and parsed.
+    operator_pems: Vec<OperatorCert>,
+    operator: Arc<OperatorCerts>,
+}
+
+/// Everything a feed was given, to hand on to another feed.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The apps.
+    pub apps: Vec<AppInfo>,
+    /// Their dynos.
+    pub dynos: BTreeMap<AppName, AppDynos>,
+    /// The operator's certificates.
+    pub operator_certificates: Vec<OperatorCert>,
 }
 
 /// Builds and publishes route tables from the control plane's updates.
@@ -362,11 +398,49 @@ impl RouteFeed {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replaces the set of apps (after any app, domain or setting change).
+    /// Replaces the set of apps (after any app, domain, setting or
+    /// certificate change).
     pub fn set_apps(&self, apps: Vec<AppInfo>) {
         let mut state = self.state();
+        let mut parsed = HashMap::new();
+        let mut certificates = HashMap::new();
+        for app in &apps {
+            let mut certs = Vec::new();
+            for pem in &app.certificates {
+                let cert = match state.parsed.get(pem) {
+                    Some(known) => known.clone(),
+                    None => match Certificate::parse(pem) {
+                        Ok(cert) => Some(Arc::new(cert)),
+                        Err(e) => {
+                            // The API checked it on upload; a certificate
+                            // this router cannot read is skipped, not fatal.
+                            tracing::warn!(app = %app.app, error = %e, "skipping an SNI endpoint's certificate");
+                            None
+                        }
+                    },
+                };
+                certs.extend(cert.clone());
+                parsed.insert(pem.clone(), cert);
+            }
+            certificates.insert(app.app.clone(), certs);
+        }
+        state.parsed = parsed;
+        state.certificates = certificates;
         state.apps = apps.into_iter().map(|a| (a.app.clone(), a)).collect();
         self.publish(&mut state);
+    }
+
+    /// Replaces the operator's certificates (`router.certificates-dir`);
+    /// whether they changed.
+    pub fn set_operator_certificates(&self, certs: Vec<OperatorCert>) -> bool {
+        let mut state = self.state();
+        if state.operator_pems == certs {
+            return false;
+        }
+        state.operator = Arc::new(OperatorCerts::build(&certs, &self.base_domain));
+        state.operator_pems = certs;
+        self.publish(&mut state);
+        true
     }
 
     /// Replaces every app's dynos (after a dyno manager pass). A dyno
@@ -382,11 +456,15 @@ impl RouteFeed {
         true
     }
 
-    /// What the feed holds now: apps and their dynos (to pass on to a
-    /// router in another process).
-    pub fn snapshot(&self) -> (Vec<AppInfo>, BTreeMap<AppName, AppDynos>) {
+    /// What the feed holds now: apps, their dynos and the operator's
+    /// certificates (to pass on to a router in another process).
+    pub fn snapshot(&self) -> Snapshot {
         let state = self.state();
-        (state.apps.values().cloned().collect(), state.dynos.clone())
+        Snapshot {
+            apps: state.apps.values().cloned().collect(),
+            dynos: state.dynos.clone(),
+            operator_certificates: state.operator_pems.clone(),
+        }
     }
 
     /// Takes one dyno out of the table at once (before it is stopped) and
@@ -452,6 +530,7 @@ impl RouteFeed {
                 unavailable,
                 settings: info.settings.clone(),
                 queue,
+                certificates: state.certificates.get(name).cloned().unwrap_or_default(),
             });
             by_host.insert(
                 format!("{}.{}", name.as_str(), self.base_domain),
@@ -470,7 +549,10 @@ impl RouteFeed {
         }
         state.backends = live_units;
         state.queues = live_queues;
-        self.handle.publish(RouteTable { by_host });
+        self.handle.publish(RouteTable {
+            by_host,
+            operator: Arc::clone(&state.operator),
+        });
         // Requests queued for a dyno slot may fit on a new dyno now.
         let table = self.handle.load();
         for route in table.apps() {
@@ -495,6 +577,7 @@ mod tests {
             maintenance: false,
             domains: domains.iter().map(|d| (*d).to_owned()).collect(),
             settings: RouteSettings::default(),
+            certificates: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::records::{self, App, Domain};
 use super::{find_app, now, AppRef, StoreError};
 use crate::model::{AppName, AppSettings, Hostname};
+use crate::tls::PemPair;
 
 /// A domain given by UUID or by hostname, as the Platform API allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct RouteApp {
     pub settings: AppSettings,
     /// Its custom hostnames, lowercase, sorted; wildcards as `*.example.com`.
     pub domains: Vec<String>,
+    /// Its SNI endpoints' certificates and keys, oldest first.
+    pub certificates: Vec<PemPair>,
 }
 
 fn find_domain(
@@ -168,7 +171,8 @@ pub fn remove_domain(
 }
 
 /// Every app with what the router serves it by: name, maintenance mode,
-/// settings and custom hostnames. Two queries in all, however many apps.
+/// settings, custom hostnames and certificates. Three queries in all,
+/// however many apps.
 pub fn route_apps(conn: &mut Connection) -> Result<Vec<RouteApp>, StoreError> {
     // One read transaction, so apps and domains come from one snapshot: a
     // domain moved between the two queries cannot show up twice or never.
@@ -185,6 +189,7 @@ pub fn route_apps(conn: &mut Connection) -> Result<Vec<RouteApp>, StoreError> {
             domains.entry(app_id).or_default().push(hostname);
         }
     }
+    let mut certificates = super::sni::certificates_by_app(&tx)?;
     let apps = {
         let mut stmt =
             tx.prepare("SELECT id, name, maintenance, settings_json FROM apps ORDER BY name")?;
@@ -206,6 +211,7 @@ pub fn route_apps(conn: &mut Connection) -> Result<Vec<RouteApp>, StoreError> {
                 settings: serde_json::from_str(&settings)
                     .map_err(|e| StoreError::Corrupt(format!("app settings: {e}")))?,
                 domains: domains.remove(&id).unwrap_or_default(),
+                certificates: certificates.remove(&id).unwrap_or_default(),
             });
         }
         apps

@@ -129,6 +129,21 @@ const STEPS: &[&str] = &[
     );
     CREATE INDEX domains_app ON domains (app_id);
     "#,
+    // v7: SNI endpoints, an app's TLS certificates. The private key is
+    // stored here as PEM, unencrypted: the database is as secret as the
+    // config vars beside it (the state directory is 0750 root).
+    r#"
+    CREATE TABLE sni_endpoints (
+        id                 TEXT PRIMARY KEY,
+        app_id             TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        name               TEXT NOT NULL,
+        certificate_chain  TEXT NOT NULL,
+        private_key        TEXT NOT NULL,
+        created_at         TEXT NOT NULL,
+        updated_at         TEXT NOT NULL,
+        UNIQUE (app_id, name)
+    );
+    "#,
 ];
 
 /// The schema version this binary migrates to.

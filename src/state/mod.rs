@@ -1,4 +1,4 @@
-//! The SQLite store: apps, config vars, releases, slugs, formation, domains and API tokens.
+//! The SQLite store: apps, config vars, releases, slugs, formation, domains, SNI endpoints and API tokens.
 //!
 //! One database file, one connection behind a mutex, every change in one
 //! `IMMEDIATE` transaction: a config change and the release it creates land
@@ -11,6 +11,7 @@ mod dynos;
 mod migrations;
 mod records;
 mod slugs;
+mod sni;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -38,6 +39,10 @@ pub use records::{Account, App, Domain, FormationEntry, FormationUpdate, Release
 pub use slugs::{
     complete_upload, create_slug, deploy_slug, get_slug, live_slug_digests, previous_release,
     release_slug_digest, rollback, slug_for_upload, NewSlug, Slug,
+};
+pub use sni::{
+    add_sni_endpoint, get_sni_endpoint, list_sni_endpoints, remove_sni_endpoint,
+    update_sni_endpoint, SniEndpoint, SniEndpointRef, SniView,
 };
 
 /// What went wrong in the store.
