@@ -21,6 +21,9 @@
 //! - [`cli`]: the `corral` command, speaking the API with [`api::types`].
 //! - [`attach`]: the framed protocol between `corral run` and a one-off
 //!   dyno's terminal, spoken over an upgraded API connection.
+//! - [`router`]: the data plane: Host to app to a web dyno, from route
+//!   table snapshots the control plane publishes; inside corrald or as
+//!   `corrald router` fed over a Unix socket.
 //! - [`sandbox`]: a throwaway systemd host for `corral sandbox` and tests.
 //! - [`tls`]: certificate chains and keys, checked and parsed once; the
 //!   API validates uploads with it and the router serves from it.
@@ -30,8 +33,11 @@
 //! run wakes the dyno manager, which reads the store, lists systemd's units
 //! and starts or stops transient units over D-Bus. `corral run` asks for a
 //! one-off dyno, then turns a second API connection (an HTTP upgrade) into
-//! that dyno's terminal; corrald starts it only then. The router (data
-//! plane), builds and logs join as later parts, each owned by the daemon.
+//! that dyno's terminal; corrald starts it only then. The dyno manager and
+//! a refresher publish apps, domains and up web dynos into the router's
+//! feed; the router serves each HTTP request from the current snapshot and
+//! never waits on the store or D-Bus. Builds and logs join as later parts,
+//! each owned by the daemon.
 
 pub mod api;
 pub mod attach;
