@@ -263,7 +263,7 @@ const FIRST_TABLE_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs only the router (`corrald router`): its listening sockets come
 /// from systemd (`LISTEN_FDS`, so a restart of this process refuses no
-/// connection: the socket stays open in systemd; see [`socket_roles`] for
+/// connection: the socket stays open in systemd; see `socket_roles` for
 /// which serves TLS), else it binds `router.listen` and
 /// `router.listen-tls`; its table comes from corrald over the feed socket, and
 /// it keeps serving its last table while corrald is away.

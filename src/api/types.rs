@@ -265,7 +265,7 @@ pub struct ReleaseCreate {
     /// The release to roll back to (its id or version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
-    /// A description instead of "Deploy <commit>".
+    /// A description instead of "Deploy `<commit>`".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
