@@ -260,8 +260,9 @@ impl RouteHub {
 
     /// Replaces the apps (see [`RouteFeed::set_apps`]).
     pub fn set_apps(&self, apps: Vec<AppInfo>) {
-        self.feed.set_apps(apps);
-        self.broadcast();
+        if self.feed.set_apps(apps) {
+            self.broadcast();
+        }
     }
 
     /// Replaces the operator's certificates (see
@@ -450,6 +451,9 @@ pub async fn follow(
                 tracing::info!(socket = %socket.display(), "following corrald's route table");
                 logged = false;
                 session(stream, &feed, cache.as_deref(), &shutdown).await;
+                if shutdown.is_cancelled() {
+                    return;
+                }
                 tracing::warn!("lost corrald; serving the last route table and reconnecting");
             }
             Err(e) if !logged => {

@@ -299,6 +299,15 @@ impl TableHandle {
         self.version.subscribe()
     }
 
+    /// Drops every dyno's idle keep-alive connections (on shutdown).
+    pub fn close_idle_connections(&self) {
+        for route in self.load().apps() {
+            for backend in &route.backends {
+                backend.pool.clear();
+            }
+        }
+    }
+
     fn publish(&self, table: RouteTable) {
         self.current.store(Arc::new(table));
         self.version.send_modify(|v| *v += 1);
@@ -399,12 +408,18 @@ impl RouteFeed {
     }
 
     /// Replaces the set of apps (after any app, domain, setting or
-    /// certificate change).
-    pub fn set_apps(&self, apps: Vec<AppInfo>) {
+    /// certificate change); whether they changed. The refresher calls this
+    /// every 30 s as a safety net: an unchanged set publishes nothing.
+    pub fn set_apps(&self, apps: Vec<AppInfo>) -> bool {
+        let apps: BTreeMap<AppName, AppInfo> =
+            apps.into_iter().map(|a| (a.app.clone(), a)).collect();
         let mut state = self.state();
+        if state.apps == apps {
+            return false;
+        }
         let mut parsed = HashMap::new();
         let mut certificates = HashMap::new();
-        for app in &apps {
+        for app in apps.values() {
             let mut certs = Vec::new();
             for pem in &app.certificates {
                 let cert = match state.parsed.get(pem) {
@@ -426,8 +441,9 @@ impl RouteFeed {
         }
         state.parsed = parsed;
         state.certificates = certificates;
-        state.apps = apps.into_iter().map(|a| (a.app.clone(), a)).collect();
+        state.apps = apps;
         self.publish(&mut state);
+        true
     }
 
     /// Replaces the operator's certificates (`router.certificates-dir`);
@@ -603,10 +619,18 @@ mod tests {
     #[test]
     fn the_table_routes_by_host_and_keeps_backends_across_snapshots() {
         let feed = RouteFeed::new("apps.test", TableHandle::default());
-        feed.set_apps(vec![
+        let apps = vec![
             info("one", &["www.one.org"]),
             info("two", &["*.two.org", "exact.two.org"]),
-        ]);
+        ];
+        assert!(feed.set_apps(apps.clone()));
+        let published = *feed.handle().subscribe().borrow();
+        assert!(!feed.set_apps(apps), "the same apps again change nothing");
+        assert_eq!(
+            *feed.handle().subscribe().borrow(),
+            published,
+            "nor publish"
+        );
         let table = feed.handle().load();
         assert_eq!(
             table.lookup("ONE.apps.test:80").map(|r| r.app.as_str()),
