@@ -30,6 +30,9 @@ use super::{BoxError, RouterBody};
 /// Longest request line or header line the router accepts (Heroku: 8 KB).
 pub const MAX_LINE_BYTES: usize = 8192;
 
+/// How long an upstream connection may finish its response after shutdown.
+const UPSTREAM_GRACE: Duration = Duration::from_secs(10);
+
 /// How many dynos a request tries when they refuse connections.
 const MAX_ATTEMPTS: usize = 3;
 
@@ -416,10 +419,17 @@ async fn connect(ctx: &Context, backend: &Backend) -> std::io::Result<SendReques
         .map_err(std::io::Error::other)?;
     let shutdown = ctx.shutdown.clone();
     ctx.tasks.spawn(async move {
+        // On shutdown the connection keeps going while it carries a
+        // response (cutting it would be an H18 for the client), up to the
+        // same grace the client side gets; an idle one ends as soon as the
+        // pools drop it (see `TableHandle::close_idle_connections`).
+        let conn = conn.with_upgrades();
+        tokio::pin!(conn);
         tokio::select! {
-            _ = conn.with_upgrades() => {}
+            _ = conn.as_mut() => return,
             () = shutdown.cancelled() => {}
         }
+        let _ = tokio::time::timeout(UPSTREAM_GRACE, conn).await;
     });
     Ok(sender)
 }
@@ -501,16 +511,16 @@ async fn forward(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol.clone());
     }
+    // Origin form for the dyno: the client's path and query, already
+    // parsed (no second parse on the request path).
     let path = parts
         .uri
         .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     let mut upstream = Request::new(body);
     *upstream.method_mut() = parts.method;
-    *upstream.uri_mut() = path
-        .parse::<Uri>()
-        .unwrap_or_else(|_| Uri::from_static("/"));
+    *upstream.uri_mut() = Uri::from(path);
     *upstream.version_mut() = Version::HTTP_11;
     *upstream.headers_mut() = headers;
 
@@ -563,6 +573,7 @@ async fn forward(
             sent,
             conn,
             slot,
+            shutdown: ctx.shutdown.clone(),
         }),
     };
     Response::from_parts(parts, relay.boxed_unsync())
@@ -614,6 +625,8 @@ struct Done {
     sent: Instant,
     conn: SendRequest<Incoming>,
     slot: Slot,
+    /// After shutdown a finished connection is closed, not pooled.
+    shutdown: CancellationToken,
 }
 
 /// The dyno's response body on its way to the client: counts bytes,
@@ -642,7 +655,7 @@ impl Relay {
         log.service = done.sent.elapsed();
         log.code = code;
         log.emit();
-        if reuse {
+        if reuse && !done.shutdown.is_cancelled() {
             done.slot.backend().pool.put(done.conn);
         }
         drop(done.slot);

@@ -123,7 +123,11 @@ async fn accept_loop(
     let local_port = listener.local_addr().map_or(0, |a| a.port());
     loop {
         let accepted = tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => {
+                // Idle upstream connections end now; busy ones finish.
+                ctx.table.close_idle_connections();
+                break;
+            }
             accepted = listener.accept() => accepted,
         };
         let (stream, addr) = match accepted {
