@@ -60,6 +60,54 @@ pub struct Config {
     pub gc: GcConfig,
     /// How dynos run.
     pub dynos: DynosConfig,
+    /// How pushes are built.
+    pub builds: BuildsConfig,
+}
+
+/// How `git push` builds run: one sandboxed transient unit per build.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct BuildsConfig {
+    /// `MemoryMax=` of a build unit, in MB. Default 2048.
+    pub memory_mb: u64,
+    /// Seconds a build may run before systemd stops it. Default 900
+    /// (Heroku's 15 minutes).
+    pub timeout_secs: u64,
+    /// The buildpacks Corral ships (`<dir>/<name>/bin/compile`). Default:
+    /// found beside the corrald binary (`../share/corral/buildpacks` when
+    /// installed, the source tree's `buildpacks/` when run from `target/`).
+    pub buildpacks_dir: Option<PathBuf>,
+    /// Tried in order by `bin/detect` when an app has no buildpacks set;
+    /// the first that detects builds the app. Names of shipped buildpacks,
+    /// absolute paths or git URLs. Default nix, rust, nodejs, python,
+    /// procfile.
+    pub default_buildpacks: Vec<String>,
+    /// `PATH` inside build units, where buildpacks find runtimes (python3,
+    /// node, cargo, nix). Default `/usr/local/bin:/usr/bin:/bin`; on NixOS
+    /// the module adds `/run/current-system/sw/bin`.
+    pub path: String,
+    /// The program git's pre-receive hook runs as `<program> git-hook`.
+    /// Default: this corrald binary.
+    pub hook_program: Option<PathBuf>,
+    /// The largest push accepted, in MB (Heroku caps repositories at about
+    /// 1 GB). Default 1024.
+    pub max_push_mb: u64,
+}
+
+impl Default for BuildsConfig {
+    fn default() -> Self {
+        Self {
+            memory_mb: 2048,
+            timeout_secs: 900,
+            buildpacks_dir: None,
+            default_buildpacks: ["nix", "rust", "nodejs", "python", "procfile"]
+                .map(str::to_owned)
+                .to_vec(),
+            path: "/usr/local/bin:/usr/bin:/bin".to_owned(),
+            hook_program: None,
+            max_push_mb: 1024,
+        }
+    }
 }
 
 /// How dynos run.
@@ -116,6 +164,7 @@ impl Default for Config {
             slugs: SlugStoreConfig::default(),
             gc: GcConfig::default(),
             dynos: DynosConfig::default(),
+            builds: BuildsConfig::default(),
         }
     }
 }
@@ -263,6 +312,23 @@ impl Config {
         if !self.dynos.runtime_dir.is_absolute() {
             return Err("dynos.runtime-dir must be an absolute path".to_owned());
         }
+        if self.builds.memory_mb < 64 || self.builds.timeout_secs == 0 {
+            return Err(
+                "builds.memory-mb must be at least 64 and builds.timeout-secs at least 1"
+                    .to_owned(),
+            );
+        }
+        if self.builds.default_buildpacks.is_empty() {
+            return Err("builds.default-buildpacks must name at least one buildpack".to_owned());
+        }
+        for (key, path) in [
+            ("builds.buildpacks-dir", &self.builds.buildpacks_dir),
+            ("builds.hook-program", &self.builds.hook_program),
+        ] {
+            if path.as_ref().is_some_and(|p| !p.is_absolute()) {
+                return Err(format!("{key} must be an absolute path, not {path:?}"));
+            }
+        }
         if self.gc.retain_releases == 0 {
             return Err(
                 "gc.retain-releases must be at least 1: the current release's slug is always needed"
@@ -304,6 +370,11 @@ impl Config {
     /// Where corrald feeds a split router its route table.
     pub fn router_socket(&self) -> PathBuf {
         self.state_dir.join("router.sock")
+    }
+
+    /// The Unix socket git's pre-receive hooks reach corrald on.
+    pub fn git_hook_socket(&self) -> PathBuf {
+        self.state_dir.join("git-hook.sock")
     }
 
     /// The API socket path, defaulting into the state directory.

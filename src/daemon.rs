@@ -17,8 +17,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::api::{server, Api};
+use crate::build::Builds;
 use crate::config::Config;
 use crate::config::RouterMode;
+use crate::dynos::release_phase::ReleasePhase;
 use crate::dynos::{DynoManager, DynoWaker, OneOffs};
 use crate::gc;
 use crate::router::{self, AppInfo, RouteFeed, RouteHub, RouteSettings, TableHandle};
@@ -405,6 +407,29 @@ pub async fn serve(
         Arc::clone(&systemd),
         config.dynos.clone(),
     ));
+    let releases = Arc::new(ReleasePhase::new(
+        store.clone(),
+        Arc::clone(&slugs),
+        Arc::clone(&systemd),
+        config.dynos.clone(),
+        waker.clone(),
+    ));
+    let builds = Arc::new(Builds::new(
+        store.clone(),
+        Arc::clone(&slugs),
+        Arc::clone(&systemd),
+        Arc::clone(&config),
+        waker.clone(),
+        Arc::clone(&releases),
+        std::env::current_exe().ok(),
+    ));
+    match builds.shipped_buildpacks() {
+        Some(dir) => tracing::info!(dir = %dir.display(), "shipped buildpacks"),
+        None => tracing::warn!(
+            "no shipped buildpacks found beside corrald; set builds.buildpacks-dir or give apps buildpacks by URL"
+        ),
+    }
+    let tracker = TaskTracker::new();
     let api = Api::new(
         store.clone(),
         Arc::clone(&slugs),
@@ -412,8 +437,18 @@ pub async fn serve(
         Arc::clone(&config),
         waker.clone(),
         Arc::clone(&oneoffs),
+    )
+    .with_builds(Arc::clone(&builds), tracker.clone());
+    let hook_socket = config.git_hook_socket();
+    let hooks = Builds::bind_hooks(&hook_socket).map_err(|source| DaemonError::Bind {
+        what: hook_socket.display().to_string(),
+        source,
+    })?;
+    tracker.spawn(
+        Arc::clone(&builds)
+            .serve_hooks(hooks, shutdown.clone(), tracker.clone())
+            .instrument(tracing::info_span!("builds")),
     );
-    let tracker = TaskTracker::new();
     // The data plane reads route table snapshots that the control plane
     // (the dyno manager, the refresher below) publishes through the feed.
     let routes = Arc::new(RouteHub::new(Arc::new(RouteFeed::new(
@@ -452,6 +487,11 @@ pub async fn serve(
         &tracker,
     )?;
     if config.dynos.enabled {
+        tracker.spawn(
+            releases
+                .run(shutdown.clone())
+                .instrument(tracing::info_span!("release_phase")),
+        );
         tracker.spawn(
             oneoffs
                 .run(shutdown.clone())

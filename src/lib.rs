@@ -41,6 +41,7 @@
 
 pub mod api;
 pub mod attach;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod daemon;

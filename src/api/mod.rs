@@ -8,6 +8,7 @@
 mod domains;
 mod dynos;
 pub mod error;
+mod git;
 pub mod range;
 pub mod routes;
 pub mod server;
@@ -27,6 +28,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
+use tokio_util::task::TaskTracker;
+
+use crate::build::Builds;
 use crate::config::Config;
 use crate::dynos::{DynoWaker, OneOffs};
 use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity, QuantityChange};
@@ -57,6 +61,9 @@ pub struct Api {
     config: Arc<Config>,
     dynos: DynoWaker,
     oneoffs: Arc<OneOffs>,
+    builds: Option<Arc<Builds>>,
+    /// Where git requests run their subprocesses (awaited at shutdown).
+    tasks: TaskTracker,
 }
 
 pub(crate) type ApiResponse = Response<Full<Bytes>>;
@@ -78,7 +85,34 @@ impl Api {
             config,
             dynos,
             oneoffs,
+            builds: None,
+            tasks: TaskTracker::new(),
         }
+    }
+
+    /// Serves git pushes and fetches through `builds`, with their
+    /// subprocesses on `tasks`.
+    pub fn with_builds(mut self, builds: Arc<Builds>, tasks: TaskTracker) -> Self {
+        self.builds = Some(builds);
+        self.tasks = tasks;
+        self
+    }
+
+    /// Serves any request on the API listener: git's smart HTTP under
+    /// `/<app>.git/`, the Platform API otherwise.
+    pub async fn serve<B>(&self, req: Request<B>) -> Response<git::GitBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display + Send,
+    {
+        if let Some(request) =
+            crate::build::git::parse_request(req.method(), req.uri().path(), req.uri().query())
+        {
+            return self.serve_git(request, req).await;
+        }
+        self.handle(req)
+            .await
+            .map(|b| b.map_err(|e| match e {}).boxed())
     }
 
     /// Serves one request; never fails, errors become Heroku-shaped JSON.
@@ -356,6 +390,50 @@ impl Api {
             }
             // Handled before authentication, above.
             Route::AttachDyno { .. } => Err(ApiError::NotFound("Not found.".to_owned())),
+            Route::ListBuilds(app) => {
+                let builds = self
+                    .store
+                    .call(move |c| state::list_builds(c, &app))
+                    .await
+                    .map_err(store)?;
+                let builds: Vec<types::Build> = builds.iter().map(build_json).collect();
+                const FIELDS: RangeFields<types::Build> = &[
+                    ("id", |b| SortKey::Str(b.id.to_string())),
+                    ("created_at", |b| SortKey::Str(b.created_at.to_rfc3339())),
+                ];
+                list(builds, range.as_deref(), FIELDS)
+            }
+            Route::GetBuild(app, id) => {
+                let build = self
+                    .store
+                    .call(move |c| state::get_build(c, &app, id))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &build_json(&build)))
+            }
+            Route::ListBuildpacks(app) => {
+                let list = self
+                    .store
+                    .call(move |c| state::get_buildpacks(c, &app))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &buildpack_installations(&list)))
+            }
+            Route::SetBuildpacks(app) => {
+                let req: types::BuildpackInstallationsUpdate = decode(&body)?;
+                let mut list = Vec::with_capacity(req.updates.len());
+                for update in req.updates {
+                    crate::build::buildpacks::BuildpackRef::parse(&update.buildpack)
+                        .map_err(|e| ApiError::Invalid(e.0))?;
+                    list.push(update.buildpack.trim().to_owned());
+                }
+                let list = self
+                    .store
+                    .call(move |c| state::set_buildpacks(c, &app, &list))
+                    .await
+                    .map_err(store)?;
+                Ok(json(StatusCode::OK, &buildpack_installations(&list)))
+            }
             Route::ListDomains(app) => self.list_domains(app, range.as_deref(), rid).await,
             Route::CreateDomain(app) => {
                 let req: types::DomainCreate = decode(&body)?;
@@ -645,6 +723,60 @@ fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// The token from `Authorization: Bearer T`, or from Basic auth with the
 /// token as password (what git and `curl -u :T` send).
+fn buildpack_name(url: &str) -> String {
+    match crate::build::buildpacks::BuildpackRef::parse(url) {
+        Ok(crate::build::buildpacks::BuildpackRef::Shipped(name)) => format!("corral/{name}"),
+        _ => url.to_owned(),
+    }
+}
+
+fn buildpack_installations(list: &[String]) -> Vec<types::BuildpackInstallation> {
+    list.iter()
+        .enumerate()
+        .map(|(ordinal, url)| types::BuildpackInstallation {
+            ordinal,
+            buildpack: types::BuildpackRef {
+                url: url.clone(),
+                name: buildpack_name(url),
+            },
+        })
+        .collect()
+}
+
+fn build_json(b: &state::Build) -> types::Build {
+    types::Build {
+        app: types::NamedRef {
+            id: b.app_id,
+            name: b.app_name.to_string(),
+        },
+        buildpacks: b
+            .buildpacks
+            .iter()
+            .map(|url| types::BuildpackRef {
+                url: url.clone(),
+                name: buildpack_name(url),
+            })
+            .collect(),
+        created_at: b.created_at,
+        id: b.id,
+        output_stream_url: None,
+        release: b.release_id.map(|id| types::IdRef { id }),
+        slug: b.slug_id.map(|id| types::IdRef { id }),
+        source_blob: types::SourceBlob {
+            checksum: None,
+            url: None,
+            version: Some(b.source_version.clone()),
+        },
+        stack: STACK_NAME.to_owned(),
+        status: b.status.as_str().to_owned(),
+        updated_at: b.updated_at,
+        user: types::UserRef {
+            email: b.user_email.clone(),
+            id: b.user_id,
+        },
+    }
+}
+
 fn bearer_secret(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, rest) = value.split_once(' ')?;

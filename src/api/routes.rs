@@ -87,6 +87,14 @@ pub enum Route {
         /// The URL's secret.
         secret: String,
     },
+    /// `GET /apps/{app}/builds`.
+    ListBuilds(AppRef),
+    /// `GET /apps/{app}/builds/{id}`.
+    GetBuild(AppRef, Uuid),
+    /// `GET /apps/{app}/buildpack-installations`.
+    ListBuildpacks(AppRef),
+    /// `PUT /apps/{app}/buildpack-installations`: replace the list.
+    SetBuildpacks(AppRef),
     /// `GET /apps/{app}/domains`: the app's default domain, then its
     /// custom ones.
     ListDomains(AppRef),
@@ -323,6 +331,23 @@ impl Route {
                     _ => Err(wrong_method("GET, PATCH")),
                 }
             }
+            ["apps", a, "builds"] => match *m {
+                Method::GET => Ok(Route::ListBuilds(app(a)?)),
+                _ => Err(wrong_method("GET (builds start with git push)")),
+            },
+            ["apps", a, "builds", b] => match *m {
+                Method::GET => Ok(Route::GetBuild(
+                    app(a)?,
+                    Uuid::parse_str(b)
+                        .map_err(|_| ApiError::NotFound("Couldn't find that build.".to_owned()))?,
+                )),
+                _ => Err(wrong_method("GET")),
+            },
+            ["apps", a, "buildpack-installations"] => match *m {
+                Method::GET => Ok(Route::ListBuildpacks(app(a)?)),
+                Method::PUT => Ok(Route::SetBuildpacks(app(a)?)),
+                _ => Err(wrong_method("GET, PUT")),
+            },
             ["apps", a, "domains"] => match *m {
                 Method::GET => Ok(Route::ListDomains(app(a)?)),
                 Method::POST => Ok(Route::CreateDomain(app(a)?)),
@@ -349,12 +374,10 @@ impl Route {
                     _ => Err(wrong_method("GET, PATCH, DELETE")),
                 }
             }
-            ["apps", a, "addons" | "collaborators" | "buildpack-installations" | "log-drains"] => {
-                match *m {
-                    Method::GET => Ok(Route::EmptyCollection(app(a)?)),
-                    _ => Err(not_found()),
-                }
-            }
+            ["apps", a, "addons" | "collaborators" | "log-drains"] => match *m {
+                Method::GET => Ok(Route::EmptyCollection(app(a)?)),
+                _ => Err(not_found()),
+            },
             _ => Err(not_found()),
         }
     }

@@ -86,7 +86,7 @@ where
 {
     let service = service_fn(move |req| {
         let api = api.clone();
-        async move { Ok::<_, std::convert::Infallible>(api.handle(req).await) }
+        async move { Ok::<_, std::convert::Infallible>(api.serve(req).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -532,3 +532,77 @@ pub struct SystemdHealth {
     /// Why it is not reachable.
     pub error: Option<String>,
 }
+
+/// A build, as Heroku's Platform API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    /// The app.
+    pub app: NamedRef,
+    /// The buildpacks that ran.
+    pub buildpacks: Vec<BuildpackRef>,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+    /// Stable id.
+    pub id: Uuid,
+    /// Live output; pushes stream theirs over git instead.
+    pub output_stream_url: Option<String>,
+    /// The release it made.
+    pub release: Option<IdRef>,
+    /// The slug it made.
+    pub slug: Option<IdRef>,
+    /// What was built.
+    pub source_blob: SourceBlob,
+    /// The stack.
+    pub stack: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who pushed.
+    pub user: UserRef,
+}
+
+/// What a build built: here always a pushed commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceBlob {
+    /// Checksum of a source tarball; none for pushes.
+    pub checksum: Option<String>,
+    /// Where a source tarball came from; none for pushes.
+    pub url: Option<String>,
+    /// The commit.
+    pub version: Option<String>,
+}
+
+/// `{url, name}`: a buildpack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildpackRef {
+    /// The URL or name it was set by.
+    pub url: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// One of an app's buildpacks, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildpackInstallation {
+    /// Position, from 0.
+    pub ordinal: usize,
+    /// The buildpack.
+    pub buildpack: BuildpackRef,
+}
+
+/// `PUT /apps/{app}/buildpack-installations`: the new list, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildpackInstallationsUpdate {
+    /// The buildpacks; empty clears them (back to detection).
+    pub updates: Vec<BuildpackUpdate>,
+}
+
+/// One entry of [`BuildpackInstallationsUpdate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildpackUpdate {
+    /// A shipped buildpack's name, an absolute path on the host, or a git URL.
+    pub buildpack: String,
+}

@@ -33,6 +33,10 @@ enum Command {
     Router,
     /// Remove slugs that no release within retention needs, once, and report.
     GcOnce,
+    /// git's pre-receive hook in app repositories: hands a push to corrald
+    /// and prints the build's output (run by git, not by hand).
+    #[command(hide = true)]
+    GitHook,
     /// Manage API tokens.
     #[command(subcommand)]
     Tokens(TokenCommand),
@@ -52,6 +56,10 @@ enum TokenCommand {
 }
 
 fn main() -> ExitCode {
+    // The hook talks to git on stdout; it must stay free of log lines.
+    if std::env::args().nth(1).as_deref() == Some("git-hook") {
+        return ExitCode::from(u8::try_from(corral::build::hook::run_client()).unwrap_or(1));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CORRALD_LOG")
@@ -87,6 +95,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             );
             println!("{}", token.secret);
             Ok(())
+        }
+        Command::GitHook => {
+            anyhow::bail!("git-hook is run by git as the first argument");
         }
         Command::GcOnce => {
             let config = Config::load(&args.config)?;

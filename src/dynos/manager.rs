@@ -65,6 +65,7 @@ pub struct DynoWaker(Arc<Waker>);
 struct Waker {
     dynos: Notify,
     routes: Notify,
+    releases: Notify,
     restarts: Mutex<Vec<String>>,
 }
 
@@ -73,6 +74,7 @@ impl DynoWaker {
     pub fn wake(&self) {
         self.0.dynos.notify_one();
         self.0.routes.notify_one();
+        self.0.releases.notify_one();
     }
 
     /// Asks the manager to restart these units (like a daily cycle: web
@@ -88,6 +90,12 @@ impl DynoWaker {
 
     fn take_restarts(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.restarts.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Waits until something changed that may have made a release that
+    /// waits for its release phase.
+    pub async fn releases_changed(&self) {
+        self.0.releases.notified().await;
     }
 
     /// Waits until something changed that may alter routes.

@@ -10,6 +10,7 @@ mod manager;
 pub mod oneoff;
 pub mod plan;
 mod pty;
+pub mod release_phase;
 pub mod unit;
 
 pub use manager::{desired_dynos, DynoError, DynoManager, DynoWaker};

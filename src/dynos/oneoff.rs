@@ -250,7 +250,8 @@ fn sha256(secret: &str) -> [u8; 32] {
 
 /// Whether a dyno is a one-off, by its process type.
 pub fn is_one_off(dyno: &DynoName) -> bool {
-    dyno.process_type().as_str() == RUN_TYPE
+    // `release.N` runs a release phase: also once, never by the formation.
+    !dyno.process_type().is_scalable()
 }
 
 impl OneOffs {

@@ -113,6 +113,15 @@ impl UnitName {
         format!("{base}.timer")
     }
 
+    /// The unit of an app's build number `n`: `corral-build-<app>@<n>`.
+    /// It never parses as a dyno: app names hold no `.`, dyno names must.
+    pub fn build(app: &AppName, n: u64) -> Self {
+        Self(format!(
+            "{UNIT_PREFIX}build-{}@{n}.service",
+            escape(app.as_str())
+        ))
+    }
+
     /// The slice that holds an app's dynos (under `corral.slice`).
     pub fn app_slice(app: &AppName) -> Self {
         Self(format!("{UNIT_PREFIX}{}.slice", escape(app.as_str())))

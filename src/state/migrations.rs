@@ -144,6 +144,25 @@ const STEPS: &[&str] = &[
         UNIQUE (app_id, name)
     );
     "#,
+    // v8: builds from `git push`, and the buildpacks an app has set
+    // (Heroku's buildpack installations) as a JSON array of URLs or names.
+    r#"
+    ALTER TABLE apps ADD COLUMN buildpacks_json TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE builds (
+        id              TEXT PRIMARY KEY,
+        app_id          TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        status          TEXT NOT NULL,
+        source_version  TEXT NOT NULL,
+        buildpacks_json TEXT NOT NULL DEFAULT '[]',
+        slug_id         TEXT,
+        release_version INTEGER,
+        user_id         TEXT NOT NULL,
+        user_email      TEXT NOT NULL,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL
+    );
+    CREATE INDEX builds_app ON builds (app_id, created_at);
+    "#,
 ];
 
 /// The schema version this binary migrates to.

@@ -6,6 +6,7 @@
 //! Blocking SQLite calls run on tokio's blocking pool through [`Store::call`],
 //! so the async runtime never waits on the disk.
 
+mod builds;
 mod domains;
 mod dynos;
 mod migrations;
@@ -27,6 +28,11 @@ use crate::model::{
     ReleaseVersion,
 };
 
+pub use builds::{
+    add_default_config, create_build, fail_pending_builds, finish_build, get_build, get_buildpacks,
+    list_builds, pending_releases, set_buildpacks, settle_release, Build, BuildStatus,
+    MAX_BUILDPACKS,
+};
 pub use domains::{
     add_domain, get_domain, list_domains, remove_domain, route_apps, DomainRef, RouteApp,
 };
@@ -493,9 +499,17 @@ fn insert_release(
         .map_err(|e| StoreError::Corrupt(format!("config snapshot: {e}")))?;
     let types_json = serde_json::to_string(process_types)
         .map_err(|e| StoreError::Corrupt(format!("process types: {e}")))?;
+    // A release with code and a `release` process type waits for its
+    // release phase (Heroku runs it on deploys, rollbacks and config
+    // changes alike) before it can become current.
+    let status = if slug_id.is_some() && process_types.keys().any(|t| t.as_str() == "release") {
+        ReleaseStatus::Pending
+    } else {
+        ReleaseStatus::Succeeded
+    };
     tx.execute(
         "INSERT INTO releases (id, app_id, version, description, status, slug_id, config_json, process_types_json, user_id, user_email, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'succeeded', ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?11, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
         params![
             Uuid::new_v4().to_string(),
             app_id.to_string(),
@@ -507,6 +521,7 @@ fn insert_release(
             user.id.to_string(),
             user.email,
             at,
+            status.as_str(),
         ],
     )?;
     tx.execute(

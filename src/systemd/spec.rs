@@ -86,6 +86,10 @@ pub struct ServiceSpec {
     pub overlay: Option<OverlayMount>,
     /// A timer created with the service (see [`CycleTimer`]).
     pub cycle_timer: Option<CycleTimer>,
+    /// `CacheDirectory=`, relative to `/var/cache`: systemd creates it and,
+    /// with a dynamic user, hands it to each run's user (`chown -R` when
+    /// the owner differs), so it outlives the unit.
+    pub cache_directory: Option<String>,
 }
 
 /// An overlay file system made by PID 1 as a transient `.mount` unit,
@@ -247,6 +251,7 @@ impl ServiceSpec {
             stdio: Stdio::Journal,
             overlay: None,
             cycle_timer: None,
+            cache_directory: None,
         }
     }
 
@@ -340,6 +345,18 @@ impl ServiceSpec {
             if !is_journal_field(name) {
                 return Err(format!(
                     "log field name {name:?} must match [A-Z][A-Z0-9_]* (at most 64 bytes)"
+                ));
+            }
+        }
+        if let Some(cache) = &self.cache_directory {
+            if cache.is_empty()
+                || cache.starts_with('/')
+                || cache
+                    .split('/')
+                    .any(|c| c.is_empty() || c == "." || c == "..")
+            {
+                return Err(format!(
+                    "cache directory {cache:?} must be a relative path below /var/cache"
                 ));
             }
         }
@@ -477,6 +494,9 @@ impl ServiceSpec {
         }
         if let Some(ident) = &self.syslog_identifier {
             p.push(("SyslogIdentifier", str_value(ident)));
+        }
+        if let Some(cache) = &self.cache_directory {
+            p.push(("CacheDirectory", Value::from(vec![cache.as_str()])));
         }
         if let Some(timeout) = self.timeout_stop {
             p.push(("TimeoutStopUSec", Value::from(usec(timeout))));
@@ -674,6 +694,7 @@ mod tests {
             stdio: Stdio::Journal,
             overlay: None,
             cycle_timer: None,
+            cache_directory: None,
         }
     }
 

@@ -33,6 +33,8 @@ impl TestDaemon {
         };
         // No systemd here: this daemon is the control plane only.
         config.dynos.enabled = false;
+        // git's pre-receive hook runs the real corrald binary.
+        config.builds.hook_program = Some(PathBuf::from(env!("CARGO_BIN_EXE_corrald")));
         // Tests run side by side: the router takes any free loopback port.
         config.router.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         let store = daemon::open_store(&config).expect("store");

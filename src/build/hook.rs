@@ -1,0 +1,166 @@
+//! The pre-receive hook's call into corrald: one JSON line up, JSON lines of output and an exit status down.
+//!
+//! git runs the hook (`corrald git-hook`) while a push waits, with the
+//! pushed objects still in quarantine. The hook reads the ref updates on
+//! its stdin and sends them, with the push's id and git's quarantine
+//! variables, over corrald's hook socket (`<state-dir>/git-hook.sock`,
+//! root only). corrald builds and answers with the build's output, which
+//! the hook prints for git to relay as `remote:` lines, then the status
+//! the hook exits with: non-zero rejects the push.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// The most bytes of one request line.
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+
+/// Variables git sets for hooks that corrald needs to read the pushed,
+/// still quarantined, objects.
+pub const QUARANTINE_VARS: [&str; 3] = [
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_QUARANTINE_PATH",
+];
+
+/// One ref a push changes: `<old> <new> <ref>` on the hook's stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefUpdate {
+    /// The old object id (all zeros: a new ref).
+    pub old: String,
+    /// The new object id (all zeros: a deletion).
+    pub new: String,
+    /// The full ref name, e.g. `refs/heads/main`.
+    pub name: String,
+}
+
+impl RefUpdate {
+    /// Reads one stdin line of a pre-receive hook.
+    pub fn parse(line: &str) -> Option<Self> {
+        let mut parts = line.split_whitespace();
+        let (old, new, name) = (parts.next()?, parts.next()?, parts.next()?);
+        let is_oid =
+            |s: &str| matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit());
+        (is_oid(old) && is_oid(new) && parts.next().is_none()).then(|| Self {
+            old: old.to_owned(),
+            new: new.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// Whether the ref is deleted.
+    pub fn is_deletion(&self) -> bool {
+        self.new.bytes().all(|b| b == b'0')
+    }
+}
+
+/// What the hook sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookRequest {
+    /// The push's id, from `CORRAL_PUSH_ID`.
+    pub push: String,
+    /// The ref updates.
+    pub updates: Vec<RefUpdate>,
+    /// git's quarantine variables.
+    pub env: BTreeMap<String, String>,
+}
+
+/// One line corrald answers with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookMessage {
+    /// Output for the pusher.
+    Out(String),
+    /// The end: the hook's exit status.
+    Exit(i32),
+}
+
+/// `corrald git-hook`: the pre-receive hook. Returns its exit status.
+/// Anything unexpected rejects the push, with a line saying why.
+pub fn run_client() -> i32 {
+    match client() {
+        Ok(code) => code,
+        Err(message) => {
+            println!(" !     {message}");
+            println!(" !     The push was not deployed; try again.");
+            1
+        }
+    }
+}
+
+fn client() -> Result<i32, String> {
+    let socket = std::env::var("CORRAL_HOOK_SOCKET")
+        .map_err(|_| "CORRAL_HOOK_SOCKET is not set: this hook runs under corrald".to_owned())?;
+    let push = std::env::var("CORRAL_PUSH_ID")
+        .map_err(|_| "CORRAL_PUSH_ID is not set: this hook runs under corrald".to_owned())?;
+    let mut updates = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| format!("cannot read the pushed refs: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        updates.push(
+            RefUpdate::parse(&line).ok_or_else(|| format!("unexpected ref update {line:?}"))?,
+        );
+    }
+    let env = QUARANTINE_VARS
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+        .collect();
+    let request = HookRequest { push, updates, env };
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket)
+        .map_err(|e| format!("cannot reach corrald at {socket}: {e}"))?;
+    let mut line = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .map_err(|e| format!("cannot talk to corrald: {e}"))?;
+    let mut stdout = std::io::stdout().lock();
+    for line in BufReader::new(stream).lines() {
+        let line = line.map_err(|e| format!("lost the connection to corrald: {e}"))?;
+        match serde_json::from_str::<HookMessage>(&line) {
+            Ok(HookMessage::Out(text)) => {
+                // The pusher may have gone; the build goes on regardless.
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            }
+            Ok(HookMessage::Exit(code)) => return Ok(code),
+            Err(e) => return Err(format!("corrald sent an unreadable line: {e}")),
+        }
+    }
+    Err("corrald closed the connection before the build finished (was it restarted?)".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ref_updates_parse_strictly() {
+        let zero = "0".repeat(40);
+        let sha = "a".repeat(40);
+        let u = RefUpdate::parse(&format!("{zero} {sha} refs/heads/main")).expect("parse");
+        assert_eq!(u.name, "refs/heads/main");
+        assert!(!u.is_deletion());
+        assert!(RefUpdate::parse(&format!("{sha} {zero} refs/heads/x"))
+            .expect("parse")
+            .is_deletion());
+        assert_eq!(RefUpdate::parse("junk"), None);
+        assert_eq!(RefUpdate::parse(&format!("{sha} {sha} a b")), None);
+        assert_eq!(
+            RefUpdate::parse(&format!("xyz {sha} refs/heads/main")),
+            None
+        );
+    }
+
+    #[test]
+    fn messages_are_one_json_line_each() {
+        let line = serde_json::to_string(&HookMessage::Out("-----> hi\n".into())).expect("json");
+        assert_eq!(line, r#"{"out":"-----> hi\n"}"#);
+        assert_eq!(
+            serde_json::from_str::<HookMessage>(r#"{"exit":1}"#).expect("json"),
+            HookMessage::Exit(1)
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! The release phase: a release whose Procfile has `release:` runs that command in a one-off dyno before it becomes current.
+//!
+//! As on Heroku, it runs for every such release: a deploy, a rollback, a
+//! config change. The release stays `pending` (the old one keeps running)
+//! until the command ends; exit 0 makes it `succeeded` and current, any
+//! other end `failed`, and the running release stays. A build runs its
+//! release's phase itself and streams the output into `git push`; other
+//! releases are picked up by [`ReleasePhase::run`] and log to the journal.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::unit::{dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
+use super::DynoWaker;
+use crate::config::DynosConfig;
+use crate::model::{AppName, DynoName, DynoSize, ProcessType, ReleaseVersion, UnitName};
+use crate::slug::{SlugError, SlugStore};
+use crate::state::{self, AppRef, ReleaseRef, ReleaseStatus, Store, StoreError};
+use crate::systemd::{Stdio, Systemd, SystemdError};
+
+/// Heroku stops a release command after an hour.
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How long output may still arrive after the unit has ended.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+
+/// Why a release phase could not run (its command failing is not an
+/// error: the release is marked failed).
+#[derive(Debug, thiserror::Error)]
+pub enum ReleasePhaseError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The slug could not be unpacked.
+    #[error(transparent)]
+    Slug(#[from] SlugError),
+    /// systemd refused the unit.
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    /// A file could not be written.
+    #[error("cannot prepare the release dyno's files: {0}")]
+    Io(#[from] std::io::Error),
+    /// Another task runs this release's phase.
+    #[error("release {0} is already running its release phase")]
+    Busy(ReleaseVersion),
+    /// A blocking task died.
+    #[error("a release phase task failed: {0}")]
+    Task(String),
+}
+
+/// Runs release phases, one at a time per release.
+#[derive(Debug)]
+pub struct ReleasePhase {
+    store: Store,
+    slugs: Arc<SlugStore>,
+    systemd: Arc<Systemd>,
+    config: DynosConfig,
+    waker: DynoWaker,
+    running: Mutex<HashSet<(Uuid, u32)>>,
+}
+
+/// Frees a claimed release when its phase ends, however it ends.
+struct Claim<'a> {
+    phase: &'a ReleasePhase,
+    key: (Uuid, u32),
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.phase
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+fn platform_log(app: &AppName, dyno: &str, message: &str) {
+    let app = app.to_string();
+    tracing::info!(target: "corral::platform", app, dyno, "{message}");
+}
+
+impl ReleasePhase {
+    /// A release phase runner over the store, the slugs and systemd.
+    pub fn new(
+        store: Store,
+        slugs: Arc<SlugStore>,
+        systemd: Arc<Systemd>,
+        config: DynosConfig,
+        waker: DynoWaker,
+    ) -> Self {
+        Self {
+            store,
+            slugs,
+            systemd,
+            config,
+            waker,
+            running: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn claim(&self, app_id: Uuid, version: ReleaseVersion) -> Option<Claim<'_>> {
+        let key = (app_id, version.0);
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key)
+            .then_some(Claim { phase: self, key })
+    }
+
+    /// Runs the release phase of `version` and settles the release.
+    /// `output` receives the command's output as it comes (else it goes
+    /// to the journal). Returns the release's new status.
+    pub async fn run_release(
+        &self,
+        app_id: Uuid,
+        version: ReleaseVersion,
+        output: Option<mpsc::Sender<String>>,
+    ) -> Result<ReleaseStatus, ReleasePhaseError> {
+        let _claim = self
+            .claim(app_id, version)
+            .ok_or(ReleasePhaseError::Busy(version))?;
+        let app = AppRef::Id(app_id);
+        let (found, release, digest) = self
+            .store
+            .call(move |c| {
+                let found = state::get_app(c, &app)?;
+                let release = state::get_release(c, &app, ReleaseRef::Version(version))?;
+                let digest = state::release_slug_digest(c, &release)?;
+                Ok((found, release, digest))
+            })
+            .await?;
+        if release.status != ReleaseStatus::Pending {
+            return Ok(release.status);
+        }
+        let command = release
+            .process_types
+            .iter()
+            .find(|(t, _)| t.as_str() == ProcessType::RELEASE)
+            .map(|(_, c)| c.clone());
+        let (Some(command), Some(digest)) = (command, digest) else {
+            return self.settle(app_id, version, ReleaseStatus::Succeeded).await;
+        };
+        let say = |line: String| {
+            let output = output.clone();
+            async move {
+                if let Some(tx) = output {
+                    let _ = tx.send(line).await;
+                }
+            }
+        };
+        let slugs = Arc::clone(&self.slugs);
+        let app_dir = tokio::task::spawn_blocking(move || slugs.unpack(&digest))
+            .await
+            .map_err(|e| ReleasePhaseError::Task(e.to_string()))??;
+        let release_type = ProcessType::parse(ProcessType::RELEASE)
+            .map_err(|e| ReleasePhaseError::Task(e.message))?;
+        let number = rand::Rng::gen_range(&mut rand::thread_rng(), 1000..=9999);
+        let dyno =
+            DynoName::new(release_type, number).map_err(|e| ReleasePhaseError::Task(e.message))?;
+        let unit = UnitName::dyno(&found.name, &dyno);
+        let dir = runtime_dir_for(&self.config.runtime_dir, &unit);
+        prepare_runtime_dir(&dir, &command)
+            .await
+            .map_err(|(_, e)| ReleasePhaseError::Io(e))?;
+        let writable = dir.join("fs");
+        let script = dir.join("launch.sh");
+        let size = DynoSize::default_size();
+        let mut spec = dyno_service(&DynoInput {
+            unit: &unit,
+            app: &found.name,
+            dyno: &dyno,
+            release: version,
+            command: &command,
+            config: &release.config,
+            port: None,
+            size: &size,
+            app_dir: &app_dir,
+            writable: Some(&writable),
+            cycle: None,
+            launch_script: &script,
+            stop_timeout: Duration::from_secs(self.config.stop_timeout_secs),
+        });
+        spec.runtime_max = Some(RELEASE_TIMEOUT);
+        let reader = match &output {
+            Some(_) => {
+                let (tx, rx) = pipe::pipe()?;
+                let stdout = tx.into_blocking_fd()?;
+                spec.stdio = Stdio::Fds {
+                    stdin: std::fs::File::open("/dev/null")?.into(),
+                    stderr: stdout.try_clone()?,
+                    stdout,
+                };
+                Some(rx)
+            }
+            None => None,
+        };
+        say(format!(
+            "-----> Running release command...\n       $ {command}\n"
+        ))
+        .await;
+        platform_log(
+            &found.name,
+            &dyno.to_string(),
+            &format!("Starting process with command `{command}`"),
+        );
+        let started = self.systemd.start_watched(spec).await;
+        let status = match started {
+            Err(e) => {
+                let _ = self.systemd.reset_failed(unit.as_str()).await;
+                let _ = tokio::fs::remove_dir_all(&dir).await;
+                say(format!(" !     The release command could not start: {e}\n")).await;
+                return Err(e.into());
+            }
+            Ok(mut watched) => {
+                let relay = async {
+                    let Some(mut rx) = reader else { return };
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n) = rx.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        say(String::from_utf8_lossy(&buf[..n]).into_owned()).await;
+                    }
+                };
+                tokio::pin!(relay);
+                let status = tokio::select! {
+                    status = watched.wait_exit() => status,
+                    () = &mut relay => watched.wait_exit().await,
+                };
+                // The pipe's writer lives on in systemd until the unit is
+                // collected: read what is left for a moment, not to EOF.
+                let _ = tokio::time::timeout(OUTPUT_DRAIN, relay).await;
+                status?
+            }
+        };
+        let _ = self.systemd.reset_failed(unit.as_str()).await;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        let ok = status.result == "success" && status.exec_main_status == 0;
+        let outcome = if ok {
+            ReleaseStatus::Succeeded
+        } else {
+            ReleaseStatus::Failed
+        };
+        let message =
+            if ok {
+                format!("Release {version} command succeeded")
+            } else {
+                format!(
+                "Release {version} command failed (result {}, exit status {}); {} keeps running",
+                status.result,
+                status.exec_main_status,
+                if release.current { "it" } else { "the current release" }
+            )
+            };
+        platform_log(&found.name, &dyno.to_string(), &message);
+        say(if ok {
+            "       Release command succeeded.\n".to_owned()
+        } else {
+            format!(
+                " !     Release command failed (exit status {}); the release is marked failed and the running release keeps serving.\n",
+                super::oneoff::shell_status(&status)
+            )
+        })
+        .await;
+        self.settle(app_id, version, outcome).await
+    }
+
+    async fn settle(
+        &self,
+        app_id: Uuid,
+        version: ReleaseVersion,
+        status: ReleaseStatus,
+    ) -> Result<ReleaseStatus, ReleasePhaseError> {
+        let app = AppRef::Id(app_id);
+        self.store
+            .call(move |c| state::settle_release(c, &app, version, status))
+            .await?;
+        self.waker.wake();
+        Ok(status)
+    }
+
+    /// Runs the release phase of every pending release no one else runs.
+    pub async fn run_once(&self) -> Result<(), ReleasePhaseError> {
+        let pending = self.store.call(state::pending_releases).await?;
+        for release in pending {
+            match self
+                .run_release(release.app_id, release.version, None)
+                .await
+            {
+                Ok(_) | Err(ReleasePhaseError::Busy(_)) => {}
+                Err(e) => {
+                    tracing::warn!(app = %release.app_name, release = %release.version, error = %e,
+                        "release phase failed to run; the release is marked failed");
+                    let app = AppRef::Id(release.app_id);
+                    let version = release.version;
+                    let _ = self
+                        .store
+                        .call(move |c| {
+                            state::settle_release(c, &app, version, ReleaseStatus::Failed)
+                        })
+                        .await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs pending release phases whenever something changed, and every
+    /// 30 s, until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "cannot run pending release phases");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.waker.releases_changed() => {}
+                () = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+        }
+    }
+}
