@@ -5,7 +5,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::TestDaemon;
+use support::{corral_cli, TestDaemon};
 
 fn git(dir: &Path, args: &[&str]) -> Output {
     Command::new("git")
@@ -53,18 +53,21 @@ fn pushes_fetches_and_refusals_over_smart_http() {
     let d = TestDaemon::start();
     let r = d.request("POST", "/apps", Some(r#"{"name":"gitapp"}"#));
     assert_eq!(r.status, 201, "{}", r.body);
-    let t = tempfile::tempdir().expect("tempdir");
-    work_tree(t.path());
+    let home = tempfile::tempdir().expect("tempdir");
+    let t = home.path().join("work");
+    std::fs::create_dir_all(&t).expect("work");
+    let t = t.as_path();
+    work_tree(t);
     let authed = format!("http://u:{}@{}/gitapp.git", d.token, d.addr);
 
     // No token, a wrong token, an unknown app: refused, nothing stored.
     let anon = git(
-        t.path(),
+        t,
         &["push", &format!("http://{}/gitapp.git", d.addr), "main"],
     );
     assert!(!anon.status.success());
     let wrong = git(
-        t.path(),
+        t,
         &[
             "push",
             &format!("http://u:nope@{}/gitapp.git", d.addr),
@@ -77,7 +80,7 @@ fn pushes_fetches_and_refusals_over_smart_http() {
         "{wrong:?}"
     );
     let missing = git(
-        t.path(),
+        t,
         &[
             "push",
             &format!("http://u:{}@{}/nosuch.git", d.token, d.addr),
@@ -87,10 +90,35 @@ fn pushes_fetches_and_refusals_over_smart_http() {
     assert!(!missing.status.success());
 
     // Another branch is stored, with the message saying what deploys.
-    ok(git(t.path(), &["checkout", "--quiet", "-b", "feature"]));
-    let said = ok(git(t.path(), &["push", &authed, "feature"]));
+    ok(git(t, &["checkout", "--quiet", "-b", "feature"]));
+    let said = ok(git(t, &["push", &authed, "feature"]));
     assert!(said.contains("remote: Pushed feature"), "{said}");
     assert!(said.contains("git push corral feature:main"), "{said}");
+
+    // `corral git:remote` adds the remote and a credential helper: pushes
+    // need no token in the URL, and the token stays out of .git/config.
+    let out = corral_cli(
+        &d.url(),
+        &d.token,
+        home.path(),
+        &["git:remote", "-a", "gitapp"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new("git")
+        .args(["push", "corral", "feature:other"])
+        .current_dir(t)
+        .env("HOME", t)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("CORRAL_API_URL", d.url())
+        .env("CORRAL_API_TOKEN", &d.token)
+        .output()
+        .expect("git push");
+    assert!(out.status.success(), "{out:?}");
+    let config = std::fs::read_to_string(t.join(".git/config")).expect("config");
+    assert!(
+        config.contains("git:credentials") && !config.contains(&d.token),
+        "{config}"
+    );
 
     // It can be fetched back.
     let clone = tempfile::tempdir().expect("tempdir");
@@ -102,7 +130,7 @@ fn pushes_fetches_and_refusals_over_smart_http() {
 
     // The app's buildpack, set like `heroku buildpacks:set`: a directory
     // on the host. Bad references are refused.
-    let bp = t.path().join("bp");
+    let bp = t.join("bp");
     std::fs::create_dir_all(bp.join("bin")).expect("mkdir");
     for script in ["detect", "compile"] {
         std::fs::write(bp.join("bin").join(script), "#!/bin/sh\necho Test\n").expect("write");
@@ -122,14 +150,14 @@ fn pushes_fetches_and_refusals_over_smart_http() {
 
     // A push of main builds; without systemd the build unit cannot start,
     // so the push is rejected with the reason and main is not stored.
-    let push = git(t.path(), &["push", &authed, "feature:main"]);
+    let push = git(t, &["push", &authed, "feature:main"]);
     assert!(!push.status.success(), "{push:?}");
     let said = String::from_utf8_lossy(&push.stderr);
     assert!(said.contains("remote: -----> Building on the"), "{said}");
     assert!(said.contains("The build unit could not start"), "{said}");
     assert!(said.contains("Push rejected to gitapp"), "{said}");
     assert!(said.contains("pre-receive hook declined"), "{said}");
-    let refs = git(t.path(), &["ls-remote", &authed]);
+    let refs = git(t, &["ls-remote", &authed]);
     let refs = String::from_utf8_lossy(&refs.stdout);
     assert!(
         refs.contains("refs/heads/feature") && !refs.contains("refs/heads/main"),

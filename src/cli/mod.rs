@@ -5,6 +5,7 @@
 //! the binary turns into a message and an exit status.
 
 mod apps;
+mod builds;
 mod certs;
 mod client;
 mod config_vars;
@@ -273,6 +274,76 @@ enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// List an app's builds (one per `git push` of main).
+    Builds {
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Show the buildpacks an app has set (none: pushes detect one).
+    Buildpacks {
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Set the app's buildpack: a shipped one's name (python), an
+    /// absolute path on the host, or a git URL (with #branch).
+    #[command(name = "buildpacks:set")]
+    BuildpacksSet {
+        /// The buildpack.
+        buildpack: String,
+        /// Replace the one at this position (from 1) instead of all.
+        #[arg(short = 'i', long)]
+        index: Option<usize>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Add a buildpack to the app's chain (at the end, or at --index).
+    #[command(name = "buildpacks:add")]
+    BuildpacksAdd {
+        /// The buildpack.
+        buildpack: String,
+        /// Insert at this position (from 1).
+        #[arg(short = 'i', long)]
+        index: Option<usize>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Remove a buildpack from the app's chain, by name or --index.
+    #[command(name = "buildpacks:remove")]
+    BuildpacksRemove {
+        /// The buildpack.
+        buildpack: Option<String>,
+        /// Remove the one at this position (from 1).
+        #[arg(short = 'i', long)]
+        index: Option<usize>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Clear the app's buildpacks: pushes detect one again.
+    #[command(name = "buildpacks:clear")]
+    BuildpacksClear {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Add a git remote for the app (default name `corral`) and let git
+    /// get the API token from this CLI when it pushes.
+    #[command(name = "git:remote")]
+    GitRemote {
+        /// The remote's name.
+        #[arg(short = 'r', long, default_value = "corral")]
+        remote: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// git's credential helper (set up by git:remote; run by git).
+    #[command(name = "git:credentials", hide = true)]
+    GitCredentials {
+        /// get, store or erase.
+        operation: String,
+    },
     /// List an app's SSL certificates (SNI endpoints).
     Certs {
         #[command(flatten)]
@@ -428,6 +499,9 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         return sandbox::run(args).await.map(|()| ExitCode::SUCCESS);
     }
     let settings = Settings::load()?;
+    if let Command::GitCredentials { operation } = &command {
+        return builds::credentials(&settings, operation).map(|()| ExitCode::SUCCESS);
+    }
     let client = settings.client()?;
     if let Command::Run(args) = command {
         return run::run(&client, args).await;
@@ -479,6 +553,47 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             let app = settings::resolve_app(app.app)?;
             deploy::deploy_dir(&client, &app, &dir, commit).await
         }
+        Command::Builds { app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            builds::list(&client, &app, json.json).await
+        }
+        Command::Buildpacks { app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            builds::show(&client, &app, json.json).await
+        }
+        Command::BuildpacksSet {
+            buildpack,
+            index,
+            app,
+        } => {
+            let app = settings::resolve_app(app.app)?;
+            builds::change(&client, &app, builds::Change::Set(buildpack, index)).await
+        }
+        Command::BuildpacksAdd {
+            buildpack,
+            index,
+            app,
+        } => {
+            let app = settings::resolve_app(app.app)?;
+            builds::change(&client, &app, builds::Change::Add(buildpack, index)).await
+        }
+        Command::BuildpacksRemove {
+            buildpack,
+            index,
+            app,
+        } => {
+            let app = settings::resolve_app(app.app)?;
+            builds::change(&client, &app, builds::Change::Remove(buildpack, index)).await
+        }
+        Command::BuildpacksClear { app } => {
+            let app = settings::resolve_app(app.app)?;
+            builds::change(&client, &app, builds::Change::Clear).await
+        }
+        Command::GitRemote { remote, app } => {
+            let app = settings::resolve_app(app.app)?;
+            builds::remote(&client, &settings, &app, &remote).await
+        }
+        Command::GitCredentials { .. } => Ok(()),
         Command::Domains { app, json } => {
             let app = settings::resolve_app(app.app)?;
             domains::list(&client, &app, json.json).await

@@ -1,0 +1,232 @@
+//! `git push` on a real systemd: a build unit per push, the release phase, failed builds that change nothing, pushes one at a time.
+//! Needs root (it boots a throwaway systemd host).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use corral::sandbox::{Sandbox, SandboxOptions};
+use support::{corral_cli, free_port, ok, wait_for};
+
+/// Bound on every wait; generous for a loaded 2-core machine.
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn get(router: SocketAddr, host: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(router)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+fn git(dir: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("run git")
+}
+
+fn commit(dir: &Path, message: &str) {
+    let out = git(dir, &["add", "-A"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = git(
+        dir,
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "--quiet",
+            "--allow-empty",
+            "-m",
+            message,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Pushes `main`; returns (success, everything git printed).
+fn push(dir: &Path, remote: &str) -> (bool, String) {
+    let out = git(dir, &["push", "--force", remote, "HEAD:main"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// An app that serves its `index.html` and runs `release.sh` in its
+/// release phase.
+fn write_app(dir: &Path, page: &str, release: &str) {
+    std::fs::write(
+        dir.join("Procfile"),
+        "web: python3 -m http.server $PORT --bind 127.0.0.1\nrelease: sh release.sh\n",
+    )
+    .expect("Procfile");
+    std::fs::write(dir.join("index.html"), page).expect("page");
+    std::fs::write(dir.join("release.sh"), release).expect("release.sh");
+}
+
+#[test]
+fn git_push_builds_releases_and_refuses_what_fails() {
+    let mut options = SandboxOptions::new(
+        format!("builds-{}", std::process::id()),
+        free_port(),
+        free_port(),
+    );
+    options.bin_dir = support::bin_dir();
+    options.extra_config = "[dynos]\nport-range-start = 36100\nport-range-end = 36199\n".into();
+    let sandbox = Sandbox::start(&options).expect("sandbox starts");
+    // Outside /tmp: the host has a /tmp of its own.
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("home");
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
+    ok(&cli(&["apps:create", "pushy"]));
+    let work = home.path().join("work");
+    std::fs::create_dir_all(&work).expect("work");
+    assert!(git(&work, &["init", "--quiet", "--initial-branch=main"])
+        .status
+        .success());
+    let remote = format!(
+        "{}/pushy.git",
+        sandbox
+            .api_url
+            .replace("http://", &format!("http://git:{}@", sandbox.token))
+    );
+
+    // The first push: detected, compiled in a build unit, released after
+    // its release phase, served through the router.
+    write_app(&work, "version one\n", "echo migrating the database\n");
+    commit(&work, "first");
+    let (pushed, said) = push(&work, &remote);
+    assert!(pushed, "{said}");
+    for expected in [
+        "remote: -----> Building on the host stack",
+        "app detected",
+        "-----> Discovering process types",
+        "Procfile declares types     -> release, web",
+        "-----> Compressing...",
+        "-----> Running release command...",
+        "remote: migrating the database",
+        "Release command succeeded.",
+        "Released v2",
+        "http://pushy.localhost/ deployed to Corral",
+    ] {
+        assert!(
+            said.contains(expected),
+            "{expected:?} missing from:\n{said}"
+        );
+    }
+    let body = wait_for("v2 through the router", TIMEOUT, || {
+        get(sandbox.router_addr, "pushy.localhost")
+            .ok()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body)
+    });
+    assert_eq!(body, "version one\n");
+
+    // A build that fails rejects the push and changes nothing.
+    std::fs::write(work.join("Procfile"), "this is not a procfile\n").expect("write");
+    commit(&work, "broken procfile");
+    let (pushed, said) = push(&work, &remote);
+    assert!(!pushed, "{said}");
+    assert!(said.contains("Procfile"), "{said}");
+    assert!(said.contains("Push rejected to pushy"), "{said}");
+    assert!(said.contains("pre-receive hook declined"), "{said}");
+
+    // A release phase that fails marks the release failed; v2 serves on.
+    write_app(
+        &work,
+        "version three\n",
+        "echo the migration broke >&2; exit 3\n",
+    );
+    commit(&work, "bad migration");
+    let (pushed, said) = push(&work, &remote);
+    assert!(!pushed, "{said}");
+    assert!(said.contains("the migration broke"), "{said}");
+    assert!(
+        said.contains("Release command failed (exit status 3)"),
+        "{said}"
+    );
+    let (_, releases) = ok(&cli(&["releases", "-a", "pushy", "--json"]));
+    let releases: serde_json::Value = serde_json::from_str(&releases).expect("json");
+    let statuses: Vec<(u64, String, bool)> = releases
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| {
+            (
+                r["version"].as_u64().unwrap_or(0),
+                r["status"].as_str().unwrap_or("").to_owned(),
+                r["current"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert!(
+        statuses.contains(&(2, "succeeded".into(), true))
+            && statuses.contains(&(3, "failed".into(), false)),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        get(sandbox.router_addr, "pushy.localhost").expect("get").1,
+        "version one\n"
+    );
+
+    // Two pushes at once: one waits for the other, both deploy, in turn.
+    write_app(&work, "version four\n", "echo ok; sleep 3\n");
+    commit(&work, "four");
+    let other = home.path().join("other");
+    assert!(git(home.path(), &["clone", "--quiet", &remote, "other"])
+        .status
+        .success());
+    write_app(&other, "version five\n", "echo ok; sleep 3\n");
+    commit(&other, "five");
+    let first = {
+        let (work, remote) = (work.clone(), remote.clone());
+        std::thread::spawn(move || push(&work, &remote))
+    };
+    let second = push(&other, &remote);
+    let first = first.join().expect("first push");
+    assert!(first.0, "{}", first.1);
+    assert!(second.0, "{}", second.1);
+    let waited = [&first.1, &second.1]
+        .iter()
+        .filter(|s| s.contains("Another build of pushy is running; this push waits for it."))
+        .count();
+    assert_eq!(waited, 1, "{}\n---\n{}", first.1, second.1);
+
+    // The builds are on record, by the API.
+    let (_, builds) = ok(&cli(&["builds", "-a", "pushy", "--json"]));
+    let builds: serde_json::Value = serde_json::from_str(&builds).expect("json");
+    let statuses: Vec<&str> = builds
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|b| b["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["succeeded", "failed", "succeeded", "succeeded", "succeeded"],
+        "{builds}"
+    );
+    sandbox.stop().expect("teardown");
+}
