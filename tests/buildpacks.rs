@@ -569,7 +569,7 @@ fn nix_app_builds_when_nix_can_run_here() {
     first.assert_contains(&[
         "-----> Nix flake detected",
         "-----> Building path:",
-        "       .nix-app -> /nix/store/",
+        "       main output: /nix/store/",
     ]);
     let paths = std::fs::read_to_string(build.app().join(".corral/nix-store-paths"))
         .expect("nix-store-paths");
@@ -578,8 +578,8 @@ fn nix_app_builds_when_nix_can_run_here() {
         out.starts_with("/nix/store/") && out.ends_with("-hello-corral") && !out.contains('\n'),
         "{paths:?}"
     );
-    let link = std::fs::read_link(build.app().join(".nix-app")).expect(".nix-app");
-    assert_eq!(link, Path::new(out));
+    let main = std::fs::read_to_string(build.app().join(".corral/nix-app")).expect("nix-app");
+    assert_eq!(main.trim_end(), out);
     assert_eq!(build.release("nix"), web_default("hello"));
     assert_eq!(build.one_off("hello").stdout, "Hello, Corral, from Nix!\n");
 

@@ -397,9 +397,10 @@ impl Api {
                     .await
                     .map_err(store)?;
                 let builds: Vec<types::Build> = builds.iter().map(build_json).collect();
+                // Oldest first by default, in the order they started.
                 const FIELDS: RangeFields<types::Build> = &[
-                    ("id", |b| SortKey::Str(b.id.to_string())),
                     ("created_at", |b| SortKey::Str(b.created_at.to_rfc3339())),
+                    ("id", |b| SortKey::Str(b.id.to_string())),
                 ];
                 list(builds, range.as_deref(), FIELDS)
             }

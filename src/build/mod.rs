@@ -81,6 +81,9 @@ pub struct Builds {
     hook_program: Option<PathBuf>,
     pushes: Mutex<HashMap<String, Push>>,
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// The app lock of each push that built, held until git has updated
+    /// (or refused) the ref: the next push must see where main is now.
+    turns: Mutex<HashMap<String, tokio::sync::OwnedMutexGuard<()>>>,
     next_unit: AtomicU64,
 }
 
@@ -118,6 +121,14 @@ impl Drop for PushGuard {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.id);
+        // git has exited: the app's next push may build.
+        let turn = self
+            .builds
+            .turns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+        drop(turn);
     }
 }
 
@@ -176,6 +187,7 @@ impl Builds {
             hook_program,
             pushes: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
             // Unique across restarts, so no stale unit has the name.
             next_unit: AtomicU64::new(millis),
         }
@@ -367,7 +379,7 @@ impl Builds {
                 .entry(push.app_id)
                 .or_default(),
         );
-        let _turn = match lock.try_lock() {
+        let turn = match Arc::clone(&lock).try_lock_owned() {
             Ok(guard) => guard,
             Err(_) => {
                 out.say(format!(
@@ -376,7 +388,7 @@ impl Builds {
                 ))
                 .await;
                 tokio::select! {
-                    guard = lock.lock() => guard,
+                    guard = Arc::clone(&lock).lock_owned() => guard,
                     () = shutdown.cancelled() => {
                         out.say(" !     corrald is shutting down; push again.\n").await;
                         return 1;
@@ -384,6 +396,53 @@ impl Builds {
                 }
             }
         };
+        // Held until git is done with this push (see `turns`).
+        self.turns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request.push.clone(), turn);
+        let live = self
+            .pushes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&request.push);
+        if !live {
+            // git died meanwhile: nothing will release the turn but this.
+            let turn = self
+                .turns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&request.push);
+            drop(turn);
+        }
+        // A push that waited may be stale: git would refuse its ref update
+        // after the build, so refuse it before anything is released.
+        let now_at = git_output(
+            &push.repo,
+            &BTreeMap::new(),
+            &["rev-parse", "--verify", "--quiet", &update.name],
+            None,
+        )
+        .await
+        .map(|out| String::from_utf8_lossy(&out).trim().to_owned())
+        .unwrap_or_default();
+        let expected = if update.old.bytes().all(|b| b == b'0') {
+            ""
+        } else {
+            update.old.as_str()
+        };
+        if now_at != expected {
+            let branch = update
+                .name
+                .strip_prefix("refs/heads/")
+                .unwrap_or(&update.name);
+            out.say(format!(
+                " !     {branch} moved while this push waited: another push deployed {}.\n                  !     Fetch it, merge or rebase, and push again.\n",
+                unit::short(&now_at)
+            ))
+            .await;
+            return 1;
+        }
         let build = tokio::select! {
             result = self.build(&push, &app.name, &update, &request.env, &out) => result,
             () = shutdown.cancelled() => {
@@ -590,10 +649,14 @@ impl Builds {
         };
         tokio::pin!(relay);
         let status = tokio::select! {
-            status = watched.wait_exit() => status,
+            status = watched.wait_exit() => {
+                // The pipe's writer lives on in systemd until the unit is
+                // collected: read what is left for a moment, not to EOF.
+                let _ = tokio::time::timeout(OUTPUT_DRAIN, &mut relay).await;
+                status
+            }
             () = &mut relay => watched.wait_exit().await,
         };
-        let _ = tokio::time::timeout(OUTPUT_DRAIN, relay).await;
         let status = status.map_err(|e| format!("Lost track of the build unit: {e}"))?;
         let _ = self.systemd.reset_failed(unit.as_str()).await;
         drop(watched);
@@ -921,11 +984,21 @@ async fn git_output(
             cmd.env(k, v);
         }
     }
-    if let Some(path) = to {
-        let file = std::fs::File::create(path).map_err(io_fail("cannot write the source"))?;
-        cmd.stdout(file);
-    }
-    let output = cmd.output().await.map_err(io_fail("cannot run git"))?;
+    // `output()` would capture stdout even if it was set: spawn instead.
+    let stdout = match to {
+        Some(path) => std::process::Stdio::from(
+            std::fs::File::create(path).map_err(io_fail("cannot write the source"))?,
+        ),
+        None => std::process::Stdio::piped(),
+    };
+    let output = cmd
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(io_fail("cannot run git"))?
+        .wait_with_output()
+        .await
+        .map_err(io_fail("cannot run git"))?;
     if !output.status.success() {
         return Err(format!(
             "git {} failed: {}",

@@ -108,11 +108,14 @@ impl ReleasePhase {
 
     fn claim(&self, app_id: Uuid, version: ReleaseVersion) -> Option<Claim<'_>> {
         let key = (app_id, version.0);
-        self.running
+        // The guard must be gone before a Claim exists: dropping one
+        // (when the key was taken) locks the set again.
+        let inserted = self
+            .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key)
-            .then_some(Claim { phase: self, key })
+            .insert(key);
+        inserted.then(|| Claim { phase: self, key })
     }
 
     /// Runs the release phase of `version` and settles the release.
@@ -232,12 +235,15 @@ impl ReleasePhase {
                 };
                 tokio::pin!(relay);
                 let status = tokio::select! {
-                    status = watched.wait_exit() => status,
+                    status = watched.wait_exit() => {
+                        // The pipe's writer lives on in systemd until the
+                        // unit is collected: read what is left for a
+                        // moment, not to EOF.
+                        let _ = tokio::time::timeout(OUTPUT_DRAIN, &mut relay).await;
+                        status
+                    }
                     () = &mut relay => watched.wait_exit().await,
                 };
-                // The pipe's writer lives on in systemd until the unit is
-                // collected: read what is left for a moment, not to EOF.
-                let _ = tokio::time::timeout(OUTPUT_DRAIN, relay).await;
                 status?
             }
         };

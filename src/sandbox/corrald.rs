@@ -11,6 +11,8 @@ use super::host::{Host, HostConfig, SandboxError, SCRATCH_ROOT};
 const INNER_BIN: &str = "/opt/corral/bin";
 /// Where the generated configuration appears inside the host.
 const INNER_ETC: &str = "/etc/corral";
+/// Where the source tree's buildpacks are bound in the host.
+const INNER_BUILDPACKS: &str = "/opt/corral/buildpacks";
 /// The state directory inside the host.
 const INNER_STATE: &str = "/var/lib/corral";
 
@@ -98,7 +100,18 @@ impl Sandbox {
         let config = format!(
             "# Written by corral sandbox.\nstate-dir = \"{INNER_STATE}\"\n\n[api]\nlisten = \"{api}\"\n\n[router]\nmode = \"{mode}\"\nlisten = \"{router_addr}\"\nbase-domain = \"localhost\"\n"
         );
-        let config = format!("{config}{}", options.extra_config);
+        let mut config = format!("{config}{}", options.extra_config);
+        // corrald runs from a bind of bin_dir, far from the source tree's
+        // buildpacks/; name them, bound at a path of their own.
+        let buildpacks = crate::build::buildpacks::find_shipped_dir(
+            None,
+            Some(&options.bin_dir.join("corrald")),
+        );
+        if let (Some(_), false) = (&buildpacks, options.extra_config.contains("[builds]")) {
+            config.push_str(&format!(
+                "\n[builds]\nbuildpacks-dir = \"{INNER_BUILDPACKS}\"\n"
+            ));
+        }
         let config_path = etc_dir.join("corrald.toml");
         std::fs::write(&config_path, config).map_err(|source| SandboxError::Io {
             action: "write",
@@ -109,6 +122,9 @@ impl Sandbox {
         let mut host_config = HostConfig::new(options.name.clone())
             .bind(&options.bin_dir, INNER_BIN)
             .bind(&etc_dir, INNER_ETC);
+        if let Some(dir) = &buildpacks {
+            host_config = host_config.bind(dir, INNER_BUILDPACKS);
+        }
         host_config.boot_timeout = options.timeout;
         if let Some(state) = &options.state_dir {
             host_config = host_config.bind(state, INNER_STATE);
