@@ -241,5 +241,50 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         ["succeeded", "failed", "failed", "succeeded"],
         "{builds}"
     );
+
+    // A Python app through the shipped python buildpack: a virtualenv
+    // built by the build unit's throwaway user, served from the slug; the
+    // second build reuses the per-app cache that systemd handed over.
+    ok(&cli(&["apps:create", "snake"]));
+    let py = home.path().join("py");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apps/python"),
+        &py,
+    );
+    assert!(git(&py, &["init", "--quiet", "--initial-branch=main"])
+        .status
+        .success());
+    commit(&py, "python app");
+    let snake = remote.replace("/pushy.git", "/snake.git");
+    let (pushed, said) = push(&py, &snake);
+    assert!(pushed, "{said}\n{}", sandbox.journal("corrald.service"));
+    assert!(said.contains("-----> Python app detected"), "{said}");
+    let body = wait_for("the python app through the router", TIMEOUT, || {
+        get(sandbox.router_addr, "snake.localhost")
+            .ok()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body)
+    });
+    assert!(body.contains("Corral"), "{body}");
+    commit(&py, "again");
+    let (pushed, said) = push(&py, &snake);
+    assert!(pushed, "{said}");
+    assert!(
+        said.contains("Restored the bare virtualenv from the build cache"),
+        "{said}"
+    );
     sandbox.stop().expect("teardown");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }
