@@ -112,6 +112,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     let ctx = Arc::new(Context {
         https_port: None,
+        git: None,
         table: feed.handle().clone(),
         // The daemon's default.
         connect_timeout: Duration::from_secs(5),

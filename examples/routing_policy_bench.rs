@@ -307,6 +307,7 @@ async fn start_router(
     )]));
     let ctx = Arc::new(Context {
         https_port: None,
+        git: None,
         table: feed.handle().clone(),
         connect_timeout: Duration::from_secs(5),
         tasks: tracker.clone(),

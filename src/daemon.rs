@@ -164,6 +164,10 @@ fn spawn_router(
         tasks: tracker.clone(),
         shutdown: shutdown.clone(),
         https_port,
+        git: Some(router::git::GitUpstream {
+            host: format!("git.{}", config.router.base_domain),
+            socket: config.api_socket(),
+        }),
     });
     let limits = router::Limits {
         header_timeout: Duration::from_secs(config.router.header_timeout_secs),

@@ -266,9 +266,25 @@ fn git_push_builds_releases_and_refuses_what_fails() {
             .map(|(_, body)| body)
     });
     assert!(body.contains("Corral"), "{body}");
+    // The second push goes through the router's git.<base-domain> host,
+    // as `git push` to https://git.example.com/snake.git would.
     commit(&py, "again");
-    let (pushed, said) = push(&py, &snake);
-    assert!(pushed, "{said}");
+    let via_router = format!(
+        "http://git:{}@{}/snake.git",
+        sandbox.token, sandbox.router_addr
+    );
+    let out = git(
+        &py,
+        &[
+            "-c",
+            "http.extraHeader=Host: git.localhost",
+            "push",
+            &via_router,
+            "HEAD:main",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
     assert!(
         said.contains("Restored the bare virtualenv from the build cache"),
         "{said}"

@@ -187,6 +187,7 @@ async fn router(limits: Limits) -> Router {
         tasks: tracker.clone(),
         shutdown: shutdown.clone(),
         https_port: None,
+        git: None,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -655,6 +656,7 @@ async fn tls_router(limits: Limits) -> (Router, SocketAddr) {
         tasks: tracker.clone(),
         shutdown: shutdown.clone(),
         https_port: Some(tls_addr.port()),
+        git: None,
     });
     let tls = router::tls::server_config(feed.handle().clone()).expect("tls config");
     tokio::spawn(router::serve(

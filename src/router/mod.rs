@@ -11,6 +11,7 @@
 
 pub mod balance;
 pub mod framing;
+pub mod git;
 pub mod log;
 pub mod pages;
 mod pool;

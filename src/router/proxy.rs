@@ -52,6 +52,8 @@ pub struct Context {
     /// one, `force_https` is ignored rather than sending clients to a port
     /// nobody answers on.
     pub https_port: Option<u16>,
+    /// Where requests for `git.<base-domain>` go, if anywhere.
+    pub git: Option<super::git::GitUpstream>,
 }
 
 /// Where a request came from.
@@ -292,6 +294,9 @@ pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Re
         log.status = status.as_u16();
         log.emit();
         return pages::bad_request(status, why);
+    }
+    if let Some(git) = ctx.git.as_ref().filter(|g| g.host == host) {
+        return super::git::forward(git, peer, req, log, &ctx.tasks).await;
     }
     let table = ctx.table.load();
     let Some(route) = table.lookup(&host).cloned() else {
