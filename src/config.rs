@@ -92,6 +92,10 @@ pub struct BuildsConfig {
     /// The largest push accepted, in MB (Heroku caps repositories at about
     /// 1 GB). Default 1024.
     pub max_push_mb: u64,
+    /// Where corrald keeps a Nix GC root per slug for the store paths the
+    /// nix buildpack built (removed with the slug). Default
+    /// `/nix/var/nix/gcroots/corral`.
+    pub nix_gcroots_dir: PathBuf,
 }
 
 impl Default for BuildsConfig {
@@ -106,6 +110,7 @@ impl Default for BuildsConfig {
             path: "/usr/local/bin:/usr/bin:/bin".to_owned(),
             hook_program: None,
             max_push_mb: 1024,
+            nix_gcroots_dir: PathBuf::from("/nix/var/nix/gcroots/corral"),
         }
     }
 }
@@ -324,6 +329,10 @@ impl Config {
         for (key, path) in [
             ("builds.buildpacks-dir", &self.builds.buildpacks_dir),
             ("builds.hook-program", &self.builds.hook_program),
+            (
+                "builds.nix-gcroots-dir",
+                &Some(self.builds.nix_gcroots_dir.clone()),
+            ),
         ] {
             if path.as_ref().is_some_and(|p| !p.is_absolute()) {
                 return Err(format!("{key} must be an absolute path, not {path:?}"));

@@ -518,8 +518,14 @@ pub async fn serve(
         );
     }
     tracker.spawn(
-        gc::run_gc(store, slugs, config.gc.clone(), shutdown.clone())
-            .instrument(tracing::info_span!("slug_gc")),
+        gc::run_gc(
+            store,
+            slugs,
+            config.gc.clone(),
+            Some(config.builds.nix_gcroots_dir.clone()),
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("slug_gc")),
     );
 
     if let Some(listener) = listeners.unix {

@@ -37,6 +37,7 @@ pub async fn gc_once(
     store: &Store,
     slugs: &Arc<SlugStore>,
     config: &GcConfig,
+    nix_roots: Option<std::path::PathBuf>,
 ) -> Result<GcReport, GcError> {
     let retain = config.retain_releases;
     let fresh = chrono::Duration::from_std(FRESH_UPLOAD).unwrap_or(chrono::Duration::days(1));
@@ -47,6 +48,19 @@ pub async fn gc_once(
     let report = tokio::task::spawn_blocking(move || slugs.gc(&live))
         .await
         .map_err(|e| GcError::Task(e.to_string()))??;
+    if let Some(roots) = nix_roots {
+        let gone = report.removed.clone();
+        // Nix's own GC may then take the store paths of collected slugs.
+        match tokio::task::spawn_blocking(move || crate::build::nix::remove_roots(&roots, &gone))
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot remove Nix GC roots of collected slugs")
+            }
+            Err(e) => tracing::warn!(error = %e, "the GC root task failed"),
+        }
+    }
     Ok(report)
 }
 
@@ -55,6 +69,7 @@ pub async fn run_gc(
     store: Store,
     slugs: Arc<SlugStore>,
     config: GcConfig,
+    nix_roots: Option<std::path::PathBuf>,
     shutdown: CancellationToken,
 ) {
     if config.interval_secs == 0 {
@@ -67,7 +82,7 @@ pub async fn run_gc(
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        match gc_once(&store, &slugs, &config).await {
+        match gc_once(&store, &slugs, &config, nix_roots.clone()).await {
             Ok(report) if report.removed.is_empty() => {
                 tracing::debug!("slug gc: nothing to remove")
             }

@@ -104,7 +104,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             let store = daemon::open_store(&config)?;
             let slugs = std::sync::Arc::new(daemon::open_slugs(&config)?);
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            let report = runtime.block_on(corral::gc::gc_once(&store, &slugs, &config.gc))?;
+            let report = runtime.block_on(corral::gc::gc_once(
+                &store,
+                &slugs,
+                &config.gc,
+                Some(config.builds.nix_gcroots_dir.clone()),
+            ))?;
             println!(
                 "Removed {} slug(s), freed {:.1} MB.",
                 report.removed.len(),

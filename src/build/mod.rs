@@ -22,6 +22,7 @@
 pub mod buildpacks;
 pub mod git;
 pub mod hook;
+pub mod nix;
 pub mod unit;
 
 use std::collections::{BTreeMap, HashMap};
@@ -749,6 +750,19 @@ impl Builds {
             .map_err(|e| format!("Cannot make the slug: {e}"))?;
         out.say(format!("       Done: {}\n", human_size(stored.size)))
             .await;
+        if let Some(paths) =
+            read_untrusted(&dir.join("app/.corral/nix-store-paths"), 64 * 1024).await?
+        {
+            let roots = self.config.builds.nix_gcroots_dir.clone();
+            let digest = stored.digest;
+            let made = tokio::task::spawn_blocking(move || nix::add_roots(&roots, &digest, &paths))
+                .await
+                .map_err(|e| format!("the GC root task failed: {e}"))??;
+            out.say(format!(
+                "       Kept {made} Nix store path(s) alive for this slug\n"
+            ))
+            .await;
+        }
 
         // The release.
         let new = NewSlug {
@@ -1096,7 +1110,7 @@ mod tests {
         );
         assert!(read_untrusted(&t.path().join("l"), 100).await.is_err());
         assert!(read_untrusted(&t.path().join("f"), 3).await.is_err());
-        nix::unistd::mkfifo(&t.path().join("p"), nix::sys::stat::Mode::S_IRWXU).expect("fifo");
+        ::nix::unistd::mkfifo(&t.path().join("p"), ::nix::sys::stat::Mode::S_IRWXU).expect("fifo");
         assert!(read_untrusted(&t.path().join("p"), 100).await.is_err());
     }
 }
