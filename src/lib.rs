@@ -19,6 +19,9 @@
 //! - [`daemon`]: the composition root wiring the parts under one
 //!   cancellation tree.
 //! - [`cli`]: the `corral` command, speaking the API with [`api::types`].
+//! - [`build`]: `git push` to a release: smart HTTP served by real git,
+//!   the pre-receive hook calling back into corrald, classic buildpacks
+//!   run in sandboxed transient build units, slugs, the release phase.
 //! - [`attach`]: the framed protocol between `corral run` and a one-off
 //!   dyno's terminal, spoken over an upgraded API connection.
 //! - [`router`]: the data plane: Host to app to a web dyno, from route
@@ -36,8 +39,11 @@
 //! that dyno's terminal; corrald starts it only then. The dyno manager and
 //! a refresher publish apps, domains and up web dynos into the router's
 //! feed; the router serves each HTTP request from the current snapshot and
-//! never waits on the store or D-Bus. Builds and logs join as later parts,
-//! each owned by the daemon.
+//! never waits on the store or D-Bus. A `git push` reaches git
+//! receive-pack through the API (or the router's `git.<base-domain>`);
+//! its hook hands the pushed commit to the build service, which runs the
+//! buildpacks in a build unit, packs `/app` into a slug and releases it,
+//! streaming the output back through git. Logs join as a later part.
 
 pub mod api;
 pub mod attach;
