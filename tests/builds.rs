@@ -3,34 +3,19 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use corral::sandbox::{Sandbox, SandboxOptions};
-use support::{corral_cli, free_port, ok, wait_for};
+use support::{corral_cli, free_port, ok, wait_for, Load};
 
 /// Bound on every wait; generous for a loaded 2-core machine.
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 fn get(router: SocketAddr, host: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(router)?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
+    support::router_get(router, host, "/")
 }
 
 fn git(dir: &Path, args: &[&str]) -> Output {
@@ -115,8 +100,14 @@ fn git_push_builds_releases_and_refuses_what_fails() {
 
     // The first push: detected, compiled in a build unit, released after
     // its release phase, served through the router.
+    // Shell metacharacters in the commit message and in branch names
+    // reach no shell (checked below: the marker file never appears).
+    const MARKER: &str = "/var/lib/corral/pwned";
     write_app(&work, "version one\n", "echo migrating the database\n");
-    commit(&work, "first");
+    commit(
+        &work,
+        &format!("first $(touch {MARKER}) `touch {MARKER}`;touch {MARKER}\n-h --help"),
+    );
     let (pushed, said) = push(&work, &remote);
     assert!(pushed, "{said}\n{}", sandbox.journal("corrald.service"));
     for expected in [
@@ -143,6 +134,25 @@ fn git_push_builds_releases_and_refuses_what_fails() {
             .map(|(_, body)| body)
     });
     assert_eq!(body, "version one\n");
+
+    for branch in [
+        format!("x;touch${{IFS}}{MARKER}"),
+        format!("$(touch${{IFS}}{MARKER})"),
+        format!("`touch${{IFS}}{MARKER}`"),
+        "-h".to_owned(),
+    ] {
+        let out = git(
+            &work,
+            &["push", &remote, &format!("HEAD:refs/heads/{branch}")],
+        );
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{branch}: {said}");
+        assert!(said.contains("which is stored but not deployed"), "{said}");
+    }
+    let (refused, _) = (cli(&["apps:create", "x;touch /var/lib/corral/pwned"]), ());
+    assert!(!refused.status.success());
+    let state = sandbox.run(&["ls", "-a", "/var/lib/corral"]).expect("ls");
+    assert!(!state.contains("pwned"), "a command ran: {state}");
 
     // A build that fails rejects the push and changes nothing.
     std::fs::write(work.join("Procfile"), "this is not a procfile\n").expect("write");
@@ -242,53 +252,6 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         "{builds}"
     );
 
-    // A Python app through the shipped python buildpack: a virtualenv
-    // built by the build unit's throwaway user, served from the slug; the
-    // second build reuses the per-app cache that systemd handed over.
-    ok(&cli(&["apps:create", "snake"]));
-    let py = home.path().join("py");
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apps/python"),
-        &py,
-    );
-    assert!(git(&py, &["init", "--quiet", "--initial-branch=main"])
-        .status
-        .success());
-    commit(&py, "python app");
-    let snake = remote.replace("/pushy.git", "/snake.git");
-    let (pushed, said) = push(&py, &snake);
-    assert!(pushed, "{said}\n{}", sandbox.journal("corrald.service"));
-    assert!(said.contains("-----> Python app detected"), "{said}");
-    let body = wait_for("the python app through the router", TIMEOUT, || {
-        get(sandbox.router_addr, "snake.localhost")
-            .ok()
-            .filter(|(status, _)| *status == 200)
-            .map(|(_, body)| body)
-    });
-    assert!(body.contains("Corral"), "{body}");
-    // The second push goes through the router's git.<base-domain> host,
-    // as `git push` to https://git.example.com/snake.git would.
-    commit(&py, "again");
-    let via_router = format!(
-        "http://git:{}@{}/snake.git",
-        sandbox.token, sandbox.router_addr
-    );
-    let out = git(
-        &py,
-        &[
-            "-c",
-            "http.extraHeader=Host: git.localhost",
-            "push",
-            &via_router,
-            "HEAD:main",
-        ],
-    );
-    let said = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{said}");
-    assert!(
-        said.contains("Restored the bare virtualenv from the build cache"),
-        "{said}"
-    );
     sandbox.stop().expect("teardown");
 }
 
@@ -303,4 +266,115 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
     }
+}
+
+/// The slug digest a push printed.
+fn slug_digest(said: &str) -> String {
+    said.lines()
+        .find_map(|l| l.split("Slug SHA256:").nth(1))
+        .map(|d| d.trim().to_owned())
+        .unwrap_or_else(|| panic!("no slug digest in:\n{said}"))
+}
+
+#[test]
+fn shipped_buildpacks_build_serve_and_rebuild_the_same_slug() {
+    let mut options = SandboxOptions::new(
+        format!("packs-{}", std::process::id()),
+        free_port(),
+        free_port(),
+    );
+    options.bin_dir = support::bin_dir();
+    options.extra_config = "[dynos]\nport-range-start = 36200\nport-range-end = 36299\n".into();
+    let sandbox = Sandbox::start(&options).expect("sandbox starts");
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("home");
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apps");
+    for (app, fixture, detected, cached) in [
+        (
+            "snake",
+            "python",
+            "-----> Python app detected",
+            "Restored the bare virtualenv from the build cache",
+        ),
+        (
+            "noddy",
+            "nodejs",
+            "-----> Node.js app detected",
+            "Reusing npm's cache from an earlier build",
+        ),
+    ] {
+        ok(&cli(&["apps:create", app]));
+        let dir = home.path().join(app);
+        copy_tree(&fixtures.join(fixture), &dir);
+        assert!(git(&dir, &["init", "--quiet", "--initial-branch=main"])
+            .status
+            .success());
+        commit(&dir, &format!("{fixture} app"));
+        let remote = format!(
+            "{}/{app}.git",
+            sandbox
+                .api_url
+                .replace("http://", &format!("http://git:{}@", sandbox.token))
+        );
+        let (pushed, said) = push(&dir, &remote);
+        assert!(pushed, "{said}\n{}", sandbox.journal("corrald.service"));
+        assert!(said.contains(detected), "{said}");
+        let host = format!("{app}.localhost");
+        let body = wait_for(&format!("{app} through the router"), TIMEOUT, || {
+            get(sandbox.router_addr, &host)
+                .ok()
+                .filter(|(status, _)| *status == 200)
+                .map(|(_, body)| body)
+        });
+        assert!(body.contains("Corral"), "{app}: {body}");
+
+        // Pushed again with no change to the code (an empty commit, as
+        // Heroku users redeploy), under steady load, through the router's
+        // git.<base-domain> host: the cache is reused, the slug is the same
+        // bytes, and no request fails while the web dyno rolls.
+        let load = Load::start(sandbox.router_addr, &host, 4);
+        commit(&dir, "redeploy");
+        let via_router = format!(
+            "http://git:{}@{}/{app}.git",
+            sandbox.token, sandbox.router_addr
+        );
+        let out = git(
+            &dir,
+            &[
+                "-c",
+                "http.extraHeader=Host: git.localhost",
+                "push",
+                &via_router,
+                "HEAD:main",
+            ],
+        );
+        let again = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{again}");
+        assert!(again.contains(cached), "{again}");
+        assert!(again.contains("Released v3"), "{again}");
+        let (first, second) = (slug_digest(&said), slug_digest(&again));
+        if first != second {
+            let script = format!(
+                "cd /tmp && mkdir a b && tar -xzf /var/lib/corral/slugs/sha256/{}/{first}.tar.gz -C a && tar -xzf /var/lib/corral/slugs/sha256/{}/{second}.tar.gz -C b && diff -r a b 2>&1 | head -20; true",
+                &first[..2],
+                &second[..2]
+            );
+            let diff = sandbox.run(&["sh", "-c", &script]);
+            panic!("{app}: the rebuild differs: {diff:?}");
+        }
+        // The roll is over once the v3 dyno alone is up.
+        wait_for(&format!("{app} on v3 alone"), TIMEOUT, || {
+            let (out, _) = ok(&cli(&["ps", "-a", app, "--json"]));
+            let dynos: serde_json::Value = serde_json::from_str(&out).ok()?;
+            let dynos = dynos.as_array()?;
+            (dynos.len() == 1 && dynos[0]["release"]["version"] == 3 && dynos[0]["state"] == "up")
+                .then_some(())
+        });
+        let (served, failures) = load.finish();
+        assert!(
+            served > 0 && failures.is_empty(),
+            "{app}: {served} served, failed: {failures:?}"
+        );
+    }
+    sandbox.stop().expect("teardown");
 }

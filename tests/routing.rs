@@ -5,14 +5,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use corral::sandbox::{Sandbox, SandboxOptions};
-use support::{corral_cli, free_port, ok, wait_for};
+use support::{corral_cli, free_port, ok, router_get as get, wait_for, Load};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -37,25 +35,6 @@ signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown
 server.serve_forever()
 "#;
 
-/// One request on a fresh connection: (status, body).
-fn get(router: SocketAddr, host: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(router)?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
-}
-
 fn journal(sandbox: &Sandbox) -> String {
     sandbox
         .run(&[
@@ -67,59 +46,6 @@ fn journal(sandbox: &Sandbox) -> String {
             "corrald.service",
         ])
         .unwrap_or_default()
-}
-
-/// Steady load on one app until stopped: every failure is remembered.
-struct Load {
-    stop: Arc<AtomicBool>,
-    done: Arc<AtomicU64>,
-    failures: Arc<Mutex<Vec<String>>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(router: SocketAddr, host: &str, clients: usize) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicU64::new(0));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let threads = (0..clients)
-            .map(|_| {
-                let (stop, done, failures) = (stop.clone(), done.clone(), failures.clone());
-                let host = host.to_owned();
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        match get(router, &host, "/") {
-                            Ok((200, _)) => {}
-                            other => failures
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push(format!("{other:?}")),
-                        }
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            done,
-            failures,
-            threads,
-        }
-    }
-
-    fn finish(self) -> (u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            let _ = t.join();
-        }
-        let failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        (self.done.load(Ordering::Relaxed), failures)
-    }
 }
 
 #[test]

@@ -748,8 +748,12 @@ impl Builds {
             .await
             .map_err(|e| format!("the packing task failed: {e}"))?
             .map_err(|e| format!("Cannot make the slug: {e}"))?;
-        out.say(format!("       Done: {}\n", human_size(stored.size)))
-            .await;
+        out.say(format!(
+            "       Done: {}\n       Slug SHA256:{}\n",
+            human_size(stored.size),
+            stored.digest.to_hex()
+        ))
+        .await;
         if let Some(paths) =
             read_untrusted(&dir.join("app/.corral/nix-store-paths"), 64 * 1024).await?
         {

@@ -69,6 +69,10 @@ pub fn build_service(input: &BuildInput<'_>) -> ServiceSpec {
         ("LANG".to_owned(), "C.UTF-8".to_owned()),
         ("STACK".to_owned(), input.stack.to_owned()),
         ("SOURCE_VERSION".to_owned(), input.source_version.to_owned()),
+        // Reproducible builds' convention: tools that stamp times (Python's
+        // byte-compiler among them) stamp this one, so the same commit
+        // builds the same slug.
+        ("SOURCE_DATE_EPOCH".to_owned(), "315532800".to_owned()),
     ];
     spec.working_directory = Some("/app".to_owned());
     let bind = |source: &Path, destination: String, read_only| BindPath {
@@ -156,6 +160,11 @@ fail() {
 }
 mkdir -p "$HOME" /tmp/buildpacks || fail "Cannot prepare the build's temporary directory."
 tar -xf "$in/source.tar" -C "$build" || fail "Cannot unpack the pushed commit."
+# git archive stamps files with the commit's time; one fixed time instead
+# keeps what is derived from mtimes (Python's .pyc headers) the same for
+# the same code, so a rebuild makes the same slug.
+find "$build" -mindepth 1 -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} + ||
+    fail "Cannot set the source's file times."
 mode=$(sed -n 1p "$in/plan")
 count=$(sed -n 2p "$in/plan")
 : > "$out/used"
