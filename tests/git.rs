@@ -164,6 +164,17 @@ fn pushes_fetches_and_refusals_over_smart_http() {
         "{refs}"
     );
 
+    // The build cache can be purged (there is none yet: that is fine).
+    let r = d.request("DELETE", "/apps/gitapp/build-cache", None);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let out = d.corral(&["builds:cache:purge", "-a", "gitapp"]);
+    assert!(
+        !out.status.success(),
+        "purging without --confirm must refuse"
+    );
+    let out = d.corral(&["builds:cache:purge", "-a", "gitapp", "--confirm", "gitapp"]);
+    assert!(out.status.success(), "{out:?}");
+
     // The failed build is on record; the app still has only v1.
     let r = d.request("GET", "/apps/gitapp/builds", None);
     assert_eq!(r.status, 200, "{}", r.body);

@@ -412,6 +412,20 @@ impl Api {
                     .map_err(store)?;
                 Ok(json(StatusCode::OK, &build_json(&build)))
             }
+            Route::PurgeBuildCache(app) => {
+                let found = self
+                    .store
+                    .call(move |c| state::get_app(c, &app))
+                    .await
+                    .map_err(store)?;
+                if let Some(builds) = &self.builds {
+                    builds
+                        .purge_cache(found.id)
+                        .await
+                        .map_err(ApiError::Conflict)?;
+                }
+                Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})))
+            }
             Route::ListBuildpacks(app) => {
                 let list = self
                     .store

@@ -91,6 +91,8 @@ pub enum Route {
     ListBuilds(AppRef),
     /// `GET /apps/{app}/builds/{id}`.
     GetBuild(AppRef, Uuid),
+    /// `DELETE /apps/{app}/build-cache`.
+    PurgeBuildCache(AppRef),
     /// `GET /apps/{app}/buildpack-installations`.
     ListBuildpacks(AppRef),
     /// `PUT /apps/{app}/buildpack-installations`: replace the list.
@@ -342,6 +344,10 @@ impl Route {
                         .map_err(|_| ApiError::NotFound("Couldn't find that build.".to_owned()))?,
                 )),
                 _ => Err(wrong_method("GET")),
+            },
+            ["apps", a, "build-cache"] => match *m {
+                Method::DELETE => Ok(Route::PurgeBuildCache(app(a)?)),
+                _ => Err(wrong_method("DELETE")),
             },
             ["apps", a, "buildpack-installations"] => match *m {
                 Method::GET => Ok(Route::ListBuildpacks(app(a)?)),

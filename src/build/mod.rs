@@ -204,6 +204,37 @@ impl Builds {
         self.shipped.as_deref()
     }
 
+    /// Empties the app's build cache (Heroku's `DELETE build-cache`): the
+    /// directory systemd manages for its build units. Refused while the app
+    /// builds.
+    pub async fn purge_cache(&self, app_id: Uuid) -> Result<(), String> {
+        let lock = Arc::clone(
+            self.locks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(app_id)
+                .or_default(),
+        );
+        let Ok(_turn) = lock.try_lock() else {
+            return Err(
+                "A build of this app is running; purge its cache when it is done.".to_owned(),
+            );
+        };
+        // With a dynamic user systemd keeps the directory under private/
+        // and links it from the public path.
+        let name = format!("corral-builds/{app_id}");
+        for root in ["/var/cache/private", "/var/cache"] {
+            let path = Path::new(root).join(&name);
+            let result = match tokio::fs::symlink_metadata(&path).await {
+                Ok(meta) if meta.is_dir() => tokio::fs::remove_dir_all(&path).await,
+                Ok(_) => tokio::fs::remove_file(&path).await,
+                Err(_) => Ok(()),
+            };
+            result.map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
     /// Registers a push by `user` to the app with `app_id` through `repo`;
     /// the hook names it by the id in the guard's [`PushGuard::env`].
     pub fn register_push(

@@ -38,6 +38,29 @@ pub(super) async fn list(client: &Client, app: &AppName, json: bool) -> Result<(
     Ok(())
 }
 
+pub(super) async fn purge_cache(
+    client: &Client,
+    app: &AppName,
+    confirm: Option<&str>,
+) -> Result<(), CliError> {
+    if confirm != Some(app.as_str()) {
+        return Err(CliError::Usage(format!(
+            "This deletes {app}'s build cache; the next build starts from scratch. \
+             Confirm with --confirm {app}."
+        )));
+    }
+    let _: serde_json::Value = output::action(
+        &format!(
+            "Purging the build cache of {}",
+            output::app_label(app.as_str())
+        ),
+        client.delete(&format!("/apps/{app}/build-cache")),
+    )
+    .await?;
+    eprintln!("done");
+    Ok(())
+}
+
 async fn current(client: &Client, app: &AppName) -> Result<Vec<String>, CliError> {
     let list: Vec<BuildpackInstallation> = client
         .get(&format!("/apps/{app}/buildpack-installations"))

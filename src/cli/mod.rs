@@ -281,6 +281,15 @@ enum Command {
         #[command(flatten)]
         json: JsonArg,
     },
+    /// Empty the app's build cache; the next build starts from scratch.
+    #[command(name = "builds:cache:purge")]
+    BuildsCachePurge {
+        #[command(flatten)]
+        app: AppArg,
+        /// The app's name again, to confirm without a prompt.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
     /// Show the buildpacks an app has set (none: pushes detect one).
     Buildpacks {
         #[command(flatten)]
@@ -556,6 +565,10 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Builds { app, json } => {
             let app = settings::resolve_app(app.app)?;
             builds::list(&client, &app, json.json).await
+        }
+        Command::BuildsCachePurge { app, confirm } => {
+            let app = settings::resolve_app(app.app)?;
+            builds::purge_cache(&client, &app, confirm.as_deref()).await
         }
         Command::Buildpacks { app, json } => {
             let app = settings::resolve_app(app.app)?;

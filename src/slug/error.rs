@@ -78,8 +78,8 @@ pub enum SlugError {
     },
     /// An upload is larger than `max-slug-bytes`.
     #[error(
-        "slug upload is larger than {limit} bytes; make the slug smaller \
-         (e.g. a .slugignore) or raise [slugs] max-slug-bytes"
+        "the slug is larger than {limit} bytes; make the app smaller (fewer \
+         dependencies or build artefacts in it) or raise [slugs] max-slug-bytes"
     )]
     TooLarge {
         /// The limit in force, in bytes.

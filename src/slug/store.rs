@@ -226,6 +226,13 @@ impl SlugStore {
             io::BufWriter::with_capacity(1 << 16, &tmp.file),
             self.config.compression_level,
         )?;
+        // Packing cannot stop early without hashing twice; a too-large slug
+        // is dropped with its temp file, before it is stored.
+        if stats.bytes > self.config.max_slug_bytes {
+            return Err(SlugError::TooLarge {
+                limit: self.config.max_slug_bytes,
+            });
+        }
         self.persist(&mut tmp, stats.digest, stats.bytes)
     }
 

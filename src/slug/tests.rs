@@ -962,6 +962,17 @@ fn store_reader_verifies_checksum_and_size() {
         .expect_err("store reader should fail");
     assert!(matches!(err, SlugError::TooLarge { limit: 1000 }), "{err}");
     assert_eq!(count_files(&store.root().join("tmp")), 0);
+    // So does a built tree that packs larger than the limit.
+    let big = tempfile::tempdir().expect("tempdir");
+    let noise: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(big.path().join("blob"), noise).expect("write");
+    let err = small
+        .store_dir(big.path())
+        .expect_err("store dir should fail");
+    assert!(matches!(err, SlugError::TooLarge { limit: 1000 }), "{err}");
+    assert_eq!(count_files(&store.root().join("tmp")), 0);
 
     let ok = store
         .store_reader(&bytes[..], Some(stats.digest))
