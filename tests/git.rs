@@ -180,6 +180,24 @@ fn pushes_fetches_and_refusals_over_smart_http() {
     assert_eq!(r.status, 200, "{}", r.body);
     let builds = r.json();
     assert_eq!(builds[0]["status"], "failed", "{builds}");
+    // Its output is kept: by its output_stream_url, and by the CLI.
+    let url = builds[0]["output_stream_url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let path = &url[url.find("/build-output/").expect("path")..];
+    let r = d.request("GET", path, None);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("The build unit could not start"),
+        "{}",
+        r.body
+    );
+    let out = d.corral(&["builds:output", "-a", "gitapp"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("The build unit could not start"),
+        "{out:?}"
+    );
     let r = d.request("GET", "/apps/gitapp/releases", None);
     assert_eq!(r.json().as_array().map(Vec::len), Some(1));
 }

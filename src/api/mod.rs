@@ -110,6 +110,31 @@ impl Api {
         {
             return self.serve_git(request, req).await;
         }
+        if let Some(id) = req.uri().path().strip_prefix("/build-output/") {
+            // Public like Heroku's output_stream_url: the build's random id
+            // is the credential, and only API users learn it.
+            if let (Ok(id), Some(builds)) = (Uuid::parse_str(id), &self.builds) {
+                if let Some(stream) = builds.follow_output(id).await {
+                    let body = http_body_util::StreamBody::new(futures_util::StreamExt::map(
+                        stream,
+                        |chunk| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk)),
+                    ));
+                    let mut response = Response::new(body.boxed());
+                    response.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                    return response;
+                }
+            }
+            let mut response = Response::new(
+                Full::new(Bytes::from_static(b"No such build output.\n"))
+                    .map_err(|e| match e {})
+                    .boxed(),
+            );
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            return response;
+        }
         self.handle(req)
             .await
             .map(|b| b.map_err(|e| match e {}).boxed())
@@ -396,7 +421,9 @@ impl Api {
                     .call(move |c| state::list_builds(c, &app))
                     .await
                     .map_err(store)?;
-                let builds: Vec<types::Build> = builds.iter().map(build_json).collect();
+                let base = base_url(host.as_deref());
+                let builds: Vec<types::Build> =
+                    builds.iter().map(|b| build_json(b, &base)).collect();
                 // Oldest first by default, in the order they started.
                 const FIELDS: RangeFields<types::Build> = &[
                     ("created_at", |b| SortKey::Str(b.created_at.to_rfc3339())),
@@ -410,7 +437,10 @@ impl Api {
                     .call(move |c| state::get_build(c, &app, id))
                     .await
                     .map_err(store)?;
-                Ok(json(StatusCode::OK, &build_json(&build)))
+                Ok(json(
+                    StatusCode::OK,
+                    &build_json(&build, &base_url(host.as_deref())),
+                ))
             }
             Route::PurgeBuildCache(app) => {
                 let found = self
@@ -758,7 +788,7 @@ fn buildpack_installations(list: &[String]) -> Vec<types::BuildpackInstallation>
         .collect()
 }
 
-fn build_json(b: &state::Build) -> types::Build {
+fn build_json(b: &state::Build, base: &str) -> types::Build {
     types::Build {
         app: types::NamedRef {
             id: b.app_id,
@@ -774,7 +804,7 @@ fn build_json(b: &state::Build) -> types::Build {
             .collect(),
         created_at: b.created_at,
         id: b.id,
-        output_stream_url: None,
+        output_stream_url: Some(format!("{base}/build-output/{}", b.id)),
         release: b.release_id.map(|id| types::IdRef { id }),
         slug: b.slug_id.map(|id| types::IdRef { id }),
         source_blob: types::SourceBlob {

@@ -85,6 +85,8 @@ pub struct Builds {
     /// The app lock of each push that built, held until git has updated
     /// (or refused) the ref: the next push must see where main is now.
     turns: Mutex<HashMap<String, tokio::sync::OwnedMutexGuard<()>>>,
+    /// Builds in progress, by id: their output is still growing.
+    running: Mutex<HashMap<Uuid, tokio::sync::watch::Receiver<u64>>>,
     next_unit: AtomicU64,
 }
 
@@ -133,11 +135,32 @@ impl Drop for PushGuard {
     }
 }
 
-/// Sends build output to the pusher and, line by line, to the journal.
+/// A build's output on disk, `<state-dir>/build-logs/<id>.log`, and who
+/// follows it: the build's `output_stream_url` streams it.
+#[derive(Debug)]
+struct BuildLog {
+    file: Mutex<std::fs::File>,
+    /// Bytes written so far; the sender is dropped when the build ends.
+    written: tokio::sync::watch::Sender<u64>,
+}
+
+impl BuildLog {
+    fn append(&self, text: &str) {
+        use std::io::Write;
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if file.write_all(text.as_bytes()).is_ok() {
+            self.written.send_modify(|n| *n += text.len() as u64);
+        }
+    }
+}
+
+/// Sends build output to the pusher, to the build's log and, line by
+/// line, to the journal.
 #[derive(Debug, Clone)]
 struct Output {
     tx: mpsc::Sender<HookMessage>,
     app: AppName,
+    log: Option<Arc<BuildLog>>,
 }
 
 impl Output {
@@ -145,6 +168,9 @@ impl Output {
         let text = text.into();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             tracing::info!(target: "corral::build", app = %self.app, "{line}");
+        }
+        if let Some(log) = &self.log {
+            log.append(&text);
         }
         // A pusher that went away does not stop the build.
         let _ = self.tx.send(HookMessage::Out(text)).await;
@@ -189,6 +215,7 @@ impl Builds {
             pushes: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             turns: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
             // Unique across restarts, so no stale unit has the name.
             next_unit: AtomicU64::new(millis),
         }
@@ -370,6 +397,7 @@ impl Builds {
         let out = Output {
             tx,
             app: app.name.clone(),
+            log: None,
         };
         let deploy = DEPLOY_BRANCHES.iter().find_map(|branch| {
             request
@@ -522,6 +550,17 @@ impl Builds {
             .state_dir
             .join("builds")
             .join(record.id.to_string());
+        let log = match self.open_log(record.id) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot keep the build's output");
+                None
+            }
+        };
+        let out = &Output {
+            log: log.clone(),
+            ..out.clone()
+        };
         let mut used = Vec::new();
         let result = self
             .build_in(push, app, update, quarantine, out, &dir, &mut used)
@@ -546,7 +585,79 @@ impl Builds {
         {
             tracing::warn!(error = %e, "cannot record a build's end");
         }
+        // The stream ends for its followers once the end is recorded.
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        drop(log);
         result.map(|_| ()).map_err(|_| Failed)
+    }
+
+    /// Where build `id`'s output is kept.
+    pub fn log_path(&self, id: Uuid) -> PathBuf {
+        self.config
+            .state_dir
+            .join("build-logs")
+            .join(format!("{id}.log"))
+    }
+
+    fn open_log(&self, id: Uuid) -> std::io::Result<Arc<BuildLog>> {
+        let path = self.log_path(id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        let (written, rx) = tokio::sync::watch::channel(0u64);
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, rx);
+        Ok(Arc::new(BuildLog {
+            file: Mutex::new(file),
+            written,
+        }))
+    }
+
+    /// Build `id`'s output from the start, following it while the build
+    /// runs: chunks of text, ending when the build does. `None` if there
+    /// is no such output.
+    pub async fn follow_output(
+        &self,
+        id: Uuid,
+    ) -> Option<impl futures_util::Stream<Item = bytes::Bytes> + Send + 'static> {
+        let file = tokio::fs::File::open(self.log_path(id)).await.ok()?;
+        let growing = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned();
+        Some(futures_util::stream::unfold(
+            (file, growing),
+            |(mut file, mut growing)| async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match file.read(&mut buf).await {
+                        Ok(n) if n > 0 => {
+                            buf.truncate(n);
+                            return Some((bytes::Bytes::from(buf), (file, growing)));
+                        }
+                        Ok(_) => {}
+                        Err(_) => return None,
+                    }
+                    // At the end of what is written: wait for more, or
+                    // for the build's end (its sender is dropped).
+                    let rx = growing.as_mut()?;
+                    if rx.changed().await.is_err() {
+                        growing = None;
+                    }
+                }
+            },
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]

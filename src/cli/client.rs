@@ -196,6 +196,11 @@ impl Client {
             .map_err(|e| CliError::Protocol(format!("unexpected response from the API: {e}")))
     }
 
+    /// `GET path` as bytes, whole (a build's output, once it has ended).
+    pub async fn get_bytes(&self, path: &str) -> Result<Bytes, CliError> {
+        Ok(self.send(Method::GET, path, None, None).await?.body)
+    }
+
     /// `GET path` decoded as `T`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         let raw = self.send(Method::GET, path, None, None).await?;

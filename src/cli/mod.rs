@@ -281,6 +281,14 @@ enum Command {
         #[command(flatten)]
         json: JsonArg,
     },
+    /// Print a build's output (the newest build's without an id).
+    #[command(name = "builds:output")]
+    BuildsOutput {
+        /// The build's id.
+        id: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Empty the app's build cache; the next build starts from scratch.
     #[command(name = "builds:cache:purge")]
     BuildsCachePurge {
@@ -565,6 +573,10 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Builds { app, json } => {
             let app = settings::resolve_app(app.app)?;
             builds::list(&client, &app, json.json).await
+        }
+        Command::BuildsOutput { id, app } => {
+            let app = settings::resolve_app(app.app)?;
+            builds::output(&client, &app, id.as_deref()).await
         }
         Command::BuildsCachePurge { app, confirm } => {
             let app = settings::resolve_app(app.app)?;
