@@ -14,7 +14,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self as client, SendRequest};
+use hyper::client::conn::http1 as client;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
@@ -24,14 +24,12 @@ use tokio_util::task::TaskTracker;
 use super::balance::{pick, Pick, Slot};
 use super::log::RequestLog;
 use super::pages::{self, Code};
+use super::pool::Upstream;
 use super::table::{AppRoute, Backend, TableHandle, Unavailable};
 use super::{BoxError, RouterBody};
 
 /// Longest request line or header line the router accepts (Heroku: 8 KB).
 pub const MAX_LINE_BYTES: usize = 8192;
-
-/// How long an upstream connection may finish its response after shutdown.
-const UPSTREAM_GRACE: Duration = Duration::from_secs(10);
 
 /// How many dynos a request tries when they refuse connections.
 const MAX_ATTEMPTS: usize = 3;
@@ -43,7 +41,7 @@ pub struct Context {
     pub table: TableHandle,
     /// Connecting to a dyno.
     pub connect_timeout: Duration,
-    /// Upstream connection tasks.
+    /// Tunnels (after `101 Switching Protocols`).
     pub tasks: TaskTracker,
     /// Ends them on shutdown.
     pub shutdown: CancellationToken,
@@ -404,10 +402,15 @@ async fn acquire(
     }
 }
 
-/// A connection to the dyno: an idle pooled one, or a new one.
-async fn connect(ctx: &Context, backend: &Backend) -> std::io::Result<SendRequest<Incoming>> {
-    if let Some(conn) = backend.pool.take() {
-        return Ok(conn);
+/// A connection to the dyno, ready for a request: an idle pooled one, or
+/// a new one.
+async fn connect(ctx: &Context, backend: &Backend) -> std::io::Result<Upstream> {
+    while let Some(mut conn) = backend.pool.take() {
+        // Nothing was sent on it yet: one the dyno closed while it sat
+        // idle is dropped and the next one tried.
+        if conn.ready().await.is_ok() {
+            return Ok(conn);
+        }
     }
     let stream = tokio::time::timeout(ctx.connect_timeout, TcpStream::connect(backend.addr))
         .await
@@ -417,21 +420,10 @@ async fn connect(ctx: &Context, backend: &Backend) -> std::io::Result<SendReques
         .handshake(TokioIo::new(stream))
         .await
         .map_err(std::io::Error::other)?;
-    let shutdown = ctx.shutdown.clone();
-    ctx.tasks.spawn(async move {
-        // On shutdown the connection keeps going while it carries a
-        // response (cutting it would be an H18 for the client), up to the
-        // same grace the client side gets; an idle one ends as soon as the
-        // pools drop it (see `TableHandle::close_idle_connections`).
-        let conn = conn.with_upgrades();
-        tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => return,
-            () = shutdown.cancelled() => {}
-        }
-        let _ = tokio::time::timeout(UPSTREAM_GRACE, conn).await;
-    });
-    Ok(sender)
+    // No task of its own: the request that uses the connection drives it
+    // (see `Upstream`), so on shutdown it lives exactly as long as the
+    // client connection that is draining its response.
+    Ok(Upstream::new(sender, conn.with_upgrades()))
 }
 
 async fn forward(
@@ -530,9 +522,7 @@ async fn forward(
         return fail(std::mem::take(log), Code::H13);
     }
     let response =
-        match tokio::time::timeout(route.settings.request_timeout, conn.send_request(upstream))
-            .await
-        {
+        match tokio::time::timeout(route.settings.request_timeout, conn.send(upstream)).await {
             Err(_) => {
                 log.service = sent.elapsed();
                 return fail(std::mem::take(log), Code::H12);
@@ -552,6 +542,7 @@ async fn forward(
                 ctx,
                 response,
                 client_upgrade,
+                conn,
                 slot,
                 std::mem::take(log),
                 sent,
@@ -568,6 +559,7 @@ async fn forward(
         idle,
         timer: Box::pin(tokio::time::sleep(idle)),
         bytes: 0,
+        failed: None,
         done: Some(Done {
             log: std::mem::take(log),
             sent,
@@ -585,6 +577,7 @@ fn tunnel(
     ctx: &Context,
     mut response: Response<Incoming>,
     client_upgrade: hyper::upgrade::OnUpgrade,
+    conn: Upstream,
     slot: Slot,
     mut log: RequestLog,
     sent: Instant,
@@ -597,6 +590,10 @@ fn tunnel(
     ctx.tasks.spawn(async move {
         // The slot counts the tunnel as in flight until it closes.
         let _slot = slot;
+        // The connection hands its socket over once it has read the 101.
+        if let Some(driver) = conn.into_driver() {
+            let _ = driver.await;
+        }
         let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) else {
             return;
         };
@@ -623,22 +620,25 @@ fn tunnel(
 struct Done {
     log: RequestLog,
     sent: Instant,
-    conn: SendRequest<Incoming>,
+    conn: Upstream,
     slot: Slot,
     /// After shutdown a finished connection is closed, not pooled.
     shutdown: CancellationToken,
 }
 
-/// The dyno's response body on its way to the client: counts bytes,
-/// enforces the idle timeout (H15), reports a dyno that closes mid-body
-/// (H18), and when the body ends returns the connection to the pool,
-/// releases the dyno slot and writes the router log line.
+/// The dyno's response body on its way to the client: drives the upstream
+/// connection that reads it, counts bytes, enforces the idle timeout
+/// (H15), reports a dyno that closes mid-body (H18), and when the body
+/// ends returns the connection to the pool, releases the dyno slot and
+/// writes the router log line.
 struct Relay {
     inner: Incoming,
     idle: Duration,
     timer: Pin<Box<Sleep>>,
     bytes: u64,
     done: Option<Done>,
+    /// The dyno's error, handed on at the next poll.
+    failed: Option<BoxError>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -671,6 +671,12 @@ impl Body for Relay {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        if let Some(e) = this.failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        if let Some(done) = this.done.as_mut() {
+            done.conn.drive(cx);
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -682,7 +688,14 @@ impl Body for Relay {
             }
             Poll::Ready(Some(Err(e))) => {
                 this.finish(Some(Code::H18), false);
-                Poll::Ready(Some(Err(Box::new(e))))
+                // hyper drops the client connection on a body error without
+                // writing what it buffered, and the connection may have
+                // read the start of the body and the dyno's close in one
+                // go: yield once so the client gets the status and the
+                // partial body before the cut.
+                this.failed = Some(Box::new(e));
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
             Poll::Ready(None) => {
                 this.finish(None, true);
