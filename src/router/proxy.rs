@@ -34,6 +34,16 @@ pub const MAX_LINE_BYTES: usize = 8192;
 /// How many dynos a request tries when they refuse connections.
 const MAX_ATTEMPTS: usize = 3;
 
+// Parsed once here rather than from a string on every request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
+
 /// What every request shares.
 #[derive(Debug)]
 pub struct Context {
@@ -111,23 +121,22 @@ fn request_host<B>(req: &Request<B>) -> String {
 fn refusal<B>(req: &Request<B>) -> Option<(StatusCode, &'static str)> {
     let headers = req.headers();
     let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
-    let encodings: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
+    let mut encodings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let encoding = encodings.next();
     if lengths > 1 {
         return Some((
             StatusCode::BAD_REQUEST,
             "More than one Content-Length header.",
         ));
     }
-    if lengths == 1 && !encodings.is_empty() {
+    if lengths == 1 && encoding.is_some() {
         return Some((
             StatusCode::BAD_REQUEST,
             "Content-Length and Transfer-Encoding together are ambiguous; send one.",
         ));
     }
-    if encodings.len() > 1
-        || encodings
-            .first()
-            .is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"chunked"))
+    if encodings.next().is_some()
+        || encoding.is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"chunked"))
     {
         return Some((
             StatusCode::NOT_IMPLEMENTED,
@@ -157,7 +166,7 @@ fn refusal<B>(req: &Request<B>) -> Option<(StatusCode, &'static str)> {
 /// `[A-Za-z0-9+/=-]`, else makes one.
 fn request_id<B>(req: &Request<B>) -> String {
     req.headers()
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|id| {
             (20..=200).contains(&id.len())
@@ -169,9 +178,12 @@ fn request_id<B>(req: &Request<B>) -> String {
             // A v4 uuid from the thread's RNG: uuid's own new_v4 asks the
             // kernel for randomness on every request.
             || {
+                let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
                 uuid::Builder::from_random_bytes(rand::random())
                     .into_uuid()
-                    .to_string()
+                    .hyphenated()
+                    .encode_lower(&mut text)
+                    .to_owned()
             },
             str::to_owned,
         )
@@ -201,9 +213,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-    headers.remove("http2-settings");
+    headers.remove(KEEP_ALIVE);
+    headers.remove(PROXY_CONNECTION);
+    headers.remove(HTTP2_SETTINGS);
 }
 
 /// The protocol a request asks to switch to, unless it is `h2c`, which a
@@ -229,11 +241,16 @@ fn append_via(headers: &mut HeaderMap, version: Version) {
         Version::HTTP_10 => "1.0 corral",
         _ => "1.1 corral",
     };
-    let via = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
-        Some(existing) => format!("{existing}, {ours}"),
-        None => ours.to_owned(),
+    let via = match headers.get(header::VIA).map(HeaderValue::to_str) {
+        Some(Ok(existing)) => HeaderValue::from_str(&format!("{existing}, {ours}")),
+        // The usual case: no copy of a string per request.
+        None => Ok(HeaderValue::from_static(ours)),
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "Via is not text; replaced");
+            Ok(HeaderValue::from_static(ours))
+        }
     };
-    if let Ok(value) = HeaderValue::from_str(&via) {
+    if let Ok(value) = via {
         headers.insert(header::VIA, value);
     }
 }
@@ -268,7 +285,7 @@ pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Re
     let host = request_host(&req);
     let fwd = match req
         .headers()
-        .get("x-forwarded-for")
+        .get(X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
     {
         Some(earlier) => format!("{earlier}, {}", peer.addr.ip()),
@@ -375,7 +392,8 @@ async fn acquire(
     mut route: Arc<AppRoute>,
 ) -> Result<(Slot, Arc<AppRoute>), Code> {
     let boot_deadline = tokio::time::Instant::now() + route.settings.boot_wait;
-    let mut versions = ctx.table.subscribe();
+    // Only a request that waits for a booting dyno watches the table.
+    let mut versions = None;
     loop {
         match pick(&route) {
             Pick::Slot(slot) => return Ok((slot, route)),
@@ -391,9 +409,16 @@ async fn acquire(
                 Unavailable::Crashed => return Err(Code::H10),
                 Unavailable::NoWebDynos => return Err(Code::H14),
                 Unavailable::Booting => {
-                    match tokio::time::timeout_at(boot_deadline, versions.changed()).await {
-                        Ok(Ok(())) => {}
-                        _ => return Err(Code::H20),
+                    match versions.as_mut() {
+                        // Subscribed before the table is read again below,
+                        // so a dyno that came up meanwhile is not missed.
+                        None => versions = Some(ctx.table.subscribe()),
+                        Some(versions) => {
+                            match tokio::time::timeout_at(boot_deadline, versions.changed()).await {
+                                Ok(Ok(())) => {}
+                                _ => return Err(Code::H20),
+                            }
+                        }
                     }
                     route = ctx.table.load().lookup(host).cloned().ok_or(Code::H14)?;
                 }
@@ -485,16 +510,19 @@ async fn forward(
     }
     let start_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let forwarded = [
-        ("x-forwarded-for", log.fwd.clone()),
-        ("x-forwarded-proto", peer.scheme.to_owned()),
-        ("x-forwarded-port", peer.local_port.to_string()),
-        ("x-request-start", start_ms.to_string()),
-        ("x-request-id", log.request_id.clone()),
-    ];
-    for (name, value) in forwarded {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    // Values are built straight from what the log holds: no string copies.
+    for (name, value) in [
+        (X_FORWARDED_FOR, HeaderValue::from_str(&log.fwd).ok()),
+        (
+            X_FORWARDED_PROTO,
+            Some(HeaderValue::from_static(peer.scheme)),
+        ),
+        (X_FORWARDED_PORT, Some(HeaderValue::from(peer.local_port))),
+        (X_REQUEST_START, Some(HeaderValue::from(start_ms))),
+        (X_REQUEST_ID, HeaderValue::from_str(&log.request_id).ok()),
+    ] {
+        if let Some(value) = value {
             headers.insert(name, value);
         }
     }
@@ -557,7 +585,7 @@ async fn forward(
     let relay = Relay {
         inner: body,
         idle,
-        timer: Box::pin(tokio::time::sleep(idle)),
+        timer: None,
         bytes: 0,
         failed: None,
         done: Some(Done {
@@ -634,7 +662,8 @@ struct Done {
 struct Relay {
     inner: Incoming,
     idle: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// Made at the first wait for the dyno: most responses never wait.
+    timer: Option<Pin<Box<Sleep>>>,
     bytes: u64,
     done: Option<Done>,
     /// The dyno's error, handed on at the next poll.
@@ -682,8 +711,11 @@ impl Body for Relay {
                 if let Some(data) = frame.data_ref() {
                     this.bytes += data.len() as u64;
                 }
-                let deadline = tokio::time::Instant::now() + this.idle;
-                this.timer.as_mut().reset(deadline);
+                if let Some(timer) = this.timer.as_mut() {
+                    timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + this.idle);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -702,7 +734,11 @@ impl Body for Relay {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if this.timer.as_mut().poll(cx).is_ready() {
+                let idle = this.idle;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if timer.as_mut().poll(cx).is_ready() {
                     this.finish(Some(Code::H15), false);
                     return Poll::Ready(Some(Err(Box::new(RelayError(
                         "the dyno sent nothing within the idle timeout",
