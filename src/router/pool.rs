@@ -3,6 +3,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
@@ -10,8 +11,20 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
-/// Idle connections kept per dyno; more are closed when returned.
+/// Idle connections kept per dyno and thread; more are closed when
+/// returned.
 const MAX_IDLE: usize = 64;
+
+/// Idle lists per dyno: one per router thread (threads beyond that share).
+const SHARDS: usize = 8;
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's idle list: a connection is used on the thread whose
+    /// event loop registered its socket, so its I/O wakes no other thread.
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
 
 /// hyper's connection future (with upgrades), which does the socket I/O.
 type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
@@ -95,15 +108,19 @@ impl Upstream {
     }
 }
 
-/// A dyno's idle upstream connections.
+/// A dyno's idle upstream connections, kept by the thread that used them.
 #[derive(Debug, Default)]
 pub struct Pool {
-    idle: Mutex<Vec<Upstream>>,
+    shards: [Mutex<Vec<Upstream>>; SHARDS],
 }
 
 impl Pool {
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Upstream>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+        Self::lock(&self.shards[SHARD.with(|s| *s)])
+    }
+
+    fn lock(shard: &Mutex<Vec<Upstream>>) -> std::sync::MutexGuard<'_, Vec<Upstream>> {
+        shard.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// An idle connection not known to be closed (check it with
@@ -131,8 +148,10 @@ impl Pool {
 
     /// Closes every idle connection (the dyno left or refused).
     pub fn clear(&self) {
-        // Dropped outside the lock: closing sockets takes a while.
-        let idle = std::mem::take(&mut *self.idle());
-        drop(idle);
+        for shard in &self.shards {
+            // Dropped outside the lock: closing sockets takes a while.
+            let idle = std::mem::take(&mut *Self::lock(shard));
+            drop(idle);
+        }
     }
 }

@@ -1,7 +1,13 @@
-//! The router's accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on one
+//! The router's accept loops: HTTP/1.1 and HTTP/2 (prior knowledge) on one
 //! port, or both over TLS (ALPN) on another; a header read timeout against
 //! slowloris (which also bounds a TLS handshake), a cap on head size and on
 //! connections per client address.
+//!
+//! Each listener is served by `workers` threads with an event loop each
+//! (a current-thread runtime), all accepting from the same socket, like
+//! nginx's worker processes: a connection, its requests and the upstream
+//! connections they use stay on one thread, where a shared work-stealing
+//! runtime kept waking its other worker for each step of a request.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::framing::{Inspect, Verdicts};
 use super::proxy::{self, Context, Peer};
@@ -31,6 +38,8 @@ pub struct Limits {
     pub max_headers: usize,
     /// Open connections per client address; more are closed at once.
     pub max_connections_per_ip: usize,
+    /// Threads serving each listener (default: one per CPU).
+    pub workers: usize,
 }
 
 impl Default for Limits {
@@ -40,6 +49,7 @@ impl Default for Limits {
             max_head_bytes: 64 * 1024,
             max_headers: 100,
             max_connections_per_ip: 512,
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -93,7 +103,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    accept_loop(listener, None, ctx, limits, shutdown, tracker).await;
+    run_workers(listener, None, ctx, limits, shutdown, tracker).await;
 }
 
 /// Serves the router over TLS on `listener` (see [`super::tls`] for the
@@ -108,10 +118,12 @@ pub async fn serve_tls(
     tracker: TaskTracker,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    accept_loop(listener, Some(acceptor), ctx, limits, shutdown, tracker).await;
+    run_workers(listener, Some(acceptor), ctx, limits, shutdown, tracker).await;
 }
 
-async fn accept_loop(
+/// Runs `limits.workers` threads accepting from `listener` until
+/// `shutdown`, and returns once every one has drained its connections.
+async fn run_workers(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     ctx: Arc<Context>,
@@ -119,7 +131,114 @@ async fn accept_loop(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "router listener unusable");
+            return;
+        }
+    };
     let per_ip = Arc::new(PerIp::default());
+    let span = tracing::Span::current();
+    let mut finished = Vec::new();
+    for i in 0..limits.workers.max(1) {
+        let worker = Worker {
+            tls: tls.clone(),
+            ctx: Arc::clone(&ctx),
+            limits,
+            per_ip: Arc::clone(&per_ip),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        };
+        let (done, finish) = tokio::sync::oneshot::channel::<()>();
+        let started = listener.try_clone().and_then(|listener| {
+            let span = span.clone();
+            std::thread::Builder::new()
+                .name(format!("router-{i}"))
+                .spawn(move || {
+                    worker.run(listener, span);
+                    drop(done);
+                })
+        });
+        match started {
+            Ok(_) => finished.push(finish),
+            Err(e) => tracing::error!(error = %e, "cannot start a router thread"),
+        }
+    }
+    // The threads hold their own handles: the socket closes when the last
+    // one stops accepting, as a single accept loop's did.
+    drop(listener);
+    for finish in finished {
+        // Sent never: the sender drops when the thread is done.
+        let _ = finish.await;
+    }
+}
+
+/// What one router thread needs.
+struct Worker {
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<Context>,
+    limits: Limits,
+    per_ip: Arc<PerIp>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Worker {
+    fn run(self, listener: std::net::TcpListener, span: tracing::Span) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a router thread's runtime");
+                return;
+            }
+        };
+        runtime.block_on(
+            async move {
+                let listener = match TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        tracing::error!(error = %e, "router listener unusable");
+                        return;
+                    }
+                };
+                // This thread's connections, so that it keeps running
+                // them until they have drained; the caller's tracker sees
+                // them too.
+                let local = TaskTracker::new();
+                accept_loop(
+                    listener,
+                    self.tls,
+                    self.ctx,
+                    self.limits,
+                    &self.per_ip,
+                    &self.shutdown,
+                    &local,
+                    &self.tracker,
+                )
+                .await;
+                local.close();
+                local.wait().await;
+            }
+            .instrument(span),
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<Context>,
+    limits: Limits,
+    per_ip: &Arc<PerIp>,
+    shutdown: &CancellationToken,
+    local: &TaskTracker,
+    tracker: &TaskTracker,
+) {
     let local_port = listener.local_addr().map_or(0, |a| a.port());
     loop {
         let accepted = tokio::select! {
@@ -149,7 +268,7 @@ async fn accept_loop(
             local_port,
             scheme: if tls.is_some() { "https" } else { "http" },
         };
-        tracker.spawn(connection(
+        local.spawn(tracker.track_future(connection(
             stream,
             tls.clone(),
             peer,
@@ -157,7 +276,7 @@ async fn accept_loop(
             limits,
             shutdown.clone(),
             permit,
-        ));
+        )));
     }
 }
 
