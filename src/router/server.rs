@@ -3,11 +3,11 @@
 //! slowloris (which also bounds a TLS handshake), a cap on head size and on
 //! connections per client address.
 //!
-//! Each listener is served by `workers` threads with an event loop each
-//! (a current-thread runtime), all accepting from the same socket, like
-//! nginx's worker processes: a connection, its requests and the upstream
-//! connections they use stay on one thread, where a shared work-stealing
-//! runtime kept waking its other worker for each step of a request.
+//! Each listener's connections are dealt out in turn to `workers` threads
+//! with an event loop each (a current-thread runtime), like nginx's worker
+//! processes: a connection, its requests and the upstream connections they
+//! use stay on one thread, where a shared work-stealing runtime kept waking
+//! its other worker for each step of a request.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -121,8 +121,9 @@ pub async fn serve_tls(
     run_workers(listener, Some(acceptor), ctx, limits, shutdown, tracker).await;
 }
 
-/// Runs `limits.workers` threads accepting from `listener` until
-/// `shutdown`, and returns once every one has drained its connections.
+/// Accepts from `listener` until `shutdown` and deals the connections out
+/// in turn to `limits.workers` threads; returns once every thread has
+/// drained its connections.
 async fn run_workers(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -131,115 +132,41 @@ async fn run_workers(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let listener = match listener.into_std() {
-        Ok(listener) => listener,
-        Err(e) => {
-            tracing::error!(error = %e, "router listener unusable");
-            return;
-        }
-    };
-    let per_ip = Arc::new(PerIp::default());
+    let local_port = listener.local_addr().map_or(0, |a| a.port());
     let span = tracing::Span::current();
+    let mut workers = Vec::new();
     let mut finished = Vec::new();
     for i in 0..limits.workers.max(1) {
+        let (hand, take) = tokio::sync::mpsc::unbounded_channel();
         let worker = Worker {
+            take,
             tls: tls.clone(),
             ctx: Arc::clone(&ctx),
             limits,
-            per_ip: Arc::clone(&per_ip),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
         };
         let (done, finish) = tokio::sync::oneshot::channel::<()>();
-        let started = listener.try_clone().and_then(|listener| {
-            let span = span.clone();
-            std::thread::Builder::new()
-                .name(format!("router-{i}"))
-                .spawn(move || {
-                    worker.run(listener, span);
-                    drop(done);
-                })
-        });
+        let span = span.clone();
+        let started = std::thread::Builder::new()
+            .name(format!("router-{i}"))
+            .spawn(move || {
+                worker.run(span);
+                drop(done);
+            });
         match started {
-            Ok(_) => finished.push(finish),
+            Ok(_) => {
+                workers.push(hand);
+                finished.push(finish);
+            }
             Err(e) => tracing::error!(error = %e, "cannot start a router thread"),
         }
     }
-    // The threads hold their own handles: the socket closes when the last
-    // one stops accepting, as a single accept loop's did.
-    drop(listener);
-    for finish in finished {
-        // Sent never: the sender drops when the thread is done.
-        let _ = finish.await;
+    if workers.is_empty() {
+        return;
     }
-}
-
-/// What one router thread needs.
-struct Worker {
-    tls: Option<TlsAcceptor>,
-    ctx: Arc<Context>,
-    limits: Limits,
-    per_ip: Arc<PerIp>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-}
-
-impl Worker {
-    fn run(self, listener: std::net::TcpListener, span: tracing::Span) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start a router thread's runtime");
-                return;
-            }
-        };
-        runtime.block_on(
-            async move {
-                let listener = match TcpListener::from_std(listener) {
-                    Ok(listener) => listener,
-                    Err(e) => {
-                        tracing::error!(error = %e, "router listener unusable");
-                        return;
-                    }
-                };
-                // This thread's connections, so that it keeps running
-                // them until they have drained; the caller's tracker sees
-                // them too.
-                let local = TaskTracker::new();
-                accept_loop(
-                    listener,
-                    self.tls,
-                    self.ctx,
-                    self.limits,
-                    &self.per_ip,
-                    &self.shutdown,
-                    &local,
-                    &self.tracker,
-                )
-                .await;
-                local.close();
-                local.wait().await;
-            }
-            .instrument(span),
-        );
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    ctx: Arc<Context>,
-    limits: Limits,
-    per_ip: &Arc<PerIp>,
-    shutdown: &CancellationToken,
-    local: &TaskTracker,
-    tracker: &TaskTracker,
-) {
-    let local_port = listener.local_addr().map_or(0, |a| a.port());
+    let per_ip = Arc::new(PerIp::default());
+    let mut turn = 0;
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => {
@@ -263,20 +190,96 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // Out of this event loop, into the worker's.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "accepted connection unusable");
+                continue;
+            }
+        };
         let peer = Peer {
             addr,
             local_port,
             scheme: if tls.is_some() { "https" } else { "http" },
         };
-        local.spawn(tracker.track_future(connection(
+        // In turn rather than whoever wakes first: with one listening
+        // socket in several event loops, one thread took nearly every
+        // connection of a burst.
+        turn = (turn + 1) % workers.len();
+        let _ = workers[turn].send(Accepted {
             stream,
-            tls.clone(),
             peer,
-            Arc::clone(&ctx),
-            limits,
-            shutdown.clone(),
             permit,
-        )));
+        });
+    }
+    // The workers see the end of their queues, drain and stop.
+    drop(workers);
+    drop(listener);
+    for finish in finished {
+        // Sent never: the sender drops when the thread is done.
+        let _ = finish.await;
+    }
+}
+
+/// A connection on its way to a worker thread.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: Peer,
+    permit: IpPermit,
+}
+
+/// What one router thread needs.
+struct Worker {
+    take: tokio::sync::mpsc::UnboundedReceiver<Accepted>,
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<Context>,
+    limits: Limits,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Worker {
+    fn run(mut self, span: tracing::Span) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a router thread's runtime");
+                return;
+            }
+        };
+        runtime.block_on(
+            async move {
+                // This thread's connections, so that it keeps running
+                // them until they have drained; the caller's tracker sees
+                // them too.
+                let local = TaskTracker::new();
+                while let Some(accepted) = self.take.recv().await {
+                    let stream = match TcpStream::from_std(accepted.stream) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "connection unusable");
+                            continue;
+                        }
+                    };
+                    local.spawn(self.tracker.track_future(connection(
+                        stream,
+                        self.tls.clone(),
+                        accepted.peer,
+                        Arc::clone(&self.ctx),
+                        self.limits,
+                        self.shutdown.clone(),
+                        accepted.permit,
+                    )));
+                }
+                local.close();
+                local.wait().await;
+            }
+            .instrument(span),
+        );
     }
 }
 
