@@ -5,8 +5,10 @@
 //! Listens on `127.0.0.1:PORT` and routes Host `bench.localhost` to an app
 //! `bench` whose up web dynos are the backend ports, with the router's
 //! default settings (least outstanding requests, no concurrency limit) and
-//! default limits. The runtime has N worker threads (default 2, like
-//! nginx's `worker_processes 2` and HAProxy's `nbthread 2` in the script).
+//! default limits. The router has N worker threads (default 2, like
+//! nginx's `worker_processes 2` and HAProxy's `nbthread 2` in the script),
+//! as `Limits::workers` (the daemon keeps the default, one per CPU); the
+//! runtime that starts it does nothing else, like the daemon's would.
 //! Tracing is at `warn` (override with `RUST_LOG`), so the per-request
 //! router log line is not written: nginx and HAProxy run with their access
 //! logs off too. SIGTERM or Ctrl-C stops it.
@@ -65,8 +67,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
@@ -123,7 +124,10 @@ async fn run(args: Args) -> std::io::Result<()> {
     let server = tracker.spawn(router::serve(
         listener,
         ctx,
-        Limits::default(),
+        Limits {
+            workers: args.threads,
+            ..Limits::default()
+        },
         shutdown.clone(),
         tracker.clone(),
     ));

@@ -59,14 +59,8 @@ enum State {
     Passthrough,
 }
 
-/// What a head says about the body that follows.
-fn inspect_head(head: &[u8]) -> Option<(bool, State)> {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return None,
-    }
+/// What a parsed head says about the body that follows.
+fn verdict(req: &httparse::Request<'_, '_>) -> Option<(bool, State)> {
     let (mut lengths, mut length, mut te, mut chunked, mut upgrade) =
         (0, None, false, false, false);
     for h in req.headers.iter() {
@@ -102,6 +96,49 @@ fn inspect_head(head: &[u8]) -> Option<(bool, State)> {
     Some((ambiguous, next))
 }
 
+/// A head that ends exactly at the end of `head`.
+fn inspect_head(head: &[u8]) -> Option<(bool, State)> {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => verdict(&req),
+        _ => None,
+    }
+}
+
+/// What [`inspect_start`] found at the start of a read.
+enum Start {
+    /// A complete head of `len` bytes, and its verdict.
+    Head {
+        len: usize,
+        ambiguous: bool,
+        next: State,
+    },
+    /// A head that continues in a later read.
+    Partial,
+    /// Not an HTTP/1.1 head the inspector can follow.
+    Unknown,
+}
+
+/// A head at the start of `bytes`, read in place: the usual case, where a
+/// whole head arrives in one read, costs one parse and no copy.
+fn inspect_start(bytes: &[u8]) -> Start {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => match verdict(&req) {
+            Some((ambiguous, next)) => Start::Head {
+                len,
+                ambiguous,
+                next,
+            },
+            None => Start::Unknown,
+        },
+        Ok(httparse::Status::Partial) => Start::Partial,
+        Err(_) => Start::Unknown,
+    }
+}
+
 /// A connection whose read side is watched (see the module doc).
 #[derive(Debug)]
 pub struct Inspect<S> {
@@ -129,6 +166,26 @@ impl<S> Inspect<S> {
                     if head.is_empty() && (bytes[0] == b'\r' || bytes[0] == b'\n') {
                         bytes = &bytes[1..];
                         continue;
+                    }
+                    if head.is_empty() {
+                        match inspect_start(bytes) {
+                            Start::Head {
+                                len,
+                                ambiguous,
+                                next,
+                            } => {
+                                self.verdicts.push(ambiguous);
+                                self.state = next;
+                                bytes = &bytes[len..];
+                                continue;
+                            }
+                            Start::Unknown => {
+                                self.state = State::Passthrough;
+                                return;
+                            }
+                            // Split across reads: collected below.
+                            Start::Partial => {}
+                        }
                     }
                     let take = bytes.len().min(MAX_HEAD + 1 - head.len().min(MAX_HEAD));
                     let start = head.len().saturating_sub(3);

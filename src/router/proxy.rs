@@ -14,7 +14,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self as client, SendRequest};
+use hyper::client::conn::http1 as client;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
@@ -24,17 +24,25 @@ use tokio_util::task::TaskTracker;
 use super::balance::{pick, Pick, Slot};
 use super::log::RequestLog;
 use super::pages::{self, Code};
+use super::pool::Upstream;
 use super::table::{AppRoute, Backend, TableHandle, Unavailable};
 use super::{BoxError, RouterBody};
 
 /// Longest request line or header line the router accepts (Heroku: 8 KB).
 pub const MAX_LINE_BYTES: usize = 8192;
 
-/// How long an upstream connection may finish its response after shutdown.
-const UPSTREAM_GRACE: Duration = Duration::from_secs(10);
-
 /// How many dynos a request tries when they refuse connections.
 const MAX_ATTEMPTS: usize = 3;
+
+// Parsed once here rather than from a string on every request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
 /// What every request shares.
 #[derive(Debug)]
@@ -43,7 +51,7 @@ pub struct Context {
     pub table: TableHandle,
     /// Connecting to a dyno.
     pub connect_timeout: Duration,
-    /// Upstream connection tasks.
+    /// Tunnels (after `101 Switching Protocols`).
     pub tasks: TaskTracker,
     /// Ends them on shutdown.
     pub shutdown: CancellationToken,
@@ -115,23 +123,22 @@ fn request_host<B>(req: &Request<B>) -> String {
 fn refusal<B>(req: &Request<B>) -> Option<(StatusCode, &'static str)> {
     let headers = req.headers();
     let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
-    let encodings: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
+    let mut encodings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let encoding = encodings.next();
     if lengths > 1 {
         return Some((
             StatusCode::BAD_REQUEST,
             "More than one Content-Length header.",
         ));
     }
-    if lengths == 1 && !encodings.is_empty() {
+    if lengths == 1 && encoding.is_some() {
         return Some((
             StatusCode::BAD_REQUEST,
             "Content-Length and Transfer-Encoding together are ambiguous; send one.",
         ));
     }
-    if encodings.len() > 1
-        || encodings
-            .first()
-            .is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"chunked"))
+    if encodings.next().is_some()
+        || encoding.is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"chunked"))
     {
         return Some((
             StatusCode::NOT_IMPLEMENTED,
@@ -161,7 +168,7 @@ fn refusal<B>(req: &Request<B>) -> Option<(StatusCode, &'static str)> {
 /// `[A-Za-z0-9+/=-]`, else makes one.
 fn request_id<B>(req: &Request<B>) -> String {
     req.headers()
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|id| {
             (20..=200).contains(&id.len())
@@ -173,9 +180,12 @@ fn request_id<B>(req: &Request<B>) -> String {
             // A v4 uuid from the thread's RNG: uuid's own new_v4 asks the
             // kernel for randomness on every request.
             || {
+                let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
                 uuid::Builder::from_random_bytes(rand::random())
                     .into_uuid()
-                    .to_string()
+                    .hyphenated()
+                    .encode_lower(&mut text)
+                    .to_owned()
             },
             str::to_owned,
         )
@@ -205,9 +215,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-    headers.remove("http2-settings");
+    headers.remove(KEEP_ALIVE);
+    headers.remove(PROXY_CONNECTION);
+    headers.remove(HTTP2_SETTINGS);
 }
 
 /// The protocol a request asks to switch to, unless it is `h2c`, which a
@@ -233,11 +243,16 @@ fn append_via(headers: &mut HeaderMap, version: Version) {
         Version::HTTP_10 => "1.0 corral",
         _ => "1.1 corral",
     };
-    let via = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
-        Some(existing) => format!("{existing}, {ours}"),
-        None => ours.to_owned(),
+    let via = match headers.get(header::VIA).map(HeaderValue::to_str) {
+        Some(Ok(existing)) => HeaderValue::from_str(&format!("{existing}, {ours}")),
+        // The usual case: no copy of a string per request.
+        None => Ok(HeaderValue::from_static(ours)),
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "Via is not text; replaced");
+            Ok(HeaderValue::from_static(ours))
+        }
     };
-    if let Ok(value) = HeaderValue::from_str(&via) {
+    if let Ok(value) = via {
         headers.insert(header::VIA, value);
     }
 }
@@ -272,7 +287,7 @@ pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Re
     let host = request_host(&req);
     let fwd = match req
         .headers()
-        .get("x-forwarded-for")
+        .get(X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
     {
         Some(earlier) => format!("{earlier}, {}", peer.addr.ip()),
@@ -382,7 +397,8 @@ async fn acquire(
     mut route: Arc<AppRoute>,
 ) -> Result<(Slot, Arc<AppRoute>), Code> {
     let boot_deadline = tokio::time::Instant::now() + route.settings.boot_wait;
-    let mut versions = ctx.table.subscribe();
+    // Only a request that waits for a booting dyno watches the table.
+    let mut versions = None;
     loop {
         match pick(&route) {
             Pick::Slot(slot) => return Ok((slot, route)),
@@ -398,9 +414,16 @@ async fn acquire(
                 Unavailable::Crashed => return Err(Code::H10),
                 Unavailable::NoWebDynos => return Err(Code::H14),
                 Unavailable::Booting => {
-                    match tokio::time::timeout_at(boot_deadline, versions.changed()).await {
-                        Ok(Ok(())) => {}
-                        _ => return Err(Code::H20),
+                    match versions.as_mut() {
+                        // Subscribed before the table is read again below,
+                        // so a dyno that came up meanwhile is not missed.
+                        None => versions = Some(ctx.table.subscribe()),
+                        Some(versions) => {
+                            match tokio::time::timeout_at(boot_deadline, versions.changed()).await {
+                                Ok(Ok(())) => {}
+                                _ => return Err(Code::H20),
+                            }
+                        }
                     }
                     route = ctx.table.load().lookup(host).cloned().ok_or(Code::H14)?;
                 }
@@ -409,10 +432,15 @@ async fn acquire(
     }
 }
 
-/// A connection to the dyno: an idle pooled one, or a new one.
-async fn connect(ctx: &Context, backend: &Backend) -> std::io::Result<SendRequest<Incoming>> {
-    if let Some(conn) = backend.pool.take() {
-        return Ok(conn);
+/// A connection to the dyno, ready for a request: an idle pooled one, or
+/// a new one.
+async fn connect(ctx: &Context, backend: &Backend) -> std::io::Result<Upstream> {
+    while let Some(mut conn) = backend.pool.take() {
+        // Nothing was sent on it yet: one the dyno closed while it sat
+        // idle is dropped and the next one tried.
+        if conn.ready().await.is_ok() {
+            return Ok(conn);
+        }
     }
     let stream = tokio::time::timeout(ctx.connect_timeout, TcpStream::connect(backend.addr))
         .await
@@ -422,21 +450,10 @@ async fn connect(ctx: &Context, backend: &Backend) -> std::io::Result<SendReques
         .handshake(TokioIo::new(stream))
         .await
         .map_err(std::io::Error::other)?;
-    let shutdown = ctx.shutdown.clone();
-    ctx.tasks.spawn(async move {
-        // On shutdown the connection keeps going while it carries a
-        // response (cutting it would be an H18 for the client), up to the
-        // same grace the client side gets; an idle one ends as soon as the
-        // pools drop it (see `TableHandle::close_idle_connections`).
-        let conn = conn.with_upgrades();
-        tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => return,
-            () = shutdown.cancelled() => {}
-        }
-        let _ = tokio::time::timeout(UPSTREAM_GRACE, conn).await;
-    });
-    Ok(sender)
+    // No task of its own: the request that uses the connection drives it
+    // (see `Upstream`), so on shutdown it lives exactly as long as the
+    // client connection that is draining its response.
+    Ok(Upstream::new(sender, conn.with_upgrades()))
 }
 
 async fn forward(
@@ -498,16 +515,19 @@ async fn forward(
     }
     let start_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let forwarded = [
-        ("x-forwarded-for", log.fwd.clone()),
-        ("x-forwarded-proto", peer.scheme.to_owned()),
-        ("x-forwarded-port", peer.local_port.to_string()),
-        ("x-request-start", start_ms.to_string()),
-        ("x-request-id", log.request_id.clone()),
-    ];
-    for (name, value) in forwarded {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    // Values are built straight from what the log holds: no string copies.
+    for (name, value) in [
+        (X_FORWARDED_FOR, HeaderValue::from_str(&log.fwd).ok()),
+        (
+            X_FORWARDED_PROTO,
+            Some(HeaderValue::from_static(peer.scheme)),
+        ),
+        (X_FORWARDED_PORT, Some(HeaderValue::from(peer.local_port))),
+        (X_REQUEST_START, Some(HeaderValue::from(start_ms))),
+        (X_REQUEST_ID, HeaderValue::from_str(&log.request_id).ok()),
+    ] {
+        if let Some(value) = value {
             headers.insert(name, value);
         }
     }
@@ -535,9 +555,7 @@ async fn forward(
         return fail(std::mem::take(log), Code::H13);
     }
     let response =
-        match tokio::time::timeout(route.settings.request_timeout, conn.send_request(upstream))
-            .await
-        {
+        match tokio::time::timeout(route.settings.request_timeout, conn.send(upstream)).await {
             Err(_) => {
                 log.service = sent.elapsed();
                 return fail(std::mem::take(log), Code::H12);
@@ -557,6 +575,7 @@ async fn forward(
                 ctx,
                 response,
                 client_upgrade,
+                conn,
                 slot,
                 std::mem::take(log),
                 sent,
@@ -571,8 +590,9 @@ async fn forward(
     let relay = Relay {
         inner: body,
         idle,
-        timer: Box::pin(tokio::time::sleep(idle)),
+        timer: None,
         bytes: 0,
+        failed: None,
         done: Some(Done {
             log: std::mem::take(log),
             sent,
@@ -590,6 +610,7 @@ fn tunnel(
     ctx: &Context,
     mut response: Response<Incoming>,
     client_upgrade: hyper::upgrade::OnUpgrade,
+    conn: Upstream,
     slot: Slot,
     mut log: RequestLog,
     sent: Instant,
@@ -602,6 +623,10 @@ fn tunnel(
     ctx.tasks.spawn(async move {
         // The slot counts the tunnel as in flight until it closes.
         let _slot = slot;
+        // The connection hands its socket over once it has read the 101.
+        if let Some(driver) = conn.into_driver() {
+            let _ = driver.await;
+        }
         let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) else {
             return;
         };
@@ -628,22 +653,26 @@ fn tunnel(
 struct Done {
     log: RequestLog,
     sent: Instant,
-    conn: SendRequest<Incoming>,
+    conn: Upstream,
     slot: Slot,
     /// After shutdown a finished connection is closed, not pooled.
     shutdown: CancellationToken,
 }
 
-/// The dyno's response body on its way to the client: counts bytes,
-/// enforces the idle timeout (H15), reports a dyno that closes mid-body
-/// (H18), and when the body ends returns the connection to the pool,
-/// releases the dyno slot and writes the router log line.
+/// The dyno's response body on its way to the client: drives the upstream
+/// connection that reads it, counts bytes, enforces the idle timeout
+/// (H15), reports a dyno that closes mid-body (H18), and when the body
+/// ends returns the connection to the pool, releases the dyno slot and
+/// writes the router log line.
 struct Relay {
     inner: Incoming,
     idle: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// Made at the first wait for the dyno: most responses never wait.
+    timer: Option<Pin<Box<Sleep>>>,
     bytes: u64,
     done: Option<Done>,
+    /// The dyno's error, handed on at the next poll.
+    failed: Option<BoxError>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -676,25 +705,45 @@ impl Body for Relay {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        if let Some(e) = this.failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        if let Some(done) = this.done.as_mut() {
+            done.conn.drive(cx);
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.bytes += data.len() as u64;
                 }
-                let deadline = tokio::time::Instant::now() + this.idle;
-                this.timer.as_mut().reset(deadline);
+                if let Some(timer) = this.timer.as_mut() {
+                    timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + this.idle);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
                 this.finish(Some(Code::H18), false);
-                Poll::Ready(Some(Err(Box::new(e))))
+                // hyper drops the client connection on a body error without
+                // writing what it buffered, and the connection may have
+                // read the start of the body and the dyno's close in one
+                // go: yield once so the client gets the status and the
+                // partial body before the cut.
+                this.failed = Some(Box::new(e));
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
             Poll::Ready(None) => {
                 this.finish(None, true);
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if this.timer.as_mut().poll(cx).is_ready() {
+                let idle = this.idle;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if timer.as_mut().poll(cx).is_ready() {
                     this.finish(Some(Code::H15), false);
                     return Poll::Ready(Some(Err(Box::new(RelayError(
                         "the dyno sent nothing within the idle timeout",

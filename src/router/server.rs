@@ -1,7 +1,13 @@
-//! The router's accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on one
+//! The router's accept loops: HTTP/1.1 and HTTP/2 (prior knowledge) on one
 //! port, or both over TLS (ALPN) on another; a header read timeout against
 //! slowloris (which also bounds a TLS handshake), a cap on head size and on
 //! connections per client address.
+//!
+//! Each listener's connections are dealt out in turn to `workers` threads
+//! with an event loop each (a current-thread runtime), like nginx's worker
+//! processes: a connection, its requests and the upstream connections they
+//! use stay on one thread, where a shared work-stealing runtime kept waking
+//! its other worker for each step of a request.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::framing::{Inspect, Verdicts};
 use super::proxy::{self, Context, Peer};
@@ -31,6 +38,8 @@ pub struct Limits {
     pub max_headers: usize,
     /// Open connections per client address; more are closed at once.
     pub max_connections_per_ip: usize,
+    /// Threads serving each listener (default: one per CPU).
+    pub workers: usize,
 }
 
 impl Default for Limits {
@@ -40,6 +49,7 @@ impl Default for Limits {
             max_head_bytes: 64 * 1024,
             max_headers: 100,
             max_connections_per_ip: 512,
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -93,7 +103,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    accept_loop(listener, None, ctx, limits, shutdown, tracker).await;
+    run_workers(listener, None, ctx, limits, shutdown, tracker).await;
 }
 
 /// Serves the router over TLS on `listener` (see [`super::tls`] for the
@@ -108,10 +118,13 @@ pub async fn serve_tls(
     tracker: TaskTracker,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    accept_loop(listener, Some(acceptor), ctx, limits, shutdown, tracker).await;
+    run_workers(listener, Some(acceptor), ctx, limits, shutdown, tracker).await;
 }
 
-async fn accept_loop(
+/// Accepts from `listener` until `shutdown` and deals the connections out
+/// in turn to `limits.workers` threads; returns once every thread has
+/// drained its connections.
+async fn run_workers(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     ctx: Arc<Context>,
@@ -119,8 +132,41 @@ async fn accept_loop(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let per_ip = Arc::new(PerIp::default());
     let local_port = listener.local_addr().map_or(0, |a| a.port());
+    let span = tracing::Span::current();
+    let mut workers = Vec::new();
+    let mut finished = Vec::new();
+    for i in 0..limits.workers.max(1) {
+        let (hand, take) = tokio::sync::mpsc::unbounded_channel();
+        let worker = Worker {
+            take,
+            tls: tls.clone(),
+            ctx: Arc::clone(&ctx),
+            limits,
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        };
+        let (done, finish) = tokio::sync::oneshot::channel::<()>();
+        let span = span.clone();
+        let started = std::thread::Builder::new()
+            .name(format!("router-{i}"))
+            .spawn(move || {
+                worker.run(span);
+                drop(done);
+            });
+        match started {
+            Ok(_) => {
+                workers.push(hand);
+                finished.push(finish);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start a router thread"),
+        }
+    }
+    if workers.is_empty() {
+        return;
+    }
+    let per_ip = Arc::new(PerIp::default());
+    let mut turn = 0;
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => {
@@ -144,20 +190,96 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // Out of this event loop, into the worker's.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "accepted connection unusable");
+                continue;
+            }
+        };
         let peer = Peer {
             addr,
             local_port,
             scheme: if tls.is_some() { "https" } else { "http" },
         };
-        tracker.spawn(connection(
+        // In turn rather than whoever wakes first: with one listening
+        // socket in several event loops, one thread took nearly every
+        // connection of a burst.
+        turn = (turn + 1) % workers.len();
+        let _ = workers[turn].send(Accepted {
             stream,
-            tls.clone(),
             peer,
-            Arc::clone(&ctx),
-            limits,
-            shutdown.clone(),
             permit,
-        ));
+        });
+    }
+    // The workers see the end of their queues, drain and stop.
+    drop(workers);
+    drop(listener);
+    for finish in finished {
+        // Sent never: the sender drops when the thread is done.
+        let _ = finish.await;
+    }
+}
+
+/// A connection on its way to a worker thread.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: Peer,
+    permit: IpPermit,
+}
+
+/// What one router thread needs.
+struct Worker {
+    take: tokio::sync::mpsc::UnboundedReceiver<Accepted>,
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<Context>,
+    limits: Limits,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Worker {
+    fn run(mut self, span: tracing::Span) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a router thread's runtime");
+                return;
+            }
+        };
+        runtime.block_on(
+            async move {
+                // This thread's connections, so that it keeps running
+                // them until they have drained; the caller's tracker sees
+                // them too.
+                let local = TaskTracker::new();
+                while let Some(accepted) = self.take.recv().await {
+                    let stream = match TcpStream::from_std(accepted.stream) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "connection unusable");
+                            continue;
+                        }
+                    };
+                    local.spawn(self.tracker.track_future(connection(
+                        stream,
+                        self.tls.clone(),
+                        accepted.peer,
+                        Arc::clone(&self.ctx),
+                        self.limits,
+                        self.shutdown.clone(),
+                        accepted.permit,
+                    )));
+                }
+                local.close();
+                local.wait().await;
+            }
+            .instrument(span),
+        );
     }
 }
 

@@ -8,6 +8,7 @@
 //! count and idle connections, an app's request queue) lives in `Arc`s that
 //! the feed carries from one snapshot to the next.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -238,7 +239,7 @@ impl RouteTable {
     /// port are ignored, as is one trailing dot).
     pub fn lookup(&self, host: &str) -> Option<&Arc<AppRoute>> {
         let host = normalize_host(host);
-        if let Some(route) = self.by_host.get(&host) {
+        if let Some(route) = self.by_host.get(host.as_ref()) {
             return Some(route);
         }
         // A wildcard domain (`*.example.com`) covers one more label.
@@ -257,18 +258,22 @@ impl RouteTable {
     }
 }
 
-/// Lowercases a host and drops its port and one trailing dot.
-pub fn normalize_host(host: &str) -> String {
+/// Lowercases a host and drops its port and one trailing dot; borrows
+/// when the host is already in that form (the usual case, on every
+/// request).
+pub fn normalize_host(host: &str) -> Cow<'_, str> {
     let host = host.trim();
     let without_port = match host.rsplit_once(':') {
         // An IPv6 literal keeps its colons: only `]:port` is a port.
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
         _ => host,
     };
-    without_port
-        .strip_suffix('.')
-        .unwrap_or(without_port)
-        .to_ascii_lowercase()
+    let host = without_port.strip_suffix('.').unwrap_or(without_port);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 /// The router's handle on the current table.
@@ -553,7 +558,7 @@ impl RouteFeed {
                 Arc::clone(&route),
             );
             for domain in &info.domains {
-                by_host.insert(normalize_host(domain), Arc::clone(&route));
+                by_host.insert(normalize_host(domain).into_owned(), Arc::clone(&route));
             }
         }
         state.retired.retain(|_, weak| weak.strong_count() > 0);

@@ -77,7 +77,7 @@ impl OperatorCerts {
 /// The certificate for a handshake naming `sni` (see the module doc).
 pub fn pick(table: &RouteTable, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
     let operator = table.operator();
-    if let Some(name) = sni.map(normalize_host) {
+    if let Some(name) = sni.map(|s| normalize_host(s).into_owned()) {
         let wildcard = name
             .split_once('.')
             .map(|(_, parent)| format!("*.{parent}"));
