@@ -84,6 +84,12 @@ in
           description = "Set by services.corral.stateDir.";
         };
         # The module runs the router as corral-router.service.
+        # Build units find runtimes (python3, node, cargo, nix) here.
+        options.builds.path = lib.mkOption {
+          type = lib.types.str;
+          default = "/run/current-system/sw/bin:/usr/bin:/bin";
+          description = "PATH inside build units: add the runtimes your apps' buildpacks need to environment.systemPackages.";
+        };
         options.router.mode = lib.mkOption {
           type = lib.types.enum [ "split" ];
           default = "split";
@@ -197,6 +203,9 @@ in
       wantedBy = [ "multi-user.target" ];
       after = [ "dbus.service" "network-online.target" ];
       wants = [ "dbus.service" "network-online.target" ];
+      # git serves pushes and runs the pre-receive hook; tar, coreutils
+      # and a shell are what build units and hooks call by name.
+      path = [ pkgs.git pkgs.gnutar pkgs.coreutils pkgs.findutils pkgs.bash ];
 
       serviceConfig = {
         # corrald does not sd_notify (yet): "started" means exec() succeeded.

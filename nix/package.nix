@@ -57,6 +57,10 @@ rustPlatform.buildRustPackage {
     wrapProgram $out/bin/corral \
       --suffix PATH : ${lib.makeBinPath [ git ]}
 
+    # The shipped buildpacks, where corrald looks for them beside itself.
+    mkdir -p $out/share/corral
+    cp -r buildpacks $out/share/corral/buildpacks
+
     install -Dm0644 systemd/corrald.service $out/lib/systemd/system/corrald.service
     substituteInPlace $out/lib/systemd/system/corrald.service \
       --replace-fail /usr/local/bin/corrald $out/bin/corrald

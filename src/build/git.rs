@@ -125,6 +125,14 @@ pub fn parse_request(method: &http::Method, path: &str, query: Option<&str>) -> 
     }
 }
 
+/// The `PATH` corrald runs git (and its hook) with: its own, so a NixOS
+/// service's `path` works; the usual directories if it has none.
+pub fn host_path() -> std::ffi::OsString {
+    std::env::var_os("PATH")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into())
+}
+
 /// The pre-receive hook written into every app repository. It needs the
 /// variables corrald sets for a push, so a push that does not come
 /// through corrald is refused.
@@ -165,7 +173,7 @@ impl Repos {
                 .args(["init", "--bare", "--quiet", "--initial-branch=main"])
                 .arg(&tmp)
                 .env_clear()
-                .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+                .env("PATH", host_path())
                 .stdin(Stdio::null())
                 .output()
                 .await?;
@@ -229,7 +237,7 @@ fn git_command(service: GitService, repo: &Path, env: &GitEnv, advertise: bool) 
     }
     cmd.arg(repo)
         .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("PATH", host_path())
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("HOME", repo)
         .kill_on_drop(true);

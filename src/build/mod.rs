@@ -1059,7 +1059,7 @@ impl Builds {
                     .arg(&url)
                     .arg(&target)
                     .env_clear()
-                    .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+                    .env("PATH", git::host_path())
                     .env("GIT_TERMINAL_PROMPT", "0")
                     .stdin(std::process::Stdio::null())
                     .kill_on_drop(true)
@@ -1134,7 +1134,7 @@ async fn git_output(
         .arg(repo)
         .args(args)
         .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("PATH", git::host_path())
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
