@@ -177,7 +177,7 @@ impl Output {
     }
 }
 
-/// A failed build: what to tell the pusher (already said) is done.
+/// A build that failed; the pusher has been told why.
 #[derive(Debug)]
 struct Failed;
 
@@ -826,9 +826,9 @@ impl Builds {
             .await?
             .unwrap_or_default();
         let mut info = ReleaseInfo::default();
-        let mut names_used = Vec::new();
         for line in used.lines() {
-            let Some((index, name)) = line.split_once('\t') else {
+            // `<index>\t<detected name>`; the name was printed already.
+            let Some((index, _)) = line.split_once('\t') else {
                 continue;
             };
             let Ok(index) = index.parse::<usize>() else {
@@ -837,7 +837,6 @@ impl Builds {
             if let Some(label) = labels.get(index) {
                 used_labels.push(label.clone());
             }
-            names_used.push(name.to_owned());
             if let Some(text) = read_untrusted(
                 &results.join(format!("release-{index}.yml")),
                 MAX_RELEASE_BYTES,
@@ -942,7 +941,6 @@ impl Builds {
             release.version, app, self.config.router.base_domain
         ))
         .await;
-        let _ = names_used;
         Ok((slug.id, release.version))
     }
 
