@@ -200,4 +200,11 @@ fn pushes_fetches_and_refusals_over_smart_http() {
     );
     let r = d.request("GET", "/apps/gitapp/releases", None);
     assert_eq!(r.json().as_array().map(Vec::len), Some(1));
+
+    // Deleting the app removes its repository.
+    let repos = d.config.state_dir.join("repos");
+    assert_eq!(std::fs::read_dir(&repos).expect("repos").count(), 1);
+    let r = d.request("DELETE", "/apps/gitapp", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(std::fs::read_dir(&repos).expect("repos").count(), 0);
 }

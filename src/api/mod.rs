@@ -280,6 +280,9 @@ impl Api {
                     .call(move |c| state::delete_app(c, &app))
                     .await
                     .map_err(store)?;
+                if let Some(builds) = &self.builds {
+                    builds.forget_app(app.id).await;
+                }
                 Ok(json(StatusCode::OK, &self.app_json(&app)))
             }
             Route::GetConfigVars(app) => {

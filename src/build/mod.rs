@@ -262,6 +262,17 @@ impl Builds {
         Ok(())
     }
 
+    /// Removes what a deleted app leaves here: its repository and build
+    /// cache. Failures are logged: the app is gone either way.
+    pub async fn forget_app(&self, app_id: Uuid) {
+        if let Err(e) = self.repos.remove(app_id).await {
+            tracing::warn!(%app_id, error = %e, "cannot remove a deleted app's repository");
+        }
+        if let Err(e) = self.purge_cache(app_id).await {
+            tracing::warn!(%app_id, error = %e, "cannot remove a deleted app's build cache");
+        }
+    }
+
     /// Registers a push by `user` to the app with `app_id` through `repo`;
     /// the hook names it by the id in the guard's [`PushGuard::env`].
     pub fn register_push(
