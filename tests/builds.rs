@@ -252,6 +252,75 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         "{builds}"
     );
 
+    // corrald stopping mid-build stops the build unit too, and the push
+    // says why. A buildpack whose compile never ends holds the build.
+    let slow = home.path().join("slow-buildpack");
+    std::fs::create_dir_all(slow.join("bin")).expect("mkdir");
+    for (script, body) in [
+        ("detect", "#!/bin/sh\necho Slow\n"),
+        (
+            "compile",
+            "#!/bin/sh\necho compiling forever\nexec sleep 600\n",
+        ),
+    ] {
+        let path = slow.join("bin").join(script);
+        std::fs::write(&path, body).expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    ok(&cli(&[
+        "buildpacks:set",
+        slow.to_str().expect("utf-8"),
+        "-a",
+        "pushy",
+    ]));
+    commit(&work, "never finishes");
+    let mut child = Command::new("git")
+        .args(["push", "--force", &remote, "HEAD:main"])
+        .current_dir(&work)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("HOME", &work)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("git push");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut said = String::new();
+    while !said.contains("compiling forever") {
+        let line = lines_rx.recv_timeout(TIMEOUT).expect("the build's output");
+        said.push_str(&line);
+        said.push('\n');
+    }
+    let units = sandbox
+        .run(&["systemctl", "list-units", "--no-legend", "corral-build-*"])
+        .expect("list units");
+    assert!(units.contains("corral-build-pushy@"), "{units}");
+    sandbox
+        .run(&["systemctl", "kill", "--signal=SIGTERM", "corrald"])
+        .expect("stop corrald");
+    // `systemctl kill` signals every process of corrald's unit, git and
+    // the hook included, so the push only learns that the connection
+    // broke; the build unit, a unit of its own, is stopped by corrald.
+    wait_for("the build unit to be stopped", TIMEOUT, || {
+        let units = sandbox
+            .run(&["systemctl", "list-units", "--no-legend", "corral-build-*"])
+            .ok()?;
+        (!units.contains("corral-build-pushy@")).then_some(())
+    });
+    let journal = sandbox.journal("corrald.service");
+    assert!(
+        journal.contains("corrald is shutting down; the build was stopped"),
+        "{journal}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
     sandbox.stop().expect("teardown");
 }
 

@@ -87,6 +87,8 @@ pub struct Builds {
     turns: Mutex<HashMap<String, tokio::sync::OwnedMutexGuard<()>>>,
     /// Builds in progress, by id: their output is still growing.
     running: Mutex<HashMap<Uuid, tokio::sync::watch::Receiver<u64>>>,
+    /// The build unit each app's build runs in, while it runs.
+    units: Mutex<HashMap<Uuid, String>>,
     next_unit: AtomicU64,
 }
 
@@ -216,6 +218,7 @@ impl Builds {
             locks: Mutex::new(HashMap::new()),
             turns: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            units: Mutex::new(HashMap::new()),
             // Unique across restarts, so no stale unit has the name.
             next_unit: AtomicU64::new(millis),
         }
@@ -517,6 +520,15 @@ impl Builds {
         let build = tokio::select! {
             result = self.build(&push, &app.name, &update, &request.env, &out) => result,
             () = shutdown.cancelled() => {
+                // The unit would outlive corrald otherwise.
+                let unit = self
+                    .units
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&push.app_id);
+                if let Some(unit) = unit {
+                    let _ = self.systemd.stop_unit(&unit).await;
+                }
                 out.say(" !     corrald is shutting down; the build was stopped. Push again.\n").await;
                 Err(Failed)
             }
@@ -791,6 +803,10 @@ impl Builds {
             .start_watched(spec)
             .await
             .map_err(|e| format!("The build unit could not start: {e}"))?;
+        self.units
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(push.app_id, unit.as_str().to_owned());
         let relay = async {
             let mut buf = vec![0u8; 16 * 1024];
             while let Ok(n) = rx.read(&mut buf).await {
@@ -811,6 +827,10 @@ impl Builds {
             }
             () = &mut relay => watched.wait_exit().await,
         };
+        self.units
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&push.app_id);
         let status = status.map_err(|e| format!("Lost track of the build unit: {e}"))?;
         let _ = self.systemd.reset_failed(unit.as_str()).await;
         drop(watched);
