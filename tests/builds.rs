@@ -5,28 +5,17 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use corral::sandbox::{Sandbox, SandboxOptions};
-use support::{corral_cli, free_port, ok, wait_for, Load};
+use support::{corral_cli, free_port, git, ok, wait_for, Load};
 
 /// Bound on every wait; generous for a loaded 2-core machine.
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 fn get(router: SocketAddr, host: &str) -> std::io::Result<(u16, String)> {
     support::router_get(router, host, "/")
-}
-
-fn git(dir: &Path, args: &[&str]) -> Output {
-    Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("run git")
 }
 
 fn commit(dir: &Path, message: &str) {

@@ -313,3 +313,15 @@ impl Load {
         (self.done.load(Ordering::Relaxed), failures)
     }
 }
+
+/// Runs git in `dir` with no prompts, no system config and `dir` as HOME.
+pub fn git(dir: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("run git")
+}
