@@ -343,6 +343,18 @@ fn shipped_buildpacks_build_serve_and_rebuild_the_same_slug() {
     );
     options.bin_dir = support::bin_dir();
     options.extra_config = "[dynos]\nport-range-start = 36200\nport-range-end = 36299\n".into();
+    // Runtimes come from the host: this machine's Rust toolchain (rustup
+    // keeps it under /root, which build units' dynamic users cannot
+    // enter) is bound where the build PATH finds it, as a Debian host's
+    // /usr/bin/cargo would be.
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("rustc runs");
+    assert!(sysroot.status.success(), "rustc --print sysroot failed");
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
+    options.binds.push((sysroot.into(), "/opt/rust".into()));
+    options.builds_path = Some("/opt/rust/bin:/usr/bin:/bin".into());
     let sandbox = Sandbox::start(&options).expect("sandbox starts");
     let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("home");
     let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
@@ -359,6 +371,12 @@ fn shipped_buildpacks_build_serve_and_rebuild_the_same_slug() {
             "nodejs",
             "-----> Node.js app detected",
             "Reusing npm's cache from an earlier build",
+        ),
+        (
+            "crab",
+            "rust",
+            "-----> Rust app detected",
+            "Reusing cargo's target directory",
         ),
     ] {
         ok(&cli(&["apps:create", app]));
@@ -378,12 +396,17 @@ fn shipped_buildpacks_build_serve_and_rebuild_the_same_slug() {
         assert!(pushed, "{said}\n{}", sandbox.journal("corrald.service"));
         assert!(said.contains(detected), "{said}");
         let host = format!("{app}.localhost");
-        let body = wait_for(&format!("{app} through the router"), TIMEOUT, || {
-            get(sandbox.router_addr, &host)
-                .ok()
-                .filter(|(status, _)| *status == 200)
-                .map(|(_, body)| body)
-        });
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let body = loop {
+            match get(sandbox.router_addr, &host) {
+                Ok((200, body)) => break body,
+                _ if std::time::Instant::now() > deadline => {
+                    let journal = sandbox.run(&["journalctl", "--no-pager", "-n", "60"]);
+                    panic!("{app} never served through the router:\n{said}\n{journal:?}");
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
         assert!(body.contains("Corral"), "{app}: {body}");
 
         // Pushed again with no change to the code (an empty commit, as
@@ -429,10 +452,18 @@ fn shipped_buildpacks_build_serve_and_rebuild_the_same_slug() {
                 .then_some(())
         });
         let (served, failures) = load.finish();
-        assert!(
-            served > 0 && failures.is_empty(),
-            "{app}: {served} served, failed: {failures:?}"
-        );
+        if served == 0 || !failures.is_empty() {
+            let router = sandbox.run(&[
+                "sh",
+                "-c",
+                "journalctl --no-pager -o cat -u corrald.service | grep -E 'code=|dyno=' | grep -v 'status=200' | tail -n 20",
+            ]);
+            panic!(
+                "{app}: {served} served, {} failed: {:?}\nrouter lines: {router:?}",
+                failures.len(),
+                &failures[..failures.len().min(3)]
+            );
+        }
     }
     sandbox.stop().expect("teardown");
 }

@@ -38,6 +38,12 @@ pub struct SandboxOptions {
     /// Run the router in its own units (`systemd/corral-router.socket` and
     /// `.service`, installed in the host) instead of inside corrald.
     pub split_router: bool,
+    /// More `(outside, inside)` read-write binds into the host, e.g. a
+    /// toolchain of the machine's that builds should find.
+    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// `[builds] path`: the PATH build units get (builds see the host's
+    /// runtimes through it).
+    pub builds_path: Option<String>,
 }
 
 impl SandboxOptions {
@@ -56,6 +62,8 @@ impl SandboxOptions {
             split_router: false,
             timeout: Duration::from_secs(60),
             extra_config: String::new(),
+            binds: Vec::new(),
+            builds_path: None,
         }
     }
 }
@@ -107,10 +115,17 @@ impl Sandbox {
             None,
             Some(&options.bin_dir.join("corrald")),
         );
-        if let (Some(_), false) = (&buildpacks, options.extra_config.contains("[builds]")) {
-            config.push_str(&format!(
-                "\n[builds]\nbuildpacks-dir = \"{INNER_BUILDPACKS}\"\n"
-            ));
+        if !options.extra_config.contains("[builds]") {
+            let mut builds = String::new();
+            if buildpacks.is_some() {
+                builds.push_str(&format!("buildpacks-dir = \"{INNER_BUILDPACKS}\"\n"));
+            }
+            if let Some(path) = &options.builds_path {
+                builds.push_str(&format!("path = {}\n", toml::Value::String(path.clone())));
+            }
+            if !builds.is_empty() {
+                config.push_str(&format!("\n[builds]\n{builds}"));
+            }
         }
         let config_path = etc_dir.join("corrald.toml");
         std::fs::write(&config_path, config).map_err(|source| SandboxError::Io {
@@ -124,6 +139,9 @@ impl Sandbox {
             .bind(&etc_dir, INNER_ETC);
         if let Some(dir) = &buildpacks {
             host_config = host_config.bind(dir, INNER_BUILDPACKS);
+        }
+        for (outside, inside) in &options.binds {
+            host_config = host_config.bind(outside, inside);
         }
         host_config.boot_timeout = options.timeout;
         if let Some(state) = &options.state_dir {
