@@ -361,6 +361,13 @@ fn shipped_buildpacks_build_serve_and_rebuild_the_same_slug() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apps");
     for (app, fixture, detected, cached) in [
         (
+            "plain",
+            "procfile",
+            "-----> Using the Procfile as it is",
+            // Nothing to cache: the second build is the same steps again.
+            "-----> Using the Procfile as it is",
+        ),
+        (
             "snake",
             "python",
             "-----> Python app detected",
@@ -407,7 +414,7 @@ fn shipped_buildpacks_build_serve_and_rebuild_the_same_slug() {
                 _ => std::thread::sleep(Duration::from_millis(50)),
             }
         };
-        assert!(body.contains("Corral"), "{app}: {body}");
+        assert!(body.contains("Hello"), "{app}: {body}");
 
         // Pushed again with no change to the code (an empty commit, as
         // Heroku users redeploy), under steady load, through the router's
@@ -452,6 +459,21 @@ fn shipped_buildpacks_build_serve_and_rebuild_the_same_slug() {
                 .then_some(())
         });
         let (served, failures) = load.finish();
+        if app == "crab" {
+            // A compile error rejects the push with rustc's message and
+            // leaves v3 serving.
+            std::fs::write(dir.join("src/main.rs"), "fn main() { let x: u8 = ; }\n")
+                .expect("break main.rs");
+            commit(&dir, "broken");
+            let (pushed, said) = push(&dir, &remote);
+            assert!(!pushed, "{said}");
+            assert!(
+                said.contains("error: expected expression") && said.contains("cargo build failed"),
+                "{said}"
+            );
+            let (status, body) = get(sandbox.router_addr, &host).expect("crab still serves");
+            assert!(status == 200 && body.contains("Rust"), "{status} {body}");
+        }
         if served == 0 || !failures.is_empty() {
             let router = sandbox.run(&[
                 "sh",

@@ -159,12 +159,13 @@ fail() {
     exit 1
 }
 mkdir -p "$HOME" /tmp/buildpacks || fail "Cannot prepare the build's temporary directory."
-tar -xf "$in/source.tar" -C "$build" || fail "Cannot unpack the pushed commit."
-# git archive stamps files with the commit's time; one fixed time instead
-# keeps what is derived from mtimes (Python's .pyc headers) the same for
-# the same code, so a rebuild makes the same slug.
-find "$build" -mindepth 1 -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} + ||
-    fail "Cannot set the source's file times."
+# -m stamps every file with the unpacking time, as Heroku's fresh checkout
+# does: tools that cache by mtime (cargo's target/ in the build cache)
+# then see every file as newer than their last output, so changed code is
+# always rebuilt. A fixed old time made cargo keep a stale binary. The slug
+# still comes out the same for the same code: packing fixes every mtime,
+# and SOURCE_DATE_EPOCH makes Python write hash-checked .pyc files.
+tar -xmf "$in/source.tar" -C "$build" || fail "Cannot unpack the pushed commit."
 mode=$(sed -n 1p "$in/plan")
 count=$(sed -n 2p "$in/plan")
 : > "$out/used"
