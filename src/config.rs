@@ -62,6 +62,30 @@ pub struct Config {
     pub dynos: DynosConfig,
     /// How pushes are built.
     pub builds: BuildsConfig,
+    /// The log stream read from the journal.
+    pub logs: LogsConfig,
+}
+
+/// The log stream: journald in, tail sessions out.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct LogsConfig {
+    /// Follow the journal and serve log sessions. Default on; off only
+    /// where there is no journal (the in-process tests).
+    pub enabled: bool,
+    /// The source name of router and platform lines (`corral[router]:`,
+    /// `corral[web.1]:`). `heroku` keeps log tooling and alerts written
+    /// for Heroku working unchanged. Default `corral`.
+    pub platform_name: String,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            platform_name: "corral".to_owned(),
+        }
+    }
 }
 
 /// How `git push` builds run: one sandboxed transient unit per build.
@@ -142,6 +166,28 @@ pub struct DynosConfig {
     /// Up to this many extra seconds, chosen at random per dyno, so dynos
     /// do not cycle together. Heroku: 216 minutes, 12960.
     pub cycle_jitter_secs: u64,
+    /// journald's rate limit per dyno unit (`LogRateLimitIntervalSec=`):
+    /// at most `log-rate-limit-burst` lines per this many seconds, so one
+    /// chatty app cannot drown the host's journal; journald drops the
+    /// rest and the app's stream says how many (`Error L10`). Default 1.
+    pub log_rate_limit_interval_secs: u64,
+    /// Lines per interval and dyno before journald drops (journald scales
+    /// it up with free disk space). Default 10000; 0 turns the limit off.
+    pub log_rate_limit_burst: u32,
+}
+
+impl DynosConfig {
+    /// `(interval, burst)` for dyno units' `LogRateLimit*=` (a zero
+    /// interval turns journald's limit off).
+    pub fn log_rate_limit(&self) -> Option<(std::time::Duration, u32)> {
+        if self.log_rate_limit_burst == 0 || self.log_rate_limit_interval_secs == 0 {
+            return Some((std::time::Duration::ZERO, 0));
+        }
+        Some((
+            std::time::Duration::from_secs(self.log_rate_limit_interval_secs),
+            self.log_rate_limit_burst,
+        ))
+    }
 }
 
 impl Default for DynosConfig {
@@ -156,6 +202,8 @@ impl Default for DynosConfig {
             boot_timeout_secs: 60,
             cycle_interval_secs: 24 * 60 * 60,
             cycle_jitter_secs: 216 * 60,
+            log_rate_limit_interval_secs: 1,
+            log_rate_limit_burst: 10_000,
         }
     }
 }
@@ -170,6 +218,7 @@ impl Default for Config {
             gc: GcConfig::default(),
             dynos: DynosConfig::default(),
             builds: BuildsConfig::default(),
+            logs: LogsConfig::default(),
         }
     }
 }
@@ -293,6 +342,17 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        let name = &self.logs.platform_name;
+        if name.is_empty()
+            || name.len() > 32
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(format!(
+                "logs.platform-name must be 1-32 lowercase letters, digits or dashes (like \"corral\" or \"heroku\"), not {name:?}"
+            ));
+        }
         if !self.state_dir.is_absolute() {
             return Err(format!(
                 "state-dir must be an absolute path, not {:?}",

@@ -23,6 +23,7 @@ use crate::config::RouterMode;
 use crate::dynos::release_phase::ReleasePhase;
 use crate::dynos::{DynoManager, DynoWaker, OneOffs};
 use crate::gc;
+use crate::logs::{self, sessions::LogSessions, LogHub};
 use crate::router::{self, AppInfo, RouteFeed, RouteHub, RouteSettings, TableHandle};
 use crate::slug::{SlugError, SlugStore};
 use crate::state::{Store, StoreError};
@@ -443,6 +444,17 @@ pub async fn serve(
         Arc::clone(&oneoffs),
     )
     .with_builds(Arc::clone(&builds), tracker.clone());
+    let api = if config.logs.enabled {
+        let hub = LogHub::new();
+        spawn_log_follower(hub.clone(), &shutdown, &tracker);
+        api.with_logs(LogSessions::new(
+            hub,
+            &config.logs.platform_name,
+            shutdown.clone(),
+        ))
+    } else {
+        api
+    };
     let hook_socket = config.git_hook_socket();
     let hooks = Builds::bind_hooks(&hook_socket).map_err(|source| DaemonError::Bind {
         what: hook_socket.display().to_string(),
@@ -578,6 +590,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     // it on a clean exit keeps the state directory tidy.
     let _ = std::fs::remove_file(socket);
     result
+}
+
+/// Follows the journal on a blocking thread of its own, feeding `hub`,
+/// until shutdown.
+fn spawn_log_follower(hub: LogHub, shutdown: &CancellationToken, tracker: &TaskTracker) {
+    let shutdown = shutdown.clone();
+    let note: logs::reader::PlatformNote = Box::new(|app, dyno, message| {
+        tracing::warn!(target: "corral::platform", app, dyno, "{message}");
+    });
+    tracker.spawn(async move {
+        let follow = tokio::task::spawn_blocking(move || {
+            logs::reader::run_follower(&hub, &shutdown, &note);
+        });
+        if let Err(e) = follow.await {
+            tracing::error!(error = %e, "the journal follower panicked");
+        }
+    });
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ pub mod config;
 pub mod daemon;
 pub mod dynos;
 pub mod gc;
+pub mod logs;
 pub mod model;
 pub mod router;
 pub mod sandbox;

@@ -402,5 +402,45 @@ fn heroku_ps_commands_drive_real_dynos() {
         let out = ps();
         (out.contains("web.1: up") && out.contains("web.2: up")).then_some(())
     });
+
+    // `heroku logs` reads the log session's stream (Server-Sent Events in
+    // CLI v11): the platform's lines about this app's dynos are there.
+    let (out, _) = heroku.ok(&["logs", "-a", "psdemo", "-n", "50"]);
+    assert!(
+        out.contains("corral[web.1]: State changed from starting to up"),
+        "{out}"
+    );
+    let (out, _) = heroku.ok(&["logs", "-a", "psdemo", "--dyno-name", "web.2", "-n", "50"]);
+    assert!(out.contains("[web.2]") && !out.contains("[web.1]"), "{out}");
+    // --tail keeps streaming: a request through the router shows up as a
+    // router line while the CLI is running.
+    let mut tail = Command::new(&heroku.bin)
+        .args(["logs", "--tail", "-a", "psdemo", "-n", "1"])
+        .current_dir(heroku.home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", heroku.home.path())
+        .env("HEROKU_CACHE_DIR", heroku.home.path().join("cache"))
+        .env("HEROKU_HOST", &heroku.url)
+        .env("HEROKU_PARTICLEBOARD_URL", &heroku.url)
+        .env("HEROKU_API_KEY", &heroku.token)
+        .env("HEROKU_SKIP_NEW_VERSION_CHECK", "true")
+        .env("DISABLE_TELEMETRY", "true")
+        .env("NO_COLOR", "1")
+        .spawn()
+        .expect("heroku logs --tail");
+    let lines = support::lines_of(tail.stdout.take().expect("stdout"));
+    support::wait_for("a router line in heroku logs --tail", timeout, || {
+        let _ = support::router_get(sandbox.router_addr, "psdemo.localhost", "/tailed");
+        lines
+            .recv_timeout(Duration::from_millis(200))
+            .ok()
+            .filter(|l| l.contains("corral[router]:") && l.contains("path=\"/tailed\""))
+    });
+    let _ = tail.kill();
+    let _ = tail.wait();
     sandbox.stop().expect("teardown");
 }

@@ -33,6 +33,7 @@ use tokio_util::task::TaskTracker;
 use crate::build::Builds;
 use crate::config::Config;
 use crate::dynos::{DynoWaker, OneOffs};
+use crate::logs::sessions::{Framing, LogSessions, SessionSpec};
 use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity, QuantityChange};
 use crate::slug::SlugStore;
 use crate::state::{self, Account, FormationUpdate, Store};
@@ -62,6 +63,8 @@ pub struct Api {
     dynos: DynoWaker,
     oneoffs: Arc<OneOffs>,
     builds: Option<Arc<Builds>>,
+    /// Log sessions over the journal follower's hub.
+    logs: Option<LogSessions>,
     /// Where git requests run their subprocesses (awaited at shutdown).
     tasks: TaskTracker,
 }
@@ -86,6 +89,7 @@ impl Api {
             dynos,
             oneoffs,
             builds: None,
+            logs: None,
             tasks: TaskTracker::new(),
         }
     }
@@ -95,6 +99,12 @@ impl Api {
     pub fn with_builds(mut self, builds: Arc<Builds>, tasks: TaskTracker) -> Self {
         self.builds = Some(builds);
         self.tasks = tasks;
+        self
+    }
+
+    /// Serves log sessions from `logs`.
+    pub fn with_logs(mut self, logs: LogSessions) -> Self {
+        self.logs = Some(logs);
         self
     }
 
@@ -109,6 +119,9 @@ impl Api {
             crate::build::git::parse_request(req.method(), req.uri().path(), req.uri().query())
         {
             return self.serve_git(request, req).await;
+        }
+        if let Some(id) = req.uri().path().strip_prefix("/log-sessions/") {
+            return self.stream_logs(id, req.headers());
         }
         if let Some(id) = req.uri().path().strip_prefix("/build-output/") {
             // Public like Heroku's output_stream_url: the build's random id
@@ -138,6 +151,53 @@ impl Api {
         self.handle(req)
             .await
             .map(|b| b.map_err(|e| match e {}).boxed())
+    }
+
+    /// Streams a log session's lines. Public like Heroku's `logplex_url`:
+    /// the session's random id is the credential, and only API users
+    /// learn it.
+    fn stream_logs(&self, id: &str, headers: &HeaderMap) -> Response<git::GitBody> {
+        let session = Uuid::parse_str(id)
+            .ok()
+            .and_then(|id| Some((self.logs.as_ref()?, id)))
+            .and_then(|(logs, id)| Some((logs, logs.get(id)?)));
+        let Some((logs, spec)) = session else {
+            let mut response = Response::new(
+                Full::new(Bytes::from_static(
+                    b"No such log session; it may have expired (they last 5 minutes). Ask for a new one.\n",
+                ))
+                .map_err(|e| match e {})
+                .boxed(),
+            );
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            return response;
+        };
+        let sse = headers
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/event-stream"));
+        let framing = if sse {
+            Framing::EventStream
+        } else {
+            Framing::Text
+        };
+        let chunks = tokio_stream_from(logs.stream(spec, framing));
+        let body = http_body_util::StreamBody::new(futures_util::StreamExt::map(chunks, |chunk| {
+            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk))
+        }));
+        let mut response = Response::new(body.boxed());
+        let content_type = if sse {
+            "text/event-stream; charset=utf-8"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+            .headers_mut()
+            .insert("cache-control", HeaderValue::from_static("no-cache"));
+        response
     }
 
     /// Serves one request; never fails, errors become Heroku-shaped JSON.
@@ -418,6 +478,35 @@ impl Api {
             }
             // Handled before authentication, above.
             Route::AttachDyno { .. } => Err(ApiError::NotFound("Not found.".to_owned())),
+            Route::CreateLogSession(app) => {
+                let req: types::LogSessionCreate = decode_or_default(&body)?;
+                let spec = log_session_spec(&req)?;
+                let found = self
+                    .store
+                    .call(move |c| state::get_app(c, &app))
+                    .await
+                    .map_err(store)?;
+                let logs = self.logs.as_ref().ok_or_else(|| {
+                    ApiError::Conflict(
+                        "This corrald does not read the journal (logs.enabled = false), so it has no log stream."
+                            .to_owned(),
+                    )
+                })?;
+                let id = logs.create(SessionSpec {
+                    app: found.name.to_string(),
+                    ..spec
+                });
+                let now = chrono::Utc::now();
+                Ok(json(
+                    StatusCode::CREATED,
+                    &types::LogSession {
+                        created_at: now,
+                        id,
+                        logplex_url: format!("{}/log-sessions/{id}", base_url(host.as_deref())),
+                        updated_at: now,
+                    },
+                ))
+            }
             Route::ListBuilds(app) => {
                 let builds = self
                     .store
@@ -877,3 +966,45 @@ fn decode_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Ap
 
 #[cfg(test)]
 mod tests;
+
+/// A receiver as a stream of chunks.
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> impl futures_util::Stream<Item = Bytes> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Checks a log session request: Heroku's limits and filter values that
+/// can only ever match something.
+fn log_session_spec(req: &types::LogSessionCreate) -> Result<SessionSpec, ApiError> {
+    use crate::logs::sessions::{DEFAULT_LINES, MAX_LINES};
+    let lines = req.lines.map_or(DEFAULT_LINES, |n| n as usize);
+    if lines > MAX_LINES {
+        return Err(ApiError::Invalid(format!(
+            "lines must be at most {MAX_LINES}; for more, add a log drain."
+        )));
+    }
+    let dyno = req.dyno.clone().or_else(|| req.process_type.clone());
+    for (what, value) in [("dyno", &dyno), ("source", &req.source)] {
+        if let Some(v) = value {
+            let ok = !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !ok {
+                return Err(ApiError::Invalid(format!(
+                    "{what} must be a name like web.1, web, router, app or corral, not {v:?}."
+                )));
+            }
+        }
+    }
+    Ok(SessionSpec {
+        app: String::new(),
+        filter: crate::logs::LineFilter {
+            dyno,
+            source: req.source.clone(),
+        },
+        lines,
+        tail: req.tail.unwrap_or(false),
+    })
+}

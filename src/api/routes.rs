@@ -87,6 +87,8 @@ pub enum Route {
         /// The URL's secret.
         secret: String,
     },
+    /// `POST /apps/{app}/log-sessions`: a URL streaming the app's logs.
+    CreateLogSession(AppRef),
     /// `GET /apps/{app}/builds`.
     ListBuilds(AppRef),
     /// `GET /apps/{app}/builds/{id}`.
@@ -333,6 +335,10 @@ impl Route {
                     _ => Err(wrong_method("GET, PATCH")),
                 }
             }
+            ["apps", a, "log-sessions"] => match *m {
+                Method::POST => Ok(Route::CreateLogSession(app(a)?)),
+                _ => Err(wrong_method("POST")),
+            },
             ["apps", a, "builds"] => match *m {
                 Method::GET => Ok(Route::ListBuilds(app(a)?)),
                 _ => Err(wrong_method("GET (builds start with git push)")),

@@ -606,3 +606,37 @@ pub struct BuildpackUpdate {
     /// A shipped buildpack's name, an absolute path on the host, or a git URL.
     pub buildpack: String,
 }
+
+/// `POST /apps/{app}/log-sessions`, as Heroku's CLI sends it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSessionCreate {
+    /// Only this dyno (`web.1`), process type (`web`) or `router`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dyno: Option<String>,
+    /// Only `app` lines, or the platform's (`corral`/`heroku`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// History lines first: default 100, at most 1500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u32>,
+    /// Keep streaming new lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<bool>,
+    /// Heroku's CLI sends it for Fir apps; the same as `dyno` here.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub process_type: Option<String>,
+}
+
+/// A log session: its `logplex_url` streams the lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSession {
+    /// When it was made.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Its id (also the secret in the URL).
+    pub id: Uuid,
+    /// Where to `GET` the lines: text, or Server-Sent Events with
+    /// `Accept: text/event-stream`.
+    pub logplex_url: String,
+    /// Same as `created_at`.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}

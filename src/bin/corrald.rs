@@ -60,14 +60,7 @@ fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("git-hook") {
         return ExitCode::from(u8::try_from(corral::build::hook::run_client()).unwrap_or(1));
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CORRALD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -162,4 +155,30 @@ async fn wait_for_signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
     shutdown.cancel();
+}
+
+/// corrald's own log on stderr; router and platform lines, which belong to
+/// apps' streams, go to the journal with the apps' fields instead when
+/// journald is there (and to stderr otherwise, e.g. run by hand).
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    let journal = corral::logs::writer::JournalLayer::connect();
+    let to_journal = journal.is_some();
+    let text = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
+            !(to_journal && corral::logs::writer::is_stream_target(meta.target()))
+        }));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::EnvFilter::try_from_env("CORRALD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with(text)
+        .with(journal)
+        .init();
 }

@@ -201,6 +201,76 @@ impl Client {
         Ok(self.send(Method::GET, path, None, None).await?.body)
     }
 
+    /// `GET path`, handing each chunk of the body to `chunk` as it
+    /// arrives (a log session's stream, which may never end), until it
+    /// returns false.
+    pub async fn get_streaming(
+        &self,
+        path: &str,
+        mut chunk: impl FnMut(&[u8]) -> bool + Send,
+    ) -> Result<(), CliError> {
+        let connect_err = |source: std::io::Error| CliError::Connect {
+            endpoint: self.endpoint.describe(),
+            source,
+        };
+        let host = match &self.endpoint {
+            Endpoint::Tcp { authority } => authority.clone(),
+            Endpoint::Unix { .. } => "localhost".to_owned(),
+        };
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(HOST, host)
+            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+            .body::<BoxBody<Bytes, std::io::Error>>(
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed(),
+            )
+            .map_err(|e| CliError::Usage(format!("cannot build the request: {e}")))?;
+        let protocol = |e: hyper::Error| CliError::Protocol(e.to_string());
+        macro_rules! stream_over {
+            ($stream:expr) => {{
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new($stream))
+                        .await
+                        .map_err(protocol)?;
+                let exchange = async move {
+                    let response = sender.send_request(request).await.map_err(protocol)?;
+                    let status = response.status();
+                    let mut body = response.into_body();
+                    if !status.is_success() {
+                        let text = body.collect().await.map_err(protocol)?.to_bytes();
+                        return Err(CliError::Api {
+                            status: status.as_u16(),
+                            id: "not_found".to_owned(),
+                            message: String::from_utf8_lossy(&text).trim().to_owned(),
+                        });
+                    }
+                    while let Some(frame) = body.frame().await {
+                        if let Ok(data) = frame.map_err(protocol)?.into_data() {
+                            if !chunk(&data) {
+                                break;
+                            }
+                        }
+                    }
+                    Ok(())
+                };
+                // The connection ends once the exchange drops the sender.
+                let (result, _) = tokio::join!(exchange, conn);
+                result
+            }};
+        }
+        match &self.endpoint {
+            Endpoint::Tcp { authority } => {
+                stream_over!(TcpStream::connect(authority).await.map_err(connect_err)?)
+            }
+            Endpoint::Unix { path } => {
+                stream_over!(UnixStream::connect(path).await.map_err(connect_err)?)
+            }
+        }
+    }
+
     /// `GET path` decoded as `T`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         let raw = self.send(Method::GET, path, None, None).await?;

@@ -11,6 +11,7 @@ mod client;
 mod config_vars;
 mod deploy;
 mod domains;
+mod logs;
 mod maintenance;
 mod output;
 mod ps;
@@ -423,6 +424,23 @@ enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// Show the app's log stream: dynos, router and platform lines.
+    Logs {
+        /// History lines first (at most 1500).
+        #[arg(short = 'n', long = "num", default_value_t = 100)]
+        num: u32,
+        /// Keep streaming new lines.
+        #[arg(short = 't', long)]
+        tail: bool,
+        /// Only this dyno (web.1), process type (web) or `router`.
+        #[arg(short = 'd', long = "dyno-name", visible_alias = "dyno", alias = "ps")]
+        dyno: Option<String>,
+        /// Only `app` lines, or the platform's (`corral`).
+        #[arg(short = 's', long)]
+        source: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// List an app's dynos and their state.
     Ps {
         #[command(flatten)]
@@ -679,6 +697,23 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::MaintenanceOff { app } => {
             let app = settings::resolve_app(app.app)?;
             maintenance::set(&client, &app, false).await
+        }
+        Command::Logs {
+            num,
+            tail,
+            dyno,
+            source,
+            app,
+        } => {
+            let app = settings::resolve_app(app.app)?;
+            let request = crate::api::types::LogSessionCreate {
+                dyno,
+                source,
+                lines: Some(num),
+                tail: Some(tail),
+                process_type: None,
+            };
+            logs::show(&client, &app, &request).await
         }
         Command::Ps { app, json } => {
             let app = settings::resolve_app(app.app)?;

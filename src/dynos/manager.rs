@@ -735,6 +735,7 @@ impl DynoManager {
             cycle,
             launch_script: &script,
             stop_timeout: Duration::from_secs(self.config.stop_timeout_secs),
+            log_rate_limit: self.config.log_rate_limit(),
         });
         platform_log(
             app.app.as_str(),

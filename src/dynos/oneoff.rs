@@ -149,6 +149,7 @@ pub struct Launch {
     time_to_live: Duration,
     tty: bool,
     stop_timeout: Duration,
+    log_rate_limit: Option<(Duration, u32)>,
 }
 
 impl Launch {
@@ -176,6 +177,7 @@ impl Launch {
             app_dir: &self.app_dir,
             launch_script: &self.script,
             stop_timeout: self.stop_timeout,
+            log_rate_limit: self.log_rate_limit,
         });
         for (name, value) in &self.env {
             // DYNO names this dyno; the platform sets it.
@@ -490,6 +492,7 @@ impl OneOffs {
             time_to_live,
             tty: !req.force_no_tty,
             stop_timeout: Duration::from_secs(self.config.stop_timeout_secs),
+            log_rate_limit: self.config.log_rate_limit(),
         })
     }
 
@@ -1043,6 +1046,7 @@ mod tests {
             time_to_live: Duration::from_secs(600),
             tty: true,
             stop_timeout: Duration::from_secs(30),
+            log_rate_limit: None,
         }
     }
 

@@ -40,6 +40,8 @@ pub struct DynoInput<'a> {
     pub launch_script: &'a Path,
     /// SIGTERM to SIGKILL.
     pub stop_timeout: Duration,
+    /// journald's rate limit for the dyno's output.
+    pub log_rate_limit: Option<(Duration, u32)>,
 }
 
 /// The directory for one dyno's runtime files under `runtime_dir`, named by
@@ -201,6 +203,7 @@ pub fn dyno_service(input: &DynoInput<'_>) -> ServiceSpec {
     ];
     spec.syslog_identifier = Some("app".to_owned());
     spec.timeout_stop = Some(input.stop_timeout);
+    spec.log_rate_limit = input.log_rate_limit;
     spec.socket_bind_port = input.port;
     spec
 }
@@ -248,6 +251,7 @@ mod tests {
             cycle: None,
             launch_script: Path::new("/run/corral/dynos/x/launch.sh"),
             stop_timeout: Duration::from_secs(30),
+            log_rate_limit: Some((Duration::from_secs(1), 10_000)),
         });
         assert_eq!(spec.name, "corral-my\\x2dapp-web.2@4.service");
         assert_eq!(spec.slice.as_deref(), Some("corral-my\\x2dapp.slice"));

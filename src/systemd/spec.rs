@@ -70,6 +70,10 @@ pub struct ServiceSpec {
     pub log_extra_fields: Vec<(String, String)>,
     /// `SyslogIdentifier=`, the journal's tag for the unit's output.
     pub syslog_identifier: Option<String>,
+    /// `LogRateLimitIntervalSec=` and `LogRateLimitBurst=`: journald keeps
+    /// at most this many lines of the unit per interval (an interval of 0
+    /// turns the limit off).
+    pub log_rate_limit: Option<(Duration, u32)>,
     /// `TimeoutStopUSec=`: SIGTERM, then SIGKILL after this long.
     pub timeout_stop: Option<Duration>,
     /// `RuntimeMaxUSec=`: systemd stops the unit after this long (one-off dynos).
@@ -245,6 +249,7 @@ impl ServiceSpec {
             sandbox: Sandbox::Dyno,
             log_extra_fields: Vec::new(),
             syslog_identifier: None,
+            log_rate_limit: None,
             timeout_stop: None,
             runtime_max: None,
             socket_bind_port: None,
@@ -495,6 +500,10 @@ impl ServiceSpec {
         if let Some(ident) = &self.syslog_identifier {
             p.push(("SyslogIdentifier", str_value(ident)));
         }
+        if let Some((interval, burst)) = self.log_rate_limit {
+            p.push(("LogRateLimitIntervalUSec", Value::from(usec(interval))));
+            p.push(("LogRateLimitBurst", Value::from(burst)));
+        }
         if let Some(cache) = &self.cache_directory {
             p.push(("CacheDirectory", Value::from(vec![cache.as_str()])));
         }
@@ -688,6 +697,7 @@ mod tests {
                 ("CORRAL_DYNO".to_owned(), "web.1".to_owned()),
             ],
             syslog_identifier: Some("app/web.1".to_owned()),
+            log_rate_limit: None,
             timeout_stop: Some(Duration::from_secs(30)),
             runtime_max: None,
             socket_bind_port: Some(5000),

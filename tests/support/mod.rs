@@ -325,3 +325,19 @@ pub fn git(dir: &Path, args: &[&str]) -> Output {
         .output()
         .expect("run git")
 }
+
+/// The lines `reader` produces, read on a thread as they arrive (a child's
+/// stdout that may never end).
+pub fn lines_of(reader: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}

@@ -1,0 +1,20 @@
+//! The log stream: a Logplex over journald, with one reader, a fan-out hub, log sessions and drains.
+//!
+//! Every source of an app lands in the journal with the fields
+//! `CORRAL_APP`, `CORRAL_DYNO` and `CORRAL_SOURCE`: dyno output through the
+//! units' `LogExtraFields=`, router and platform lines through
+//! [`writer::JournalLayer`] (journald's native protocol). One thread
+//! follows the journal ([`reader`]) and hands every app entry to the
+//! [`hub::LogHub`], which fans it out to tail sessions; history comes from
+//! a fresh reader per request, matched on `CORRAL_APP` so journald's
+//! indexes do the filtering. [`line`] renders Heroku's line format.
+
+pub mod hub;
+pub mod line;
+pub mod reader;
+pub mod sd_journal;
+pub mod sessions;
+pub mod writer;
+
+pub use hub::LogHub;
+pub use line::{LineFilter, LogEntry, Source};
