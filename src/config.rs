@@ -172,16 +172,21 @@ pub struct DynosConfig {
     /// rest and the app's stream says how many (`Error L10`). Default 1.
     pub log_rate_limit_interval_secs: u64,
     /// Lines per interval and dyno before journald drops (journald scales
-    /// it up with free disk space). Default 10000; 0 turns the limit off.
+    /// it up with free disk space, about 3.5x with a gigabyte free).
+    /// Default 10000; 0 turns the limit off. journald notes a drop only
+    /// when the dyno next logs after the interval, so the stream's
+    /// `Error L10` line can come late, but it comes.
     pub log_rate_limit_burst: u32,
 }
 
 impl DynosConfig {
-    /// `(interval, burst)` for dyno units' `LogRateLimit*=` (a zero
-    /// interval turns journald's limit off).
+    /// `(interval, burst)` for dyno units' `LogRateLimit*=`.
     pub fn log_rate_limit(&self) -> Option<(std::time::Duration, u32)> {
         if self.log_rate_limit_burst == 0 || self.log_rate_limit_interval_secs == 0 {
-            return Some((std::time::Duration::ZERO, 0));
+            // systemd treats zeros as "unset" and journald then applies its
+            // own default (10,000 per 30 s), so "off" is a limit no dyno
+            // reaches; journald multiplies it by up to ~4, within a u32.
+            return Some((std::time::Duration::from_secs(1), 100_000_000));
         }
         Some((
             std::time::Duration::from_secs(self.log_rate_limit_interval_secs),

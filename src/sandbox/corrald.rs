@@ -305,6 +305,12 @@ impl Sandbox {
         }
     }
 
+    /// A command that runs `program` inside the host (to spawn and follow,
+    /// where [`Self::run`] waits for the end); `None` once it is down.
+    pub fn command(&self, program: &str) -> Option<std::process::Command> {
+        self.host.as_ref().map(|host| host.command(program))
+    }
+
     /// The journal of one unit inside the host, for error reports.
     pub fn journal(&self, unit: &str) -> String {
         self.run(&[
