@@ -142,6 +142,10 @@ pub struct DynosConfig {
     /// Up to this many extra seconds, chosen at random per dyno, so dynos
     /// do not cycle together. Heroku: 216 minutes, 12960.
     pub cycle_jitter_secs: u64,
+    /// Seconds between runtime metric samples of each running dyno (memory
+    /// and load lines in its app's log, R14 checks, the figures of `ps`).
+    /// Heroku: 20. 0 turns sampling off.
+    pub metrics_interval_secs: u64,
 }
 
 impl Default for DynosConfig {
@@ -156,6 +160,7 @@ impl Default for DynosConfig {
             boot_timeout_secs: 60,
             cycle_interval_secs: 24 * 60 * 60,
             cycle_jitter_secs: 216 * 60,
+            metrics_interval_secs: 20,
         }
     }
 }

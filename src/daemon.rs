@@ -21,7 +21,7 @@ use crate::build::Builds;
 use crate::config::Config;
 use crate::config::RouterMode;
 use crate::dynos::release_phase::ReleasePhase;
-use crate::dynos::{DynoManager, DynoWaker, OneOffs};
+use crate::dynos::{DynoManager, DynoWaker, OneOffs, RuntimeMetrics};
 use crate::gc;
 use crate::router::{self, AppInfo, RouteFeed, RouteHub, RouteSettings, TableHandle};
 use crate::slug::{SlugError, SlugStore};
@@ -434,7 +434,15 @@ pub async fn serve(
         ),
     }
     let tracker = TaskTracker::new();
-    let api = Api::new(
+    let runtime_metrics =
+        (config.dynos.enabled && config.dynos.metrics_interval_secs > 0).then(|| {
+            Arc::new(RuntimeMetrics::new(
+                store.clone(),
+                Arc::clone(&systemd),
+                Duration::from_secs(config.dynos.metrics_interval_secs),
+            ))
+        });
+    let mut api = Api::new(
         store.clone(),
         Arc::clone(&slugs),
         Arc::clone(&systemd),
@@ -443,6 +451,14 @@ pub async fn serve(
         Arc::clone(&oneoffs),
     )
     .with_builds(Arc::clone(&builds), tracker.clone());
+    if let Some(sampler) = &runtime_metrics {
+        api = api.with_runtime_metrics(Arc::clone(sampler));
+        tracker.spawn(
+            Arc::clone(sampler)
+                .run(shutdown.clone())
+                .instrument(tracing::info_span!("runtime_metrics")),
+        );
+    }
     let hook_socket = config.git_hook_socket();
     let hooks = Builds::bind_hooks(&hook_socket).map_err(|source| DaemonError::Bind {
         what: hook_socket.display().to_string(),

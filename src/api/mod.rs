@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::build::Builds;
 use crate::config::Config;
-use crate::dynos::{DynoWaker, OneOffs};
+use crate::dynos::{DynoWaker, OneOffs, RuntimeMetrics};
 use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity, QuantityChange};
 use crate::slug::SlugStore;
 use crate::state::{self, Account, FormationUpdate, Store};
@@ -62,6 +62,8 @@ pub struct Api {
     dynos: DynoWaker,
     oneoffs: Arc<OneOffs>,
     builds: Option<Arc<Builds>>,
+    /// The runtime metrics sampler, for each dyno's load in `ps`.
+    runtime: Option<Arc<RuntimeMetrics>>,
     /// Where git requests run their subprocesses (awaited at shutdown).
     tasks: TaskTracker,
 }
@@ -86,9 +88,17 @@ impl Api {
             dynos,
             oneoffs,
             builds: None,
+            runtime: None,
             tasks: TaskTracker::new(),
         }
     }
+
+    /// Reports each dyno's load from `sampler` in `GET /apps/{app}/dynos`.
+    pub fn with_runtime_metrics(mut self, sampler: Arc<RuntimeMetrics>) -> Self {
+        self.runtime = Some(sampler);
+        self
+    }
+
 
     /// Serves git pushes and fetches through `builds`, with their
     /// subprocesses on `tasks`.

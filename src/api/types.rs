@@ -366,7 +366,7 @@ pub struct DynoCreate {
 }
 
 /// `GET /apps/{app}/dynos`: one running dyno.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dyno {
     /// For a one-off dyno created with `attach`: the one-time URL to
     /// connect to with `Upgrade: corral-attach` (see [`crate::attach`]).
@@ -392,6 +392,20 @@ pub struct Dyno {
     pub process_type: String,
     /// When its state last changed (here: when it was started).
     pub updated_at: DateTime<Utc>,
+    /// Corral's own: bytes of memory its cgroup is charged now (systemd's
+    /// `MemoryCurrent`); `null` when not running or unknown.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// Corral's own: its memory quota in bytes (the dyno size).
+    #[serde(default)]
+    pub memory_quota_bytes: Option<u64>,
+    /// Corral's own: CPU seconds used since it started (`CPUUsageNSec`).
+    #[serde(default)]
+    pub cpu_seconds: Option<f64>,
+    /// Corral's own: CPU cores kept busy, decayed over a minute (the
+    /// runtime metrics' `load_avg_1m`); `null` until it was sampled.
+    #[serde(default)]
+    pub load_avg_1m: Option<f64>,
 }
 
 /// `{id, version}`: how a dyno names its release.
