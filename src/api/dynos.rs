@@ -32,9 +32,16 @@ impl Api {
                 .ok()
                 .and_then(Option::as_ref)
                 .filter(|s| s.active_state == "active");
-            let memory_bytes = running.and_then(|s| s.memory_current);
-            let cpu_seconds = running
-                .and_then(|s| s.cpu_usage_nsec)
+            // The usage read also finds CPU time where systemd has none
+            // (cgroup v1 hosts that mount cpuacct apart).
+            let usage = match running {
+                Some(_) => self.systemd.unit_usage(&record.unit).await.ok().flatten(),
+                None => None,
+            };
+            let memory_bytes = usage.as_ref().and_then(|u| u.memory_current);
+            let cpu_seconds = usage
+                .as_ref()
+                .and_then(|u| u.cpu_usage_nsec)
                 .map(|ns| ns as f64 / 1e9);
             let load_avg_1m = running
                 .and(self.runtime.as_ref())

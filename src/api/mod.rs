@@ -99,7 +99,6 @@ impl Api {
         self
     }
 
-
     /// Serves git pushes and fetches through `builds`, with their
     /// subprocesses on `tasks`.
     pub fn with_builds(mut self, builds: Arc<Builds>, tasks: TaskTracker) -> Self {

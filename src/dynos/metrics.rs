@@ -228,8 +228,10 @@ struct Tracked {
     quota: QuotaWatch,
 }
 
+/// The call shape of the dyno manager's platform lines, which the journal
+/// writer turns into entries with the app's and dyno's fields.
 fn platform_log(app: &str, dyno: &str, message: &str) {
-    tracing::info!(target: "corral::platform", app = %app, dyno = %dyno, "{message}");
+    tracing::info!(target: "corral::platform", app, dyno, "{message}");
 }
 
 fn now_usec() -> u64 {

@@ -6,7 +6,9 @@
 //! into anonymous memory (RSS), page cache and swap, nor for paging counts,
 //! so those are read from `memory.stat` in the unit's own cgroup
 //! (`ControlGroup`), whose field names differ between the two versions.
-//! This is the one place that knows those paths and names.
+//! This is the one place that knows those paths and names. Where systemd
+//! has no CPU time for a unit (cgroup v1 with `cpu` and `cpuacct` mounted
+//! apart, as on the development machines), it is read from the cgroup too.
 
 use std::path::{Path, PathBuf};
 
@@ -117,6 +119,52 @@ async fn read_memory_stat(dir: PathBuf, v2: bool) -> Option<MemoryStat> {
     Some(stat)
 }
 
+/// The kernel's unit of the times in `/proc/<pid>/stat` (`USER_HZ`, 100 on
+/// every Linux ABI).
+const USER_HZ: u64 = 100;
+
+/// CPU time in ns from a `/proc/<pid>/stat` line: the process's user and
+/// system time plus that of its children it has waited for (`utime`,
+/// `stime`, `cutime`, `cstime`), so the time of exited children counts.
+pub fn proc_stat_cpu_nsec(line: &str) -> Option<u64> {
+    // The command name may hold spaces and parentheses: fields start
+    // after its last `)`, with the state (field 3) first.
+    let rest = &line[line.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields
+        .get(11..15)?
+        .iter()
+        .map(|f| f.parse::<i64>().ok().map(|t| t.max(0).unsigned_abs()))
+        .sum::<Option<u64>>()?;
+    Some(ticks * (1_000_000_000 / USER_HZ))
+}
+
+/// CPU time of a cgroup v1 unit when systemd has none (its cpuacct
+/// controller is not realized, as on hosts that mount `cpu` and `cpuacct`
+/// apart): `cpuacct.usage` where the hierarchy has the unit, else the sum
+/// over its processes in `/proc` (which misses children that exited
+/// without being waited for).
+async fn v1_cpu_nsec(root: &Path, control_group: &str) -> Option<u64> {
+    let relative = control_group.trim_start_matches('/');
+    for hierarchy in ["cpuacct", "cpu,cpuacct"] {
+        let file = root.join(hierarchy).join(relative).join("cpuacct.usage");
+        if let Ok(text) = tokio::fs::read_to_string(file).await {
+            if let Ok(ns) = text.trim().parse() {
+                return Some(ns);
+            }
+        }
+    }
+    let procs = root.join("memory").join(relative).join("cgroup.procs");
+    let pids = tokio::fs::read_to_string(procs).await.ok()?;
+    let mut total = 0u64;
+    for pid in pids.lines().filter(|p| !p.is_empty()) {
+        if let Ok(line) = tokio::fs::read_to_string(format!("/proc/{pid}/stat")).await {
+            total += proc_stat_cpu_nsec(&line).unwrap_or(0);
+        }
+    }
+    Some(total)
+}
+
 impl Systemd {
     /// The usage and limits of a loaded service; `None` if it is not
     /// loaded. `name` must be a `.service`.
@@ -144,6 +192,9 @@ impl Systemd {
             let v2 = self.cgroup_v2();
             let dir = memory_cgroup_dir(Path::new(CGROUP_ROOT), &control_group, v2);
             usage.stat = read_memory_stat(dir, v2).await;
+            if usage.cpu_usage_nsec.is_none() && !v2 {
+                usage.cpu_usage_nsec = v1_cpu_nsec(Path::new(CGROUP_ROOT), &control_group).await;
+            }
         }
         Ok(Some(usage))
     }
@@ -214,6 +265,14 @@ mod tests {
         assert_eq!(stat.inactive_file, Some(4096));
         assert_eq!(stat.pgpgin, None, "v2 has no paging counters");
         assert_eq!(MemoryStat::parse("", true), MemoryStat::default());
+    }
+
+    #[test]
+    fn proc_stat_gives_cpu_time_with_waited_children() {
+        let line = "4242 (py (thon) 3) S 1 4242 4242 0 -1 4194560 2000 0 0 0 150 50 7 3 20 0 1 0 100 1000 200";
+        // (150 + 50 + 7 + 3) ticks of 10 ms.
+        assert_eq!(proc_stat_cpu_nsec(line), Some(2_100_000_000));
+        assert_eq!(proc_stat_cpu_nsec("4242 (x) S 1"), None);
     }
 
     #[test]
