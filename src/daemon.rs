@@ -319,6 +319,11 @@ pub async fn run_router(config: Config, shutdown: CancellationToken) -> Result<(
     let mut first_table = feed.handle().subscribe();
     let tracker = TaskTracker::new();
     tracker.spawn(
+        Arc::clone(feed.metrics())
+            .run_minutes(shutdown.clone())
+            .instrument(tracing::info_span!("router_metrics")),
+    );
+    tracker.spawn(
         router::split::follow(
             config.router_socket(),
             Arc::clone(&feed),
@@ -488,6 +493,12 @@ pub async fn serve(
                 .instrument(tracing::info_span!("route_hub")),
         );
     }
+    tracker.spawn(
+        Arc::clone(routes.feed().metrics())
+            .run_minutes(shutdown.clone())
+            .instrument(tracing::info_span!("router_metrics")),
+    );
+    let api = api.with_router_metrics(Arc::clone(&routes));
     tracker.spawn(
         refresh_routes(
             store.clone(),

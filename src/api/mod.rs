@@ -34,12 +34,40 @@ use crate::build::Builds;
 use crate::config::Config;
 use crate::dynos::{DynoWaker, OneOffs, RuntimeMetrics};
 use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity, QuantityChange};
+use crate::router::RouteHub;
 use crate::slug::SlugStore;
 use crate::state::{self, Account, FormationUpdate, Store};
 use crate::systemd::Systemd;
 use error::ApiError;
 use range::{paginate, RangeFields, SortKey};
 use routes::Route;
+
+/// The answer of `GET /apps/{app}/metrics` for a router window.
+fn metrics_json(
+    app: types::NamedRef,
+    minutes: u32,
+    window: &crate::router::metrics::Window,
+) -> types::AppMetrics {
+    let [informational, success, redirect, client_error, server_error] = window.requests;
+    let percentiles = |p: crate::router::metrics::Percentiles| types::Percentiles {
+        p50: p.p50,
+        p95: p.p95,
+        p99: p.p99,
+    };
+    types::AppMetrics {
+        app,
+        minutes,
+        requests: types::StatusCounts {
+            informational,
+            success,
+            redirect,
+            client_error,
+            server_error,
+        },
+        service_ms: percentiles(window.service_ms()),
+        queue_ms: percentiles(window.queue_ms()),
+    }
+}
 
 /// The largest request body the API reads; config vars are capped at 32 kB,
 /// so this leaves room without letting a client make corrald buffer much.
@@ -64,6 +92,8 @@ pub struct Api {
     builds: Option<Arc<Builds>>,
     /// The runtime metrics sampler, for each dyno's load in `ps`.
     runtime: Option<Arc<RuntimeMetrics>>,
+    /// The router(s) whose counters `GET /apps/{app}/metrics` reports.
+    routes: Option<Arc<RouteHub>>,
     /// Where git requests run their subprocesses (awaited at shutdown).
     tasks: TaskTracker,
 }
@@ -89,6 +119,7 @@ impl Api {
             oneoffs,
             builds: None,
             runtime: None,
+            routes: None,
             tasks: TaskTracker::new(),
         }
     }
@@ -104,6 +135,13 @@ impl Api {
     pub fn with_builds(mut self, builds: Arc<Builds>, tasks: TaskTracker) -> Self {
         self.builds = Some(builds);
         self.tasks = tasks;
+        self
+    }
+
+    /// Answers `GET /apps/{app}/metrics` from the counters of the router
+    /// inside corrald and of any split router following `hub`.
+    pub fn with_router_metrics(mut self, hub: Arc<RouteHub>) -> Self {
+        self.routes = Some(hub);
         self
     }
 
@@ -265,6 +303,22 @@ impl Api {
                     .await
                     .map_err(store)?;
                 Ok(json(StatusCode::OK, &self.app_json(&app)))
+            }
+            Route::AppMetrics { app, minutes } => {
+                let app = self
+                    .store
+                    .call(move |c| state::get_app(c, &app))
+                    .await
+                    .map_err(store)?;
+                let window = match &self.routes {
+                    Some(hub) => hub.metrics(&app.name, minutes).await,
+                    None => crate::router::metrics::Window::default(),
+                };
+                let app = types::NamedRef {
+                    id: app.id,
+                    name: app.name.to_string(),
+                };
+                Ok(json(StatusCode::OK, &metrics_json(app, minutes, &window)))
             }
             Route::GetAppSettings(app) => {
                 let app = self

@@ -620,3 +620,51 @@ pub struct BuildpackUpdate {
     /// A shipped buildpack's name, an absolute path on the host, or a git URL.
     pub buildpack: String,
 }
+
+/// Requests by status class (Corral's own, in [`AppMetrics`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// Informational answers (mostly `101` upgrades).
+    #[serde(rename = "1xx", default)]
+    pub informational: u64,
+    /// Successes.
+    #[serde(rename = "2xx", default)]
+    pub success: u64,
+    /// Redirects.
+    #[serde(rename = "3xx", default)]
+    pub redirect: u64,
+    /// Client errors (H27, a client that went away, counts as 499).
+    #[serde(rename = "4xx", default)]
+    pub client_error: u64,
+    /// Server errors, the router's H-codes included.
+    #[serde(rename = "5xx", default)]
+    pub server_error: u64,
+}
+
+/// p50, p95 and p99 in milliseconds; `null` without requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+}
+
+/// `GET /apps/{app}/metrics` (Corral's own): the router's figures for an
+/// app over the last minutes, from its own counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppMetrics {
+    /// The app.
+    pub app: NamedRef,
+    /// The window: the current minute so far and the minutes before it.
+    pub minutes: u32,
+    /// Requests by status class.
+    pub requests: StatusCounts,
+    /// Time from sending a request to a dyno to the end of its response
+    /// (the router log's `service=`).
+    pub service_ms: Percentiles,
+    /// Time spent waiting for a dyno (the router log's `queue=`).
+    pub queue_ms: Percentiles,
+}
