@@ -177,6 +177,10 @@ pub struct DynosConfig {
     /// when the dyno next logs after the interval, so the stream's
     /// `Error L10` line can come late, but it comes.
     pub log_rate_limit_burst: u32,
+    /// Seconds between runtime metric samples of each running dyno (memory
+    /// and load lines in its app's log, R14 checks, the figures of `ps`).
+    /// Heroku: 20. 0 turns sampling off.
+    pub metrics_interval_secs: u64,
 }
 
 impl DynosConfig {
@@ -209,6 +213,7 @@ impl Default for DynosConfig {
             cycle_jitter_secs: 216 * 60,
             log_rate_limit_interval_secs: 1,
             log_rate_limit_burst: 10_000,
+            metrics_interval_secs: 20,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::build::Builds;
 use crate::config::Config;
 use crate::config::RouterMode;
 use crate::dynos::release_phase::ReleasePhase;
-use crate::dynos::{DynoManager, DynoWaker, OneOffs};
+use crate::dynos::{DynoManager, DynoWaker, OneOffs, RuntimeMetrics};
 use crate::gc;
 use crate::logs::{self, sessions::LogSessions, LogHub};
 use crate::router::{self, AppInfo, RouteFeed, RouteHub, RouteSettings, TableHandle};
@@ -320,6 +320,11 @@ pub async fn run_router(config: Config, shutdown: CancellationToken) -> Result<(
     let mut first_table = feed.handle().subscribe();
     let tracker = TaskTracker::new();
     tracker.spawn(
+        Arc::clone(feed.metrics())
+            .run_minutes(shutdown.clone())
+            .instrument(tracing::info_span!("router_metrics")),
+    );
+    tracker.spawn(
         router::split::follow(
             config.router_socket(),
             Arc::clone(&feed),
@@ -435,7 +440,15 @@ pub async fn serve(
         ),
     }
     let tracker = TaskTracker::new();
-    let api = Api::new(
+    let runtime_metrics =
+        (config.dynos.enabled && config.dynos.metrics_interval_secs > 0).then(|| {
+            Arc::new(RuntimeMetrics::new(
+                store.clone(),
+                Arc::clone(&systemd),
+                Duration::from_secs(config.dynos.metrics_interval_secs),
+            ))
+        });
+    let mut api = Api::new(
         store.clone(),
         Arc::clone(&slugs),
         Arc::clone(&systemd),
@@ -444,17 +457,23 @@ pub async fn serve(
         Arc::clone(&oneoffs),
     )
     .with_builds(Arc::clone(&builds), tracker.clone());
-    let api = if config.logs.enabled {
+    if config.logs.enabled {
         let hub = LogHub::new();
         spawn_log_follower(hub.clone(), &shutdown, &tracker);
-        api.with_logs(LogSessions::new(
+        api = api.with_logs(LogSessions::new(
             hub,
             &config.logs.platform_name,
             shutdown.clone(),
-        ))
-    } else {
-        api
-    };
+        ));
+    }
+    if let Some(sampler) = &runtime_metrics {
+        api = api.with_runtime_metrics(Arc::clone(sampler));
+        tracker.spawn(
+            Arc::clone(sampler)
+                .run(shutdown.clone())
+                .instrument(tracing::info_span!("runtime_metrics")),
+        );
+    }
     let hook_socket = config.git_hook_socket();
     let hooks = Builds::bind_hooks(&hook_socket).map_err(|source| DaemonError::Bind {
         what: hook_socket.display().to_string(),
@@ -484,6 +503,12 @@ pub async fn serve(
                 .instrument(tracing::info_span!("route_hub")),
         );
     }
+    tracker.spawn(
+        Arc::clone(routes.feed().metrics())
+            .run_minutes(shutdown.clone())
+            .instrument(tracing::info_span!("router_metrics")),
+    );
+    let api = api.with_router_metrics(Arc::clone(&routes));
     tracker.spawn(
         refresh_routes(
             store.clone(),

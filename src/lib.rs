@@ -15,7 +15,8 @@
 //!   ([`gc`] computes what is live).
 //! - [`systemd`]: the only module that speaks D-Bus.
 //! - [`dynos`]: the dyno manager: desired formation versus systemd's units
-//!   as a pure plan of steps, applied as sandboxed transient units.
+//!   as a pure plan of steps, applied as sandboxed transient units; and
+//!   the runtime metrics sampler (memory and load lines, R14).
 //! - [`daemon`]: the composition root wiring the parts under one
 //!   cancellation tree.
 //! - [`cli`]: the `corral` command, speaking the API with [`api::types`].
@@ -26,7 +27,9 @@
 //!   dyno's terminal, spoken over an upgraded API connection.
 //! - [`router`]: the data plane: Host to app to a web dyno, from route
 //!   table snapshots the control plane publishes; inside corrald or as
-//!   `corrald router` fed over a Unix socket.
+//!   `corrald router` fed over a Unix socket. It counts each app's
+//!   requests per minute; the API reads the counts (a split router's over
+//!   its socket) for `corral metrics`.
 //! - [`sandbox`]: a throwaway systemd host for `corral sandbox` and tests.
 //! - [`tls`]: certificate chains and keys, checked and parsed once; the
 //!   API validates uploads with it and the router serves from it.
@@ -43,7 +46,9 @@
 //! receive-pack through the API (or the router's `git.<base-domain>`);
 //! its hook hands the pushed commit to the build service, which runs the
 //! buildpacks in a build unit, packs `/app` into a slug and releases it,
-//! streaming the output back through git. Logs join as a later part.
+//! streaming the output back through git. Every 20 s a sampler reads
+//! each running dyno's usage from systemd and logs it as platform lines.
+//! Logs join as a later part.
 
 pub mod api;
 pub mod attach;

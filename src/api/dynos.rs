@@ -6,24 +6,16 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONNECTION, UPGRADE};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::routes::DynoSelector;
 use super::{base_url, json, types, Api, ApiResponse};
 use crate::attach::UPGRADE_PROTOCOL;
+use crate::dynos::dyno_id;
 use crate::dynos::oneoff::{is_one_off, Created, RUN_TYPE};
 use crate::dynos::OneOffRequest;
 use crate::model::{ConfigVarName, DynoName, DynoSize};
 use crate::state::{self, AppRef};
-
-/// A stable id per unit, so clients can tell dynos apart.
-fn dyno_id(unit: &str) -> uuid::Uuid {
-    let hash = Sha256::digest(unit.as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hash[..16]);
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
-}
 
 impl Api {
     pub(super) async fn list_dynos(&self, app: AppRef, rid: &str) -> Result<ApiResponse, ApiError> {
@@ -34,7 +26,28 @@ impl Api {
             .map_err(|e| ApiError::from_store(e, rid))?;
         let mut dynos = Vec::with_capacity(records.len());
         for record in records {
-            let state = match self.systemd.unit_status(&record.unit).await {
+            let status = self.systemd.unit_status(&record.unit).await;
+            let running = status
+                .as_ref()
+                .ok()
+                .and_then(Option::as_ref)
+                .filter(|s| s.active_state == "active");
+            // The usage read also finds CPU time where systemd has none
+            // (cgroup v1 hosts that mount cpuacct apart).
+            let usage = match running {
+                Some(_) => self.systemd.unit_usage(&record.unit).await.ok().flatten(),
+                None => None,
+            };
+            let memory_bytes = usage.as_ref().and_then(|u| u.memory_current);
+            let cpu_seconds = usage
+                .as_ref()
+                .and_then(|u| u.cpu_usage_nsec)
+                .map(|ns| ns as f64 / 1e9);
+            let load_avg_1m = running
+                .and(self.runtime.as_ref())
+                .and_then(|r| r.latest(&record.unit))
+                .map(|f| f.load_avg_1m);
+            let state = match status {
                 Ok(Some(status)) => match status.active_state.as_str() {
                     "active" => "up",
                     "activating" => "starting",
@@ -65,6 +78,10 @@ impl Api {
                 state: state.to_owned(),
                 process_type: record.name.process_type().to_string(),
                 updated_at: record.started_at,
+                memory_bytes,
+                memory_quota_bytes: Some(u64::from(record.size.memory_mb()) * 1024 * 1024),
+                cpu_seconds,
+                load_avg_1m,
             });
         }
         Ok(json(StatusCode::OK, &dynos))
@@ -194,6 +211,10 @@ impl Api {
             state: state.to_owned(),
             process_type: record.name.process_type().to_string(),
             updated_at: record.started_at,
+            memory_bytes: None,
+            memory_quota_bytes: Some(u64::from(record.size.memory_mb()) * 1024 * 1024),
+            cpu_seconds: None,
+            load_avg_1m: None,
         };
         Ok(json(StatusCode::CREATED, &dyno))
     }

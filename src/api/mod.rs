@@ -32,15 +32,43 @@ use tokio_util::task::TaskTracker;
 
 use crate::build::Builds;
 use crate::config::Config;
-use crate::dynos::{DynoWaker, OneOffs};
+use crate::dynos::{DynoWaker, OneOffs, RuntimeMetrics};
 use crate::logs::sessions::{Framing, LogSessions, SessionSpec};
 use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity, QuantityChange};
+use crate::router::RouteHub;
 use crate::slug::SlugStore;
 use crate::state::{self, Account, FormationUpdate, Store};
 use crate::systemd::Systemd;
 use error::ApiError;
 use range::{paginate, RangeFields, SortKey};
 use routes::Route;
+
+/// The answer of `GET /apps/{app}/metrics` for a router window.
+fn metrics_json(
+    app: types::NamedRef,
+    minutes: u32,
+    window: &crate::router::metrics::Window,
+) -> types::AppMetrics {
+    let [informational, success, redirect, client_error, server_error] = window.requests;
+    let percentiles = |p: crate::router::metrics::Percentiles| types::Percentiles {
+        p50: p.p50,
+        p95: p.p95,
+        p99: p.p99,
+    };
+    types::AppMetrics {
+        app,
+        minutes,
+        requests: types::StatusCounts {
+            informational,
+            success,
+            redirect,
+            client_error,
+            server_error,
+        },
+        service_ms: percentiles(window.service_ms()),
+        queue_ms: percentiles(window.queue_ms()),
+    }
+}
 
 /// The largest request body the API reads; config vars are capped at 32 kB,
 /// so this leaves room without letting a client make corrald buffer much.
@@ -65,6 +93,10 @@ pub struct Api {
     builds: Option<Arc<Builds>>,
     /// Log sessions over the journal follower's hub.
     logs: Option<LogSessions>,
+    /// The runtime metrics sampler, for each dyno's load in `ps`.
+    runtime: Option<Arc<RuntimeMetrics>>,
+    /// The router(s) whose counters `GET /apps/{app}/metrics` reports.
+    routes: Option<Arc<RouteHub>>,
     /// Where git requests run their subprocesses (awaited at shutdown).
     tasks: TaskTracker,
 }
@@ -90,8 +122,16 @@ impl Api {
             oneoffs,
             builds: None,
             logs: None,
+            runtime: None,
+            routes: None,
             tasks: TaskTracker::new(),
         }
+    }
+
+    /// Reports each dyno's load from `sampler` in `GET /apps/{app}/dynos`.
+    pub fn with_runtime_metrics(mut self, sampler: Arc<RuntimeMetrics>) -> Self {
+        self.runtime = Some(sampler);
+        self
     }
 
     /// Serves git pushes and fetches through `builds`, with their
@@ -105,6 +145,13 @@ impl Api {
     /// Serves log sessions from `logs`.
     pub fn with_logs(mut self, logs: LogSessions) -> Self {
         self.logs = Some(logs);
+        self
+    }
+
+    /// Answers `GET /apps/{app}/metrics` from the counters of the router
+    /// inside corrald and of any split router following `hub`.
+    pub fn with_router_metrics(mut self, hub: Arc<RouteHub>) -> Self {
+        self.routes = Some(hub);
         self
     }
 
@@ -316,6 +363,22 @@ impl Api {
                     .await
                     .map_err(store)?;
                 Ok(json(StatusCode::OK, &self.app_json(&app)))
+            }
+            Route::AppMetrics { app, minutes } => {
+                let app = self
+                    .store
+                    .call(move |c| state::get_app(c, &app))
+                    .await
+                    .map_err(store)?;
+                let window = match &self.routes {
+                    Some(hub) => hub.metrics(&app.name, minutes).await,
+                    None => crate::router::metrics::Window::default(),
+                };
+                let app = types::NamedRef {
+                    id: app.id,
+                    name: app.name.to_string(),
+                };
+                Ok(json(StatusCode::OK, &metrics_json(app, minutes, &window)))
             }
             Route::GetAppSettings(app) => {
                 let app = self

@@ -30,6 +30,14 @@ pub enum Route {
     GetAppSettings(AppRef),
     /// `PATCH /apps/{app}/settings`: a JSON merge patch.
     UpdateAppSettings(AppRef),
+    /// `GET /apps/{app}/metrics?minutes=N` (Corral's own): the router's
+    /// figures over the last N minutes (1 to 60, default 10).
+    AppMetrics {
+        /// The app.
+        app: AppRef,
+        /// The window.
+        minutes: u32,
+    },
     /// `DELETE /apps/{app}`.
     DeleteApp(AppRef),
     /// `GET /apps/{app}/config-vars`.
@@ -165,6 +173,27 @@ impl DynoSelector {
     }
 }
 
+/// The `minutes` of a metrics query: 1 to 60, default 10.
+fn metrics_minutes(query: Option<&str>) -> Result<u32, ApiError> {
+    let Some(value) = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("minutes="))
+    else {
+        return Ok(10);
+    };
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|m| (1..=crate::router::metrics::RETAIN_MINUTES).contains(m))
+        .ok_or_else(|| {
+            ApiError::Invalid(format!(
+                "minutes must be a whole number from 1 to {}, not {value:?}",
+                crate::router::metrics::RETAIN_MINUTES
+            ))
+        })
+}
+
 impl Route {
     /// Whether the route may be called without a token.
     pub fn is_public(&self) -> bool {
@@ -234,6 +263,13 @@ impl Route {
                 Method::GET => Ok(Route::GetAppSettings(app(a)?)),
                 Method::PATCH => Ok(Route::UpdateAppSettings(app(a)?)),
                 _ => Err(wrong_method("GET, PATCH")),
+            },
+            ["apps", a, "metrics"] => match *m {
+                Method::GET => Ok(Route::AppMetrics {
+                    app: app(a)?,
+                    minutes: metrics_minutes(query)?,
+                }),
+                _ => Err(wrong_method("GET")),
             },
             ["apps", a, "config-vars"] => match *m {
                 Method::GET => Ok(Route::GetConfigVars(app(a)?)),
@@ -401,6 +437,18 @@ mod tests {
 
     #[test]
     fn parses_typed_routes() {
+        let metrics = |q| Route::parse(&Method::GET, "/apps/demo/metrics", q);
+        assert!(matches!(
+            metrics(None),
+            Ok(Route::AppMetrics { minutes: 10, .. })
+        ));
+        assert!(matches!(
+            metrics(Some("minutes=60")),
+            Ok(Route::AppMetrics { minutes: 60, .. })
+        ));
+        for bad in ["minutes=0", "minutes=61", "minutes=x", "minutes="] {
+            assert!(metrics(Some(bad)).is_err(), "{bad}");
+        }
         let r = Route::parse(&Method::GET, "/apps/demo/releases/v2", None).expect("route");
         assert!(matches!(
             r,

@@ -366,7 +366,7 @@ pub struct DynoCreate {
 }
 
 /// `GET /apps/{app}/dynos`: one running dyno.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dyno {
     /// For a one-off dyno created with `attach`: the one-time URL to
     /// connect to with `Upgrade: corral-attach` (see [`crate::attach`]).
@@ -392,6 +392,20 @@ pub struct Dyno {
     pub process_type: String,
     /// When its state last changed (here: when it was started).
     pub updated_at: DateTime<Utc>,
+    /// Corral's own: bytes of memory its cgroup is charged now (systemd's
+    /// `MemoryCurrent`); `null` when not running or unknown.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// Corral's own: its memory quota in bytes (the dyno size).
+    #[serde(default)]
+    pub memory_quota_bytes: Option<u64>,
+    /// Corral's own: CPU seconds used since it started (`CPUUsageNSec`).
+    #[serde(default)]
+    pub cpu_seconds: Option<f64>,
+    /// Corral's own: CPU cores kept busy, decayed over a minute (the
+    /// runtime metrics' `load_avg_1m`); `null` until it was sampled.
+    #[serde(default)]
+    pub load_avg_1m: Option<f64>,
 }
 
 /// `{id, version}`: how a dyno names its release.
@@ -639,4 +653,52 @@ pub struct LogSession {
     pub logplex_url: String,
     /// Same as `created_at`.
     pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Requests by status class (Corral's own, in [`AppMetrics`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// Informational answers (mostly `101` upgrades).
+    #[serde(rename = "1xx", default)]
+    pub informational: u64,
+    /// Successes.
+    #[serde(rename = "2xx", default)]
+    pub success: u64,
+    /// Redirects.
+    #[serde(rename = "3xx", default)]
+    pub redirect: u64,
+    /// Client errors (H27, a client that went away, counts as 499).
+    #[serde(rename = "4xx", default)]
+    pub client_error: u64,
+    /// Server errors, the router's H-codes included.
+    #[serde(rename = "5xx", default)]
+    pub server_error: u64,
+}
+
+/// p50, p95 and p99 in milliseconds; `null` without requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+}
+
+/// `GET /apps/{app}/metrics` (Corral's own): the router's figures for an
+/// app over the last minutes, from its own counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppMetrics {
+    /// The app.
+    pub app: NamedRef,
+    /// The window: the current minute so far and the minutes before it.
+    pub minutes: u32,
+    /// Requests by status class.
+    pub requests: StatusCounts,
+    /// Time from sending a request to a dyno to the end of its response
+    /// (the router log's `service=`).
+    pub service_ms: Percentiles,
+    /// Time spent waiting for a dyno (the router log's `queue=`).
+    pub queue_ms: Percentiles,
 }

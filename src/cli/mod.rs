@@ -13,6 +13,7 @@ mod deploy;
 mod domains;
 mod logs;
 mod maintenance;
+mod metrics;
 mod output;
 mod ps;
 mod releases;
@@ -441,6 +442,17 @@ enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// The router's figures for an app: requests per status class,
+    /// p50/p95/p99 service and queue time over the last minutes.
+    Metrics {
+        /// Minutes to look back over (1 to 60).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=60))]
+        minutes: u32,
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
     /// List an app's dynos and their state.
     Ps {
         #[command(flatten)]
@@ -714,6 +726,10 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 process_type: None,
             };
             logs::show(&client, &app, &request).await
+        }
+        Command::Metrics { minutes, app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            metrics::show(&client, &app, minutes, json.json).await
         }
         Command::Ps { app, json } => {
             let app = settings::resolve_app(app.app)?;

@@ -148,11 +148,40 @@ pub(super) async fn list(client: &Client, app: &AppName, json: bool) -> Result<(
         output::header(&format!("{key} ({})", members.len()));
         println!();
         for dyno in members {
-            println!("{}: {} {}", dyno.name, dyno.state, ago(dyno.updated_at));
+            println!(
+                "{}: {} {}{}",
+                dyno.name,
+                dyno.state,
+                ago(dyno.updated_at),
+                figures(dyno)
+            );
         }
         println!();
     }
     Ok(())
+}
+
+/// A running dyno's memory and CPU after its line: `  mem 101.3MB/512MB
+/// (19.8%)  load 0.02`; nothing for a dyno without figures.
+fn figures(dyno: &Dyno) -> String {
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let mut out = String::new();
+    if let Some(used) = dyno.memory_bytes {
+        out.push_str(&format!("  mem {:.1}MB", mib(used)));
+        if let Some(quota) = dyno.memory_quota_bytes.filter(|q| *q > 0) {
+            out.push_str(&format!(
+                "/{:.0}MB ({:.1}%)",
+                mib(quota),
+                used as f64 * 100.0 / quota as f64
+            ));
+        }
+    }
+    if let Some(load) = dyno.load_avg_1m {
+        out.push_str(&format!("  load {load:.2}"));
+    } else if let Some(cpu) = dyno.cpu_seconds.filter(|_| dyno.memory_bytes.is_some()) {
+        out.push_str(&format!("  cpu {cpu:.1}s"));
+    }
+    out
 }
 
 /// Checks a `DYNO` argument: a dyno (`web.1`) or a process type (`web`).

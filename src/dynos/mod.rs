@@ -5,8 +5,10 @@
 //! steps; applying them (starting and stopping transient units through
 //! [`crate::systemd`]) is the manager's other half. One-off dynos
 //! ([`oneoff`]) run beside the formation, and the manager leaves them be.
+//! [`metrics`] samples the running dynos' memory and load for their logs.
 
 mod manager;
+pub mod metrics;
 pub mod oneoff;
 pub mod plan;
 mod pty;
@@ -14,4 +16,17 @@ pub mod release_phase;
 pub mod unit;
 
 pub use manager::{desired_dynos, DynoError, DynoManager, DynoWaker};
+pub use metrics::RuntimeMetrics;
 pub use oneoff::{OneOffError, OneOffRequest, OneOffs};
+
+use sha2::{Digest, Sha256};
+
+/// A stable id per unit (one start of a dyno), so clients and log lines
+/// can tell dynos apart: the API's dyno `id` and the runtime metrics'
+/// `dyno=corral.<app-id>.<id>`.
+pub fn dyno_id(unit: &str) -> uuid::Uuid {
+    let hash = Sha256::digest(unit.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}

@@ -129,6 +129,15 @@ fn tasks_max(size: &DynoSize) -> u64 {
     }
 }
 
+/// A dyno's soft memory limit (`MemoryHigh=`) for a quota of `max` bytes:
+/// 15/16 of it. Above it the dyno is logged R14 (memory quota exceeded)
+/// once per crossing, and on cgroup v2 the kernel reclaims its memory
+/// harder (the dyno slows down, like a Heroku dyno that swaps); at the
+/// quota itself (`MemoryMax=`) the kernel's OOM killer ends it (R15).
+pub fn soft_memory_limit(max: u64) -> u64 {
+    max / 16 * 15
+}
+
 /// The transient service for a dyno.
 pub fn dyno_service(input: &DynoInput<'_>) -> ServiceSpec {
     let unit = input.unit;
@@ -189,7 +198,7 @@ pub fn dyno_service(input: &DynoInput<'_>) -> ServiceSpec {
     let memory = u64::from(input.size.memory_mb()) * 1024 * 1024;
     spec.limits = Limits {
         memory_max: Some(memory),
-        memory_high: None,
+        memory_high: Some(soft_memory_limit(memory)),
         memory_swap_max: Some(0),
         cpu_weight: Some((u64::from(input.size.memory_mb()) / 512).clamp(1, 100) * 100),
         cpu_quota_per_sec_usec: None,
@@ -268,6 +277,7 @@ mod tests {
         assert_eq!(env["SECRET"], "%n $HOME");
         assert_eq!(env["HOME"], "/app");
         assert_eq!(spec.limits.memory_max, Some(1024 * 1024 * 1024));
+        assert_eq!(spec.limits.memory_high, Some(960 * 1024 * 1024));
         assert_eq!(spec.limits.memory_swap_max, Some(0));
         assert_eq!(spec.limits.tasks_max, Some(512));
         assert_eq!(spec.bind_paths[0].destination, "/app");

@@ -38,6 +38,11 @@ pub struct AppSettings {
     /// without one the app is served over plain HTTP as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_https: Option<bool>,
+    /// Runtime metric lines (memory and load of each dyno, like Heroku's
+    /// `log-runtime-metrics`) in the app's log. On unless `false`; R14
+    /// errors are logged either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_metrics: Option<bool>,
 }
 
 /// The range of the timeouts in seconds.
@@ -69,7 +74,7 @@ impl AppSettings {
         let merged: Self =
             serde_json::from_value(serde_json::Value::Object(current)).map_err(|e| {
                 InvalidValue::new(format!(
-                    "{e}; known settings: boot_timeout, request_timeout, idle_timeout (seconds, 1-3600), max_concurrency (1-10000), routing_policy (least-outstanding, random, round-robin), force_https (true or false)"
+                    "{e}; known settings: boot_timeout, request_timeout, idle_timeout (seconds, 1-3600), max_concurrency (1-10000), routing_policy (least-outstanding, random, round-robin), force_https (true or false), runtime_metrics (true or false)"
                 ))
             })?;
         merged.validate()?;
@@ -135,6 +140,14 @@ mod tests {
         assert_eq!(set.merge(&json!({})).expect("no-op"), set);
         let https = set.merge(&json!({"force_https": true})).expect("https");
         assert_eq!(https.force_https, Some(true));
+        let quiet = set.merge(&json!({"runtime_metrics": false})).expect("off");
+        assert_eq!(quiet.runtime_metrics, Some(false));
+        assert_eq!(
+            quiet
+                .merge(&json!({"runtime_metrics": null}))
+                .expect("reset"),
+            set
+        );
         assert_eq!(
             set.merge(&json!({"boot_timeout": null})).expect("reset"),
             AppSettings::default()
@@ -147,6 +160,7 @@ mod tests {
             json!({"boot_timeout": 3601}),
             json!({"boot_timeout": "soon"}),
             json!({"force_https": "yes"}),
+            json!({"runtime_metrics": "off"}),
             json!({"boot_timout": 5}),
             json!([1]),
         ] {

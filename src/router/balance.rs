@@ -297,6 +297,7 @@ mod tests {
             },
             queue: Arc::default(),
             certificates: Vec::new(),
+            metrics: Arc::default(),
         }
     }
 

@@ -2,8 +2,10 @@
 //! time a request waited in the router for a dyno (`queue=`).
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::metrics::AppCounters;
 use super::pages::Code;
 
 /// Everything a router log line says about one request.
@@ -37,6 +39,8 @@ pub struct RequestLog {
     pub bytes: u64,
     /// `http` or `https`.
     pub protocol: &'static str,
+    /// The app's counters, which the line adds to when it is written.
+    pub counters: Option<Arc<AppCounters>>,
 }
 
 fn ms(d: Duration) -> u128 {
@@ -117,6 +121,11 @@ impl RequestLog {
     /// Writes the line to the app's log stream (via the journal, with the
     /// app's fields).
     pub fn emit(&self) {
+        // Counted whether or not the line is logged: the figures of
+        // `corral metrics` must not depend on the log level.
+        if let Some(counters) = &self.counters {
+            counters.record(self.status, self.service, self.queue);
+        }
         if !tracing::enabled!(target: "corral::router", tracing::Level::INFO) {
             return;
         }
@@ -149,6 +158,7 @@ mod tests {
             status: 200,
             bytes: 1234,
             protocol: "http",
+            counters: None,
         };
         assert_eq!(
             log.line(),

@@ -8,11 +8,14 @@
 //! are answered with Heroku's pages and codes ([`pages`]), and every
 //! request writes one router log line ([`log`]). A second listener can
 //! terminate TLS, with certificates picked by SNI from the table ([`tls`]).
+//! Each request also adds to its app's counters ([`metrics`]): requests
+//! by status class, service and queue times, per minute.
 
 pub mod balance;
 pub mod framing;
 pub mod git;
 pub mod log;
+pub mod metrics;
 pub mod pages;
 mod pool;
 pub mod proxy;

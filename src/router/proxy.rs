@@ -321,6 +321,7 @@ pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Re
     };
     drop(table);
     log.app = Some(route.app.to_string());
+    log.counters = Some(Arc::clone(&route.metrics));
     if let Some(port) = ctx.https_port.filter(|_| route.settings.force_https) {
         if peer.scheme == "http" {
             return redirect_to_https(log, &req, &host, port);

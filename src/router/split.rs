@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::metrics::{now_secs, Window};
 use super::table::{AppDynos, AppInfo, Policy, RouteFeed, RouteSettings, Snapshot, UpDyno};
 use super::tls::OperatorCert;
 use crate::model::AppName;
@@ -85,6 +86,8 @@ enum ToRouter {
         unit: String,
         limit_ms: u64,
     },
+    /// Answer with `app`'s requests over the last `minutes`.
+    Metrics { id: u64, app: String, minutes: u32 },
 }
 
 /// Router to corrald.
@@ -93,6 +96,8 @@ enum ToRouter {
 enum FromRouter {
     /// The answer to a drain request.
     Drained { id: u64, drained: bool },
+    /// The answer to a metrics request.
+    Metrics { id: u64, window: Window },
 }
 
 fn ms(d: Duration) -> u64 {
@@ -208,11 +213,21 @@ fn apply(
     feed.set_dynos(dynos);
 }
 
+/// How long corrald waits for a split router's figures.
+const METRICS_WAIT: Duration = Duration::from_secs(2);
+
+/// Requests to one router that wait for its answer, by id.
+#[derive(Debug, Default)]
+struct Pending {
+    drains: HashMap<u64, oneshot::Sender<bool>>,
+    metrics: HashMap<u64, oneshot::Sender<Window>>,
+}
+
 /// One connected router, as corrald sees it.
 #[derive(Debug)]
 struct Remote {
     tx: mpsc::UnboundedSender<ToRouter>,
-    pending: Arc<Mutex<HashMap<u64, oneshot::Sender<bool>>>>,
+    pending: Arc<Mutex<Pending>>,
 }
 
 /// corrald's side: the route feed, plus the routers in other processes
@@ -295,6 +310,7 @@ impl RouteHub {
                 .pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
+                .drains
                 .insert(id, tx);
             let ask = ToRouter::Drain {
                 id,
@@ -325,6 +341,40 @@ impl RouteHub {
         a && b
     }
 
+    /// An app's requests over the last `minutes`, counted by the router
+    /// inside this process (if any) and by every split router following
+    /// this hub, merged. A router that does not answer within two seconds
+    /// is left out (and says so in the log).
+    pub async fn metrics(&self, app: &AppName, minutes: u32) -> Window {
+        let mut window = self.feed.metrics().window(app, minutes, now_secs());
+        let mut answers = Vec::new();
+        for remote in self.remotes().iter() {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            remote
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .metrics
+                .insert(id, tx);
+            let ask = ToRouter::Metrics {
+                id,
+                app: app.to_string(),
+                minutes,
+            };
+            if remote.tx.send(ask).is_ok() {
+                answers.push(rx);
+            }
+        }
+        for rx in answers {
+            match tokio::time::timeout(METRICS_WAIT, rx).await {
+                Ok(Ok(remote)) => window.merge(&remote),
+                _ => tracing::warn!(%app, "a split router did not report its figures in time"),
+            }
+        }
+        window
+    }
+
     /// Accepts routers on `listener` until `shutdown`.
     pub async fn serve(
         self: Arc<Self>,
@@ -346,7 +396,7 @@ impl RouteHub {
             };
             tracing::info!("a router connected");
             let (tx, mut rx) = mpsc::unbounded_channel::<ToRouter>();
-            let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<bool>>>> = Arc::default();
+            let pending: Arc<Mutex<Pending>> = Arc::default();
             {
                 if self.ready.load(Ordering::Acquire) {
                     let _ = tx.send(to_wire(&self.feed.snapshot()));
@@ -379,11 +429,20 @@ impl RouteHub {
                             if line.len() > MAX_LINE {
                                 return;
                             }
-                            if let Ok(FromRouter::Drained { id, drained }) = serde_json::from_str(&line) {
-                                let waiter = pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                                if let Some(waiter) = waiter {
-                                    let _ = waiter.send(drained);
+                            match serde_json::from_str(&line) {
+                                Ok(FromRouter::Drained { id, drained }) => {
+                                    let waiter = pending.lock().unwrap_or_else(|p| p.into_inner()).drains.remove(&id);
+                                    if let Some(waiter) = waiter {
+                                        let _ = waiter.send(drained);
+                                    }
                                 }
+                                Ok(FromRouter::Metrics { id, window }) => {
+                                    let waiter = pending.lock().unwrap_or_else(|p| p.into_inner()).metrics.remove(&id);
+                                    if let Some(waiter) = waiter {
+                                        let _ = waiter.send(window);
+                                    }
+                                }
+                                Err(e) => tracing::warn!(error = %e, "unreadable message from a router"),
                             }
                         }
                     }
@@ -512,6 +571,12 @@ async fn session(
                             let _ = tx.send(FromRouter::Drained { id, drained });
                         });
                     }
+                    Ok(ToRouter::Metrics { id, app, minutes }) => {
+                        let window = AppName::parse(&app)
+                            .map(|app| feed.metrics().window(&app, minutes, now_secs()))
+                            .unwrap_or_default();
+                        let _ = tx.send(FromRouter::Metrics { id, window });
+                    }
                     Err(e) => tracing::warn!(error = %e, "unreadable message from corrald"),
                 }
             }
@@ -628,6 +693,19 @@ mod tests {
                 .expect("join"),
             "drained"
         );
+        // Figures counted by the split router reach corrald on request,
+        // merged with corrald's own.
+        route
+            .metrics
+            .record(404, Duration::from_millis(3), Duration::ZERO);
+        hub.feed().metrics().counters(&app("demo")).record(
+            200,
+            Duration::from_millis(1),
+            Duration::ZERO,
+        );
+        let window = hub.metrics(&app("demo"), 10).await;
+        assert_eq!(window.requests, [0, 1, 0, 1, 0]);
+        assert!(hub.metrics(&app("other"), 10).await.is_empty());
         shutdown.cancel();
         // The next router process starts from the saved table.
         let restarted = RouteFeed::new("apps.test", TableHandle::default());

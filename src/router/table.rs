@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use super::balance::AppQueue;
+use super::metrics::{AppCounters, RouterMetrics};
 use super::pool::Pool;
 use super::tls::{OperatorCert, OperatorCerts};
 use crate::model::AppName;
@@ -225,6 +226,8 @@ pub struct AppRoute {
     pub queue: Arc<AppQueue>,
     /// Its SNI endpoints' certificates, parsed when they entered the feed.
     pub certificates: Vec<Arc<Certificate>>,
+    /// Its request counters, shared across snapshots.
+    pub metrics: Arc<AppCounters>,
 }
 
 /// The immutable snapshot the router serves from.
@@ -391,6 +394,7 @@ pub struct RouteFeed {
     base_domain: String,
     state: Mutex<FeedState>,
     handle: TableHandle,
+    metrics: Arc<RouterMetrics>,
 }
 
 impl RouteFeed {
@@ -400,7 +404,13 @@ impl RouteFeed {
             base_domain: base_domain.to_ascii_lowercase(),
             state: Mutex::default(),
             handle,
+            metrics: Arc::default(),
         }
+    }
+
+    /// The request counters of the router(s) serving from this feed.
+    pub fn metrics(&self) -> &Arc<RouterMetrics> {
+        &self.metrics
     }
 
     /// The handle the router reads.
@@ -552,6 +562,7 @@ impl RouteFeed {
                 settings: info.settings.clone(),
                 queue,
                 certificates: state.certificates.get(name).cloned().unwrap_or_default(),
+                metrics: self.metrics.counters(name),
             });
             by_host.insert(
                 format!("{}.{}", name.as_str(), self.base_domain),
@@ -570,6 +581,7 @@ impl RouteFeed {
         }
         state.backends = live_units;
         state.queues = live_queues;
+        self.metrics.retain(|app| state.apps.contains_key(app));
         self.handle.publish(RouteTable {
             by_host,
             operator: Arc::clone(&state.operator),

@@ -23,6 +23,7 @@ mod error;
 mod events;
 mod proxies;
 mod spec;
+mod usage;
 
 use std::future::Future;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub use events::UnitEvent;
 pub use spec::{
     escape_path, BindPath, CycleTimer, Limits, OverlayMount, Sandbox, ServiceSpec, Stdio,
 };
+pub use usage::{MemoryStat, UnitUsage};
 
 // `WatchedService` is defined below, beside the start code it shares.
 

@@ -138,4 +138,18 @@ pub trait Service {
     /// Tasks in the unit's cgroup; `u64::MAX` when unknown.
     #[zbus(property)]
     fn tasks_current(&self) -> zbus::Result<u64>;
+
+    /// `MemoryHigh=` in bytes; `u64::MAX` when unset ("infinity").
+    #[zbus(property)]
+    fn memory_high(&self) -> zbus::Result<u64>;
+
+    /// `MemoryMax=` in bytes; `u64::MAX` when unset ("infinity").
+    #[zbus(property)]
+    fn memory_max(&self) -> zbus::Result<u64>;
+
+    /// The unit's cgroup path below the hierarchy's root, e.g.
+    /// `/corral.slice/corral-demo.slice/corral-demo-web.1@1.service`;
+    /// empty when it has none (not running).
+    #[zbus(property)]
+    fn control_group(&self) -> zbus::Result<String>;
 }
