@@ -38,22 +38,30 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
 /// under the hard one.
 const HOG: &str = "import time\nheld = bytearray(b\"\\x01\") * (490 * 1024 * 1024)\nwhile True:\n    time.sleep(3600)\n";
 
-/// corrald's platform lines (the journal writer that gives them fields of
-/// their own is another part; until then they are corrald's log).
+/// Every platform line in the host's journal, as `APP DYNO: MESSAGE`
+/// (corrald writes them with CORRAL_APP, CORRAL_DYNO, CORRAL_SOURCE).
 fn platform_lines(sandbox: &Sandbox) -> Vec<String> {
     sandbox
         .run(&[
             "journalctl",
             "--no-pager",
             "-o",
-            "cat",
-            "-u",
-            "corrald.service",
+            "json",
+            "--output-fields=CORRAL_APP,CORRAL_DYNO,MESSAGE",
+            "CORRAL_SOURCE=platform",
         ])
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("corral::platform"))
-        .map(str::to_owned)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|entry| {
+            let field = |name: &str| entry[name].as_str().unwrap_or_default().to_owned();
+            format!(
+                "{} {}: {}",
+                field("CORRAL_APP"),
+                field("CORRAL_DYNO"),
+                field("MESSAGE")
+            )
+        })
         .collect()
 }
 
@@ -62,9 +70,8 @@ fn memory_lines(lines: &[String], app: &str, dyno: &str) -> Vec<String> {
     lines
         .iter()
         .filter(|l| {
-            l.contains(&format!("corral::platform: source={dyno} dyno=corral."))
+            l.starts_with(&format!("{app} {dyno}: source={dyno} dyno=corral."))
                 && l.contains("sample#memory_total=")
-                && l.contains(&format!("app=\"{app}\""))
         })
         .cloned()
         .collect()
@@ -139,12 +146,12 @@ fn runtime_metrics_report_a_dynos_memory_and_load() {
     assert!(line.contains("sample#memory_swap="), "{line}");
     let lines = platform_lines(&sandbox);
     assert!(
-        lines.iter().any(
-            |l| l.contains("corral::platform: source=web.1 dyno=corral.")
+        lines
+            .iter()
+            .any(|l| l.starts_with("mem web.1: source=web.1 dyno=corral.")
                 && l.contains("sample#load_avg_1m=")
                 && l.contains("sample#load_avg_5m=")
-                && l.contains("sample#load_avg_15m=")
-        ),
+                && l.contains("sample#load_avg_15m=")),
         "no load line:\n{}",
         lines.join("\n")
     );
@@ -159,7 +166,7 @@ fn runtime_metrics_report_a_dynos_memory_and_load() {
             .collect();
         (hog_samples >= 4 && !r14.is_empty()).then(|| {
             assert_eq!(r14.len(), 1, "{r14:?}");
-            assert!(r14[0].contains("hog.1"), "{}", r14[0]);
+            assert!(r14[0].starts_with("mem hog.1: "), "{}", r14[0]);
             assert!(
                 lines.iter().any(|l| l.contains("Process running mem=4")),
                 "Heroku's line before R14"
