@@ -8,6 +8,7 @@
 , makeWrapper
 , git
 , util-linux
+, systemd
 }:
 
 let
@@ -39,6 +40,8 @@ rustPlatform.buildRustPackage {
   cargoLock.lockFile = ../Cargo.lock;
 
   nativeBuildInputs = [ pkg-config makeWrapper ];
+  # The log reader links libsystemd.so.0 (sd-journal) by its soname.
+  buildInputs = [ systemd ];
 
   # Only the library's unit tests run here. The integration tests in tests/
   # boot a throwaway systemd as root in fresh namespaces (`corral sandbox`),

@@ -30,6 +30,9 @@
 //!   `corrald router` fed over a Unix socket. It counts each app's
 //!   requests per minute; the API reads the counts (a split router's over
 //!   its socket) for `corral metrics`.
+//! - [`logs`]: the log stream: journal in (sd-journal), a fan-out hub,
+//!   log sessions in Heroku's line format, and the journal writer for
+//!   router and platform lines.
 //! - [`sandbox`]: a throwaway systemd host for `corral sandbox` and tests.
 //! - [`tls`]: certificate chains and keys, checked and parsed once; the
 //!   API validates uploads with it and the router serves from it.

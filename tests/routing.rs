@@ -176,8 +176,19 @@ fn the_router_serves_apps_by_host_and_drops_nothing_while_dynos_change() {
         (units.lines().filter(|l| l.contains(" running ")).count() == 1).then_some(())
     });
     wait_for("a daily cycle (shortened)", TIMEOUT, || {
-        journal(&sandbox)
-            .contains("Cycling app=\"alpha\"")
+        // A platform line of alpha's stream, in the journal by its fields.
+        sandbox
+            .run(&[
+                "journalctl",
+                "--no-pager",
+                "-o",
+                "cat",
+                "CORRAL_APP=alpha",
+                "CORRAL_SOURCE=platform",
+            ])
+            .ok()?
+            .lines()
+            .any(|l| l == "Cycling")
             .then_some(())
     });
     wait_for("alpha to serve after the cycle", TIMEOUT, serves("2"));

@@ -10,7 +10,7 @@
 //! 3. [`Builds::serve_hooks`] takes the update of `main` or `master`,
 //!    waits for the app's previous build (one at a time per app), archives
 //!    the pushed commit out of git's quarantine and runs the build unit
-//!    ([`unit`]): detect, compile, release of each buildpack.
+//!    ([`unit`](mod@unit)): detect, compile, release of each buildpack.
 //! 4. The compiled `/app` is packed into a slug, released with the
 //!    Procfile's process types (over the buildpacks' defaults), its
 //!    release phase runs if it has one, and the dyno manager is woken.

@@ -7,7 +7,7 @@
 //! follows the journal ([`reader`]) and hands every app entry to the
 //! [`hub::LogHub`], which fans it out to tail sessions; history comes from
 //! a fresh reader per request, matched on `CORRAL_APP` so journald's
-//! indexes do the filtering. [`line`] renders Heroku's line format.
+//! indexes do the filtering. [`line`](mod@line) renders Heroku's line format.
 
 pub mod hub;
 pub mod line;
