@@ -23,6 +23,7 @@ use crate::config::RouterMode;
 use crate::dynos::release_phase::ReleasePhase;
 use crate::dynos::{DynoManager, DynoWaker, OneOffs};
 use crate::gc;
+use crate::logs::drain::{DrainError, DrainSupervisor, DrainWaker};
 use crate::logs::{self, sessions::LogSessions, LogHub};
 use crate::router::{self, AppInfo, RouteFeed, RouteHub, RouteSettings, TableHandle};
 use crate::slug::{SlugError, SlugStore};
@@ -51,6 +52,9 @@ pub enum DaemonError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// Log drains could not be set up (the operator's CA file).
+    #[error("cannot set up log drains: {0}")]
+    Drains(DrainError),
     /// rustls refused the router's TLS configuration.
     #[error("cannot set up TLS for the router: {0}")]
     Tls(String),
@@ -447,11 +451,21 @@ pub async fn serve(
     let api = if config.logs.enabled {
         let hub = LogHub::new();
         spawn_log_follower(hub.clone(), &shutdown, &tracker);
+        // Drains read the journal themselves, each from its own cursor.
+        let drains = DrainSupervisor::new(store.clone(), &config.logs, tracker.clone())
+            .map_err(DaemonError::Drains)?;
+        let waker = DrainWaker::default();
+        tracker.spawn(
+            drains
+                .run(waker.clone(), shutdown.clone())
+                .instrument(tracing::info_span!("log_drains")),
+        );
         api.with_logs(LogSessions::new(
             hub,
             &config.logs.platform_name,
             shutdown.clone(),
         ))
+        .with_drains(waker)
     } else {
         api
     };

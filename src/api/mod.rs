@@ -6,6 +6,7 @@
 //! result, or an [`error::ApiError`], becomes JSON in exactly one place.
 
 mod domains;
+mod drains;
 mod dynos;
 pub mod error;
 mod git;
@@ -65,6 +66,8 @@ pub struct Api {
     builds: Option<Arc<Builds>>,
     /// Log sessions over the journal follower's hub.
     logs: Option<LogSessions>,
+    /// Wakes the drain supervisor after drains change.
+    drains: Option<crate::logs::drain::DrainWaker>,
     /// Where git requests run their subprocesses (awaited at shutdown).
     tasks: TaskTracker,
 }
@@ -90,6 +93,7 @@ impl Api {
             oneoffs,
             builds: None,
             logs: None,
+            drains: None,
             tasks: TaskTracker::new(),
         }
     }
@@ -99,6 +103,12 @@ impl Api {
     pub fn with_builds(mut self, builds: Arc<Builds>, tasks: TaskTracker) -> Self {
         self.builds = Some(builds);
         self.tasks = tasks;
+        self
+    }
+
+    /// Starts and stops drains through `waker` when they change.
+    pub fn with_drains(mut self, waker: crate::logs::drain::DrainWaker) -> Self {
+        self.drains = Some(waker);
         self
     }
 
@@ -578,6 +588,13 @@ impl Api {
             }
             Route::GetDomain(app, domain) => self.get_domain(app, domain, rid).await,
             Route::DeleteDomain(app, domain) => self.delete_domain(app, domain, rid).await,
+            Route::ListLogDrains(app) => self.list_log_drains(app, rid).await,
+            Route::CreateLogDrain(app) => {
+                let req: types::LogDrainCreate = decode(&body)?;
+                self.create_log_drain(app, req, rid).await
+            }
+            Route::GetLogDrain(app, drain) => self.get_log_drain(app, drain, rid).await,
+            Route::DeleteLogDrain(app, drain) => self.delete_log_drain(app, drain, rid).await,
             Route::ListSniEndpoints(app) => self.list_sni_endpoints(app, rid).await,
             Route::CreateSniEndpoint(app) => {
                 let req: types::SniEndpointCreate = decode(&body)?;

@@ -97,7 +97,8 @@ fn bad(message: impl Into<String>) -> UrlError {
     UrlError(message.into())
 }
 
-fn percent_decode(s: &str) -> Result<String, UrlError> {
+/// Decodes `%XX` escapes; the result must be UTF-8.
+pub fn percent_decode(s: &str) -> Result<String, UrlError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
