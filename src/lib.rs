@@ -43,7 +43,10 @@
 //! receive-pack through the API (or the router's `git.<base-domain>`);
 //! its hook hands the pushed commit to the build service, which runs the
 //! buildpacks in a build unit, packs `/app` into a slug and releases it,
-//! streaming the output back through git. Logs join as a later part.
+//! streaming the output back through git. Every dyno, router and platform
+//! line lands in the journal; [`logs`] follows it for tail sessions, and
+//! each log drain reads it from its own saved cursor and forwards the
+//! app's lines over syslog or HTTPS, at least once.
 
 pub mod api;
 pub mod attach;
