@@ -77,6 +77,33 @@ pub struct LogsConfig {
     /// `corral[web.1]:`). `heroku` keeps log tooling and alerts written
     /// for Heroku working unchanged. Default `corral`.
     pub platform_name: String,
+    /// Allow drains whose host resolves to an address of this host or its
+    /// link: loopback (127/8, ::1), link-local (169.254/16 with cloud
+    /// metadata services, fe80::/10), unspecified or multicast. Off by
+    /// default: an app owner could otherwise make corrald talk to services
+    /// that trust local callers (SSRF). Tests and single-machine setups
+    /// with a local log server turn it on.
+    pub allow_local_drains: bool,
+    /// Allow drains on private networks (RFC 1918 10/8, 172.16/12,
+    /// 192.168/16, carrier-grade NAT 100.64/10, IPv6 ULA fc00::/7). On by
+    /// default: a log server in the same private network is the usual
+    /// place for a self-hosted drain. Turn it off where app owners must
+    /// not reach the host's private network.
+    pub allow_private_network_drains: bool,
+    /// Allow plain `http://` drains (batches would cross the network
+    /// unencrypted, with their basic auth). Off by default: `https://`.
+    pub allow_http_drains: bool,
+    /// A PEM file of CA certificates trusted for `syslog+tls://` and
+    /// `https://` drains besides the Mozilla roots (webpki-roots), e.g. an
+    /// internal CA. Off by default.
+    pub drain_ca_file: Option<PathBuf>,
+    /// A drain further behind than this many seconds skips the older lines
+    /// and says so in the app's stream (`Error L10`), so a long outage of
+    /// a receiver does not turn into hours of stale delivery. Default 3600.
+    pub drain_max_lag_secs: u64,
+    /// The longest wait between delivery attempts to a receiver that is
+    /// down; waits double from 0.5 s up to this. Default 60.
+    pub drain_max_backoff_secs: u64,
 }
 
 impl Default for LogsConfig {
@@ -84,6 +111,12 @@ impl Default for LogsConfig {
         Self {
             enabled: true,
             platform_name: "corral".to_owned(),
+            allow_local_drains: false,
+            allow_private_network_drains: true,
+            allow_http_drains: false,
+            drain_ca_file: None,
+            drain_max_lag_secs: 3600,
+            drain_max_backoff_secs: 60,
         }
     }
 }
@@ -363,6 +396,20 @@ impl Config {
                 "logs.platform-name must be 1-32 lowercase letters, digits or dashes (like \"corral\" or \"heroku\"), not {name:?}"
             ));
         }
+        if self
+            .logs
+            .drain_ca_file
+            .as_ref()
+            .is_some_and(|p| !p.is_absolute())
+        {
+            return Err("logs.drain-ca-file must be an absolute path".to_owned());
+        }
+        if self.logs.drain_max_lag_secs == 0 || self.logs.drain_max_backoff_secs == 0 {
+            return Err(
+                "logs.drain-max-lag-secs and logs.drain-max-backoff-secs must be at least 1"
+                    .to_owned(),
+            );
+        }
         if !self.state_dir.is_absolute() {
             return Err(format!(
                 "state-dir must be an absolute path, not {:?}",
@@ -549,5 +596,8 @@ mod tests {
         assert!(parse("[router]\nlisten-tls = \"0.0.0.0:80\"").is_err());
         assert!(parse("[slugs]\ncompression-level = 12").is_err());
         assert!(parse("[slugs]\nmax-slug-byte = 1").is_err());
+        assert!(parse("[logs]\ndrain-ca-file = \"ca.pem\"").is_err());
+        assert!(parse("[logs]\ndrain-max-backoff-secs = 0").is_err());
+        assert!(parse("[logs]\nallow-local-drains = true").is_ok());
     }
 }

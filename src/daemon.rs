@@ -23,6 +23,7 @@ use crate::config::RouterMode;
 use crate::dynos::release_phase::ReleasePhase;
 use crate::dynos::{DynoManager, DynoWaker, OneOffs, RuntimeMetrics};
 use crate::gc;
+use crate::logs::drain::{DrainError, DrainSupervisor, DrainWaker};
 use crate::logs::{self, sessions::LogSessions, LogHub};
 use crate::router::{self, AppInfo, RouteFeed, RouteHub, RouteSettings, TableHandle};
 use crate::slug::{SlugError, SlugStore};
@@ -51,6 +52,9 @@ pub enum DaemonError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// Log drains could not be set up (the operator's CA file).
+    #[error("cannot set up log drains: {0}")]
+    Drains(DrainError),
     /// rustls refused the router's TLS configuration.
     #[error("cannot set up TLS for the router: {0}")]
     Tls(String),
@@ -460,11 +464,22 @@ pub async fn serve(
     if config.logs.enabled {
         let hub = LogHub::new();
         spawn_log_follower(hub.clone(), &shutdown, &tracker);
-        api = api.with_logs(LogSessions::new(
-            hub,
-            &config.logs.platform_name,
-            shutdown.clone(),
-        ));
+        // Drains read the journal themselves, each from its own cursor.
+        let drains = DrainSupervisor::new(store.clone(), &config.logs, tracker.clone())
+            .map_err(DaemonError::Drains)?;
+        let waker = DrainWaker::default();
+        tracker.spawn(
+            drains
+                .run(waker.clone(), shutdown.clone())
+                .instrument(tracing::info_span!("log_drains")),
+        );
+        api = api
+            .with_logs(LogSessions::new(
+                hub,
+                &config.logs.platform_name,
+                shutdown.clone(),
+            ))
+            .with_drains(waker);
     }
     if let Some(sampler) = &runtime_metrics {
         api = api.with_runtime_metrics(Arc::clone(sampler));

@@ -51,7 +51,10 @@
 //! buildpacks in a build unit, packs `/app` into a slug and releases it,
 //! streaming the output back through git. Every 20 s a sampler reads
 //! each running dyno's usage from systemd and logs it as platform lines.
-//! Logs join as a later part.
+//! Every dyno, router and platform line lands in the journal under the
+//! app's fields; [`logs`] follows it for tail sessions, and each log
+//! drain reads it from its own saved cursor and forwards the app's lines
+//! over syslog or HTTPS, at least once.
 
 pub mod api;
 pub mod attach;

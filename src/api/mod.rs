@@ -6,6 +6,7 @@
 //! result, or an [`error::ApiError`], becomes JSON in exactly one place.
 
 mod domains;
+mod drains;
 mod dynos;
 pub mod error;
 mod git;
@@ -97,6 +98,8 @@ pub struct Api {
     runtime: Option<Arc<RuntimeMetrics>>,
     /// The router(s) whose counters `GET /apps/{app}/metrics` reports.
     routes: Option<Arc<RouteHub>>,
+    /// Wakes the drain supervisor after drains change.
+    drains: Option<crate::logs::drain::DrainWaker>,
     /// Where git requests run their subprocesses (awaited at shutdown).
     tasks: TaskTracker,
 }
@@ -124,6 +127,7 @@ impl Api {
             logs: None,
             runtime: None,
             routes: None,
+            drains: None,
             tasks: TaskTracker::new(),
         }
     }
@@ -139,6 +143,12 @@ impl Api {
     pub fn with_builds(mut self, builds: Arc<Builds>, tasks: TaskTracker) -> Self {
         self.builds = Some(builds);
         self.tasks = tasks;
+        self
+    }
+
+    /// Starts and stops drains through `waker` when they change.
+    pub fn with_drains(mut self, waker: crate::logs::drain::DrainWaker) -> Self {
+        self.drains = Some(waker);
         self
     }
 
@@ -641,6 +651,13 @@ impl Api {
             }
             Route::GetDomain(app, domain) => self.get_domain(app, domain, rid).await,
             Route::DeleteDomain(app, domain) => self.delete_domain(app, domain, rid).await,
+            Route::ListLogDrains(app) => self.list_log_drains(app, rid).await,
+            Route::CreateLogDrain(app) => {
+                let req: types::LogDrainCreate = decode(&body)?;
+                self.create_log_drain(app, req, rid).await
+            }
+            Route::GetLogDrain(app, drain) => self.get_log_drain(app, drain, rid).await,
+            Route::DeleteLogDrain(app, drain) => self.delete_log_drain(app, drain, rid).await,
             Route::ListSniEndpoints(app) => self.list_sni_endpoints(app, rid).await,
             Route::CreateSniEndpoint(app) => {
                 let req: types::SniEndpointCreate = decode(&body)?;

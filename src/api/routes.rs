@@ -9,7 +9,7 @@ use super::error::ApiError;
 use uuid::Uuid;
 
 use crate::model::{DynoName, ProcessType};
-use crate::state::{AppRef, DomainRef, ReleaseRef, SniEndpointRef};
+use crate::state::{AppRef, DomainRef, DrainRef, ReleaseRef, SniEndpointRef};
 
 /// Every endpoint the API serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +116,14 @@ pub enum Route {
     GetDomain(AppRef, DomainRef),
     /// `DELETE /apps/{app}/domains/{id_or_hostname}`: remove a custom domain.
     DeleteDomain(AppRef, DomainRef),
+    /// `GET /apps/{app}/log-drains`.
+    ListLogDrains(AppRef),
+    /// `POST /apps/{app}/log-drains`: add a drain.
+    CreateLogDrain(AppRef),
+    /// `GET /apps/{app}/log-drains/{id_or_url_or_token}`.
+    GetLogDrain(AppRef, DrainRef),
+    /// `DELETE /apps/{app}/log-drains/{id_or_url_or_token}`.
+    DeleteLogDrain(AppRef, DrainRef),
     /// `GET /apps/{app}/sni-endpoints`.
     ListSniEndpoints(AppRef),
     /// `POST /apps/{app}/sni-endpoints`: add a certificate and key.
@@ -422,7 +430,22 @@ impl Route {
                     _ => Err(wrong_method("GET, PATCH, DELETE")),
                 }
             }
-            ["apps", a, "addons" | "collaborators" | "log-drains"] => match *m {
+            ["apps", a, "log-drains"] => match *m {
+                Method::GET => Ok(Route::ListLogDrains(app(a)?)),
+                Method::POST => Ok(Route::CreateLogDrain(app(a)?)),
+                _ => Err(wrong_method("GET, POST")),
+            },
+            ["apps", a, "log-drains", d] => {
+                // A URL arrives percent-encoded (its slashes must be).
+                let d = crate::logs::drain::url::percent_decode(d)
+                    .map_err(|_| ApiError::NotFound("Couldn't find that log drain.".to_owned()))?;
+                match *m {
+                    Method::GET => Ok(Route::GetLogDrain(app(a)?, DrainRef::parse(&d))),
+                    Method::DELETE => Ok(Route::DeleteLogDrain(app(a)?, DrainRef::parse(&d))),
+                    _ => Err(wrong_method("GET, DELETE")),
+                }
+            }
+            ["apps", a, "addons" | "collaborators"] => match *m {
                 Method::GET => Ok(Route::EmptyCollection(app(a)?)),
                 _ => Err(not_found()),
             },
@@ -434,6 +457,34 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_drains_are_named_by_id_or_encoded_url() {
+        let r = Route::parse(
+            &Method::DELETE,
+            "/apps/demo/log-drains/syslog%3A%2F%2Flogs.example.com%3A514",
+            None,
+        )
+        .expect("route");
+        assert!(matches!(
+            r,
+            Route::DeleteLogDrain(_, DrainRef::Key(ref k)) if k == "syslog://logs.example.com:514"
+        ));
+        let id = uuid::Uuid::new_v4();
+        let r = Route::parse(&Method::GET, &format!("/apps/demo/log-drains/{id}"), None)
+            .expect("route");
+        assert_eq!(
+            r,
+            Route::GetLogDrain(
+                AppRef::Name(crate::model::AppName::parse("demo").expect("name")),
+                DrainRef::Id(id)
+            )
+        );
+        assert!(matches!(
+            Route::parse(&Method::POST, "/apps/demo/log-drains", None),
+            Ok(Route::CreateLogDrain(_))
+        ));
+    }
 
     #[test]
     fn parses_typed_routes() {

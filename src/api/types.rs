@@ -463,6 +463,30 @@ pub struct DomainCreate {
     pub sni_endpoint: Option<String>,
 }
 
+/// A log drain (Heroku's log-drain object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogDrain {
+    /// The add-on that made it: always null (Corral has no add-ons).
+    pub addon: Option<NamedRef>,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+    /// Stable id.
+    pub id: Uuid,
+    /// `d.<uuid>`, the HOSTNAME of every message it sends.
+    pub token: String,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The receiver: `syslog://`, `syslog+tls://` or `https://`.
+    pub url: String,
+}
+
+/// `POST /apps/{app}/log-drains`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogDrainCreate {
+    /// The receiver's URL.
+    pub url: String,
+}
+
 /// `GET /apps/{app}/sni-endpoints/{id_or_name}` and the element of the
 /// list: a TLS certificate the router serves for the app's domains.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

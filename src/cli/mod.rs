@@ -11,6 +11,7 @@ mod client;
 mod config_vars;
 mod deploy;
 mod domains;
+mod drains;
 mod logs;
 mod maintenance;
 mod metrics;
@@ -232,6 +233,29 @@ enum Command {
         /// The commit it was built from (shown as "Deploy <commit>").
         #[arg(long)]
         commit: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// List an app's log drains.
+    Drains {
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Add a log drain: syslog://HOST:PORT, syslog+tls://HOST:PORT or https://HOST/PATH.
+    #[command(name = "drains:add")]
+    DrainsAdd {
+        /// The receiver's URL.
+        url: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Remove a log drain.
+    #[command(name = "drains:remove")]
+    DrainsRemove {
+        /// The drain's URL (or its id or token).
+        url: String,
         #[command(flatten)]
         app: AppArg,
     },
@@ -649,6 +673,18 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             builds::remote(&client, &settings, &app, &remote).await
         }
         Command::GitCredentials { .. } => Ok(()),
+        Command::Drains { app, json } => {
+            let app = settings::resolve_app(app.app)?;
+            drains::list(&client, &app, json.json).await
+        }
+        Command::DrainsAdd { url, app } => {
+            let app = settings::resolve_app(app.app)?;
+            drains::add(&client, &app, &url).await
+        }
+        Command::DrainsRemove { url, app } => {
+            let app = settings::resolve_app(app.app)?;
+            drains::remove(&client, &app, &url).await
+        }
         Command::Domains { app, json } => {
             let app = settings::resolve_app(app.app)?;
             domains::list(&client, &app, json.json).await

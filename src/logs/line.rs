@@ -82,7 +82,7 @@ impl LogEntry {
 }
 
 /// `text` in pieces of at most `max` bytes, cut on char boundaries.
-fn split(text: &str, max: usize) -> Vec<&str> {
+pub(crate) fn split(text: &str, max: usize) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut rest = text;
     while rest.len() > max {

@@ -8,7 +8,10 @@
 //! [`hub::LogHub`], which fans it out to tail sessions; history comes from
 //! a fresh reader per request, matched on `CORRAL_APP` so journald's
 //! indexes do the filtering. [`line`](mod@line) renders Heroku's line format.
+//! [`drain`] forwards each app's stream to its log drains, every drain
+//! with a reader and a journal cursor of its own.
 
+pub mod drain;
 pub mod hub;
 pub mod line;
 pub mod reader;

@@ -198,6 +198,10 @@ pub enum Start<'a> {
     Now,
     /// Right after this cursor's entry (a drain resuming).
     After(&'a str),
+    /// With the first entry written at or after this wall-clock time, µs
+    /// since the epoch (a drain that has delivered nothing yet starts at
+    /// its creation, so a restart before its first delivery loses nothing).
+    Since(u64),
 }
 
 impl AppReader {
@@ -214,6 +218,7 @@ impl AppReader {
                 j.seek_tail()?;
                 j.step_back()?;
             }
+            Start::Since(usec) => j.seek_realtime(usec)?,
             Start::After(cursor) => {
                 j.seek_cursor(cursor)?;
                 if j.step()? && !j.test_cursor(cursor)? {

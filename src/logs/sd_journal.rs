@@ -39,6 +39,7 @@ extern "C" {
     fn sd_journal_seek_head(j: *mut SdJournal) -> c_int;
     fn sd_journal_seek_tail(j: *mut SdJournal) -> c_int;
     fn sd_journal_seek_cursor(j: *mut SdJournal, cursor: *const c_char) -> c_int;
+    fn sd_journal_seek_realtime_usec(j: *mut SdJournal, usec: u64) -> c_int;
     fn sd_journal_test_cursor(j: *mut SdJournal, cursor: *const c_char) -> c_int;
     fn sd_journal_next(j: *mut SdJournal) -> c_int;
     fn sd_journal_previous(j: *mut SdJournal) -> c_int;
@@ -164,6 +165,16 @@ impl Journal {
         // SAFETY: as above.
         check("sd_journal_seek_cursor", unsafe {
             sd_journal_seek_cursor(self.handle, c.as_ptr())
+        })?;
+        Ok(())
+    }
+
+    /// Before the first entry at or after `usec` (wall clock, µs since the
+    /// epoch): the next `step` lands on it.
+    pub fn seek_realtime(&mut self, usec: u64) -> Result<(), JournalError> {
+        // SAFETY: see the file's safety argument.
+        check("sd_journal_seek_realtime_usec", unsafe {
+            sd_journal_seek_realtime_usec(self.handle, usec)
         })?;
         Ok(())
     }

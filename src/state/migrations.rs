@@ -163,6 +163,21 @@ const STEPS: &[&str] = &[
     );
     CREATE INDEX builds_app ON builds (app_id, created_at);
     "#,
+    // v9: log drains. `cursor` is the journal cursor of the last entry
+    // the receiver accepted (NULL before the first delivery), so a drain
+    // resumes there after an outage or a restart: at-least-once delivery.
+    r#"
+    CREATE TABLE log_drains (
+        id          TEXT PRIMARY KEY,
+        app_id      TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        url         TEXT NOT NULL,
+        token       TEXT NOT NULL UNIQUE,
+        cursor      TEXT,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        UNIQUE (app_id, url)
+    );
+    "#,
 ];
 
 /// The schema version this binary migrates to.

@@ -1,4 +1,4 @@
-//! The SQLite store: apps, config vars, releases, slugs, formation, domains, SNI endpoints and API tokens.
+//! The SQLite store: apps, config vars, releases, slugs, formation, domains, SNI endpoints, log drains and API tokens.
 //!
 //! One database file, one connection behind a mutex, every change in one
 //! `IMMEDIATE` transaction: a config change and the release it creates land
@@ -8,6 +8,7 @@
 
 mod builds;
 mod domains;
+mod drains;
 mod dynos;
 mod migrations;
 mod records;
@@ -35,6 +36,10 @@ pub use builds::{
 };
 pub use domains::{
     add_domain, get_domain, list_domains, remove_domain, route_apps, DomainRef, RouteApp,
+};
+pub use drains::{
+    add_drain, all_drains, get_drain, list_drains, remove_drain, save_drain_cursor, DrainRef,
+    LogDrain,
 };
 pub use dynos::{
     app_dynos, desired_apps, dyno_records, forget_dyno, free_port, record_dyno, timestamp,

@@ -1,0 +1,89 @@
+//! Log drain endpoints: Heroku's `/apps/{app}/log-drains`.
+
+use http::StatusCode;
+
+use super::error::ApiError;
+use super::{json, types, Api, ApiResponse};
+use crate::state::{self, AppRef, DrainRef};
+
+fn drain_json(d: &state::LogDrain) -> types::LogDrain {
+    types::LogDrain {
+        addon: None,
+        created_at: d.created_at,
+        id: d.id,
+        token: d.token.clone(),
+        updated_at: d.updated_at,
+        url: d.url.clone(),
+    }
+}
+
+impl Api {
+    pub(super) async fn list_log_drains(
+        &self,
+        app: AppRef,
+        rid: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let drains = self
+            .store
+            .call(move |c| state::list_drains(c, &app))
+            .await
+            .map_err(|e| ApiError::from_store(e, rid))?;
+        Ok(json(
+            StatusCode::OK,
+            &drains.iter().map(drain_json).collect::<Vec<_>>(),
+        ))
+    }
+
+    pub(super) async fn create_log_drain(
+        &self,
+        app: AppRef,
+        req: types::LogDrainCreate,
+        rid: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        // Syntax and the SSRF rule, before anything is stored; the drain
+        // checks the addresses again at every connect.
+        let url = crate::logs::drain::check_new(&req.url, &self.config.logs)
+            .await
+            .map_err(|e| ApiError::Invalid(e.0))?;
+        let drain = self
+            .store
+            .call(move |c| state::add_drain(c, &app, &url))
+            .await
+            .map_err(|e| ApiError::from_store(e, rid))?;
+        if let Some(waker) = &self.drains {
+            waker.changed();
+        }
+        Ok(json(StatusCode::CREATED, &drain_json(&drain)))
+    }
+
+    pub(super) async fn get_log_drain(
+        &self,
+        app: AppRef,
+        drain: DrainRef,
+        rid: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let drain = self
+            .store
+            .call(move |c| state::get_drain(c, &app, &drain))
+            .await
+            .map_err(|e| ApiError::from_store(e, rid))?;
+        Ok(json(StatusCode::OK, &drain_json(&drain)))
+    }
+
+    pub(super) async fn delete_log_drain(
+        &self,
+        app: AppRef,
+        drain: DrainRef,
+        rid: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let drain = self
+            .store
+            .call(move |c| state::remove_drain(c, &app, &drain))
+            .await
+            .map_err(|e| ApiError::from_store(e, rid))?;
+        if let Some(waker) = &self.drains {
+            waker.changed();
+        }
+        Ok(json(StatusCode::OK, &drain_json(&drain)))
+    }
+}
