@@ -32,7 +32,6 @@ struct Inner {
 #[derive(Debug, Clone, Default)]
 pub struct LogHub {
     inner: Arc<Mutex<Inner>>,
-    published: Arc<AtomicU64>,
 }
 
 /// A live subscription; dropping it unsubscribes.
@@ -107,7 +106,6 @@ impl LogHub {
 
     /// Hands `entry` to its app's subscribers without waiting on any.
     pub fn publish(&self, entry: LogEntry) {
-        self.published.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         let Some(subs) = inner.by_app.get_mut(&entry.app) else {
             return;
@@ -121,11 +119,6 @@ impl LogHub {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         });
-    }
-
-    /// Entries published so far (all apps), for tests and metrics.
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
     }
 
     /// Subscribers of `app` right now.

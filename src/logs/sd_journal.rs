@@ -35,8 +35,6 @@ extern "C" {
     fn sd_journal_open(ret: *mut *mut SdJournal, flags: c_int) -> c_int;
     fn sd_journal_close(j: *mut SdJournal);
     fn sd_journal_add_match(j: *mut SdJournal, data: *const c_void, size: usize) -> c_int;
-    fn sd_journal_flush_matches(j: *mut SdJournal);
-    fn sd_journal_seek_head(j: *mut SdJournal) -> c_int;
     fn sd_journal_seek_tail(j: *mut SdJournal) -> c_int;
     fn sd_journal_seek_cursor(j: *mut SdJournal, cursor: *const c_char) -> c_int;
     fn sd_journal_seek_realtime_usec(j: *mut SdJournal, usec: u64) -> c_int;
@@ -126,21 +124,6 @@ impl Journal {
         // SAFETY: as above; the pointer and length describe `m`.
         check("sd_journal_add_match", unsafe {
             sd_journal_add_match(self.handle, m.as_ptr().cast(), m.len())
-        })?;
-        Ok(())
-    }
-
-    /// Drops every match.
-    pub fn flush_matches(&mut self) {
-        // SAFETY: as above.
-        unsafe { sd_journal_flush_matches(self.handle) }
-    }
-
-    /// Before the first entry.
-    pub fn seek_head(&mut self) -> Result<(), JournalError> {
-        // SAFETY: as above.
-        check("sd_journal_seek_head", unsafe {
-            sd_journal_seek_head(self.handle)
         })?;
         Ok(())
     }

@@ -71,11 +71,6 @@ impl LogSessions {
         }
     }
 
-    /// The hub the sessions read.
-    pub fn hub(&self) -> &LogHub {
-        &self.hub
-    }
-
     /// Registers a session; its id is the secret in its URL.
     pub fn create(&self, spec: SessionSpec) -> Uuid {
         let id = Uuid::new_v4();
