@@ -457,21 +457,32 @@ impl Systemd {
         }
     }
 
-    /// The state and usage of a loaded service; `None` if it is not loaded
-    /// (never started, or collected). `name` must be a `.service`.
-    pub async fn unit_status(&self, name: &str) -> Result<Option<UnitStatus>, SystemdError> {
-        let path = match self
+    /// The object path of a loaded unit; `None` if systemd has no such
+    /// unit loaded.
+    pub(crate) async fn loaded_unit(
+        &self,
+        name: &str,
+    ) -> Result<Option<OwnedObjectPath>, SystemdError> {
+        match self
             .call(
                 "GetUnit",
                 |bus| async move { bus.manager.get_unit(name).await },
             )
             .await
         {
-            Ok(path) => path,
+            Ok(path) => Ok(Some(path)),
             Err(SystemdError::Call { source, .. }) if error_name(&source) == Some(NO_SUCH_UNIT) => {
-                return Ok(None)
+                Ok(None)
             }
-            Err(e) => return Err(e),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The state and usage of a loaded service; `None` if it is not loaded
+    /// (never started, or collected). `name` must be a `.service`.
+    pub async fn unit_status(&self, name: &str) -> Result<Option<UnitStatus>, SystemdError> {
+        let Some(path) = self.loaded_unit(name).await? else {
+            return Ok(None);
         };
         self.call("Get(unit status)", |bus| read_status(bus, name, path))
             .await

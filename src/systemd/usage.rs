@@ -16,7 +16,7 @@ use zbus::proxy::CacheProperties;
 use zbus::zvariant::OwnedObjectPath;
 
 use super::proxies::{ServiceProxy, UnitProxy};
-use super::{error_name, Bus, Systemd, SystemdError, NO_SUCH_UNIT};
+use super::{Bus, Systemd, SystemdError};
 
 /// Where the cgroup file systems are mounted.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -169,18 +169,8 @@ impl Systemd {
     /// The usage and limits of a loaded service; `None` if it is not
     /// loaded. `name` must be a `.service`.
     pub async fn unit_usage(&self, name: &str) -> Result<Option<UnitUsage>, SystemdError> {
-        let path = match self
-            .call(
-                "GetUnit",
-                |bus| async move { bus.manager.get_unit(name).await },
-            )
-            .await
-        {
-            Ok(path) => path,
-            Err(SystemdError::Call { source, .. }) if error_name(&source) == Some(NO_SUCH_UNIT) => {
-                return Ok(None)
-            }
-            Err(e) => return Err(e),
+        let Some(path) = self.loaded_unit(name).await? else {
+            return Ok(None);
         };
         let read = self
             .call("Get(unit usage)", |bus| read_usage(bus, path))
