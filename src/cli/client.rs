@@ -114,6 +114,24 @@ impl Client {
         .await
     }
 
+    /// A request to the API with the headers every call carries.
+    fn request(&self, method: Method, path: &str) -> http::request::Builder {
+        let host = match &self.endpoint {
+            Endpoint::Tcp { authority } => authority.clone(),
+            Endpoint::Unix { .. } => "localhost".to_owned(),
+        };
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, host)
+            .header(ACCEPT, HEROKU_ACCEPT)
+            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(
+                "user-agent",
+                concat!("corral-cli/", env!("CARGO_PKG_VERSION")),
+            )
+    }
+
     async fn send_body(
         &self,
         method: Method,
@@ -126,20 +144,7 @@ impl Client {
             endpoint: self.endpoint.describe(),
             source,
         };
-        let host = match &self.endpoint {
-            Endpoint::Tcp { authority } => authority.clone(),
-            Endpoint::Unix { .. } => "localhost".to_owned(),
-        };
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, host)
-            .header(ACCEPT, HEROKU_ACCEPT)
-            .header(AUTHORIZATION, format!("Bearer {}", self.token))
-            .header(
-                "user-agent",
-                concat!("corral-cli/", env!("CARGO_PKG_VERSION")),
-            );
+        let mut builder = self.request(method, path);
         if let Some(range) = range {
             builder = builder.header("range", range);
         }
@@ -213,15 +218,8 @@ impl Client {
             endpoint: self.endpoint.describe(),
             source,
         };
-        let host = match &self.endpoint {
-            Endpoint::Tcp { authority } => authority.clone(),
-            Endpoint::Unix { .. } => "localhost".to_owned(),
-        };
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(path)
-            .header(HOST, host)
-            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+        let request = self
+            .request(Method::GET, path)
             .body::<BoxBody<Bytes, std::io::Error>>(
                 Full::new(Bytes::new())
                     .map_err(|never| match never {})
