@@ -4,11 +4,13 @@
 //! than silently ignored typos, and `corrald check-config` runs the same
 //! loading code before anything binds a socket.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::model::{AppName, ConfigVarName, DynoSize, Hostname, ProcessType, Quantity};
 use crate::slug::SlugStoreConfig;
 
 /// Where `corrald` looks for its configuration when `--config` is not given.
@@ -64,6 +66,102 @@ pub struct Config {
     pub builds: BuildsConfig,
     /// The log stream read from the journal.
     pub logs: LogsConfig,
+    /// Apps declared here, by name: created if missing and brought to the
+    /// declared config vars, formation and domains each time corrald
+    /// starts (see [`DeclaredApp`]). Default none.
+    pub apps: BTreeMap<AppName, DeclaredApp>,
+}
+
+/// An app kept in the configuration, so that it lives in version control
+/// (the NixOS module's `services.corral.apps`). What is declared is
+/// enforced at every start of corrald; what is not declared is left to
+/// the API and CLI: a config var or domain added by hand stays, and one
+/// removed from the declaration stays too until removed by hand.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DeclaredApp {
+    /// Config vars, name = value, e.g. `{ LANG = "en_US.UTF-8" }`. A start
+    /// that changes any of them makes one new release.
+    pub config: BTreeMap<ConfigVarName, String>,
+    /// Process types, each a quantity (`web = 2`) or a table
+    /// (`worker = { quantity = 1, size = "standard-2X" }`). Types the
+    /// current release's Procfile lacks are reported and skipped.
+    pub formation: BTreeMap<ProcessType, DeclaredFormation>,
+    /// Custom domains routed to the app (added if missing; a domain held
+    /// by another app is reported and skipped).
+    pub domains: Vec<Hostname>,
+}
+
+/// A declared process type: `web = 2` or `{ quantity = 2, size = "2X" }`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeclaredFormation {
+    /// How many dynos, at the size the process type already has.
+    Quantity(Quantity),
+    /// Quantity and size; either may be left out.
+    Table(DeclaredFormationTable),
+}
+
+/// The table form of [`DeclaredFormation`].
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeclaredFormationTable {
+    /// How many dynos; left out keeps the current quantity.
+    pub quantity: Option<Quantity>,
+    /// The dyno size (checked against `dynos.sizes` too); left out keeps
+    /// the current size.
+    pub size: Option<String>,
+}
+
+// By hand rather than `untagged`, whose error ("data did not match any
+// variant") would hide which key or number is wrong.
+impl<'de> Deserialize<'de> for DeclaredFormation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = DeclaredFormation;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a quantity like 2, or a table like { quantity = 2, size = \"standard-2X\" }",
+                )
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                Quantity::new(n)
+                    .map(DeclaredFormation::Quantity)
+                    .map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                DeclaredFormationTable::deserialize(serde::de::value::MapAccessDeserializer::new(
+                    map,
+                ))
+                .map(DeclaredFormation::Table)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl DeclaredFormation {
+    /// The declared quantity, if any.
+    pub fn quantity(&self) -> Option<Quantity> {
+        match self {
+            Self::Quantity(q) => Some(*q),
+            Self::Table(t) => t.quantity,
+        }
+    }
+
+    /// The declared size name, if any (unchecked).
+    pub fn size(&self) -> Option<&str> {
+        match self {
+            Self::Quantity(_) => None,
+            Self::Table(t) => t.size.as_deref(),
+        }
+    }
 }
 
 /// The log stream: journald in, tail sessions out.
@@ -214,6 +312,19 @@ pub struct DynosConfig {
     /// and load lines in its app's log, R14 checks, the figures of `ps`).
     /// Heroku: 20. 0 turns sampling off.
     pub metrics_interval_secs: u64,
+    /// `PATH` of dyno processes, after the slug's own `/app/bin`: where
+    /// apps find the host's runtimes (python3, node). A config var `PATH`
+    /// replaces it. Default `/usr/local/bin:/usr/bin:/bin`; on NixOS the
+    /// module puts `/run/current-system/sw/bin` first, so a dyno started
+    /// after `nixos-rebuild switch` (daily cycling included) runs on the
+    /// upgraded runtimes.
+    pub path: String,
+    /// Dyno sizes besides or instead of Heroku's, as name = memory in MB,
+    /// e.g. `performance-XL = 65536` or `standard-2X = 2048`. A name of a
+    /// built-in size (eco, basic, standard-1X, standard-2X, performance-M
+    /// 2560 MB, performance-L 14336 MB; any case) changes its memory.
+    /// CPU weight and task limits follow memory, as on Heroku.
+    pub sizes: BTreeMap<String, u32>,
 }
 
 impl DynosConfig {
@@ -247,6 +358,8 @@ impl Default for DynosConfig {
             log_rate_limit_interval_secs: 1,
             log_rate_limit_burst: 10_000,
             metrics_interval_secs: 20,
+            path: "/usr/local/bin:/usr/bin:/bin".to_owned(),
+            sizes: BTreeMap::new(),
         }
     }
 }
@@ -262,6 +375,7 @@ impl Default for Config {
             dynos: DynosConfig::default(),
             builds: BuildsConfig::default(),
             logs: LogsConfig::default(),
+            apps: BTreeMap::new(),
         }
     }
 }
@@ -490,6 +604,26 @@ impl Config {
                 "router.base-domain must be a lowercase DNS name such as apps.example.com, not {domain:?}"
             ));
         }
+        if self.dynos.path.is_empty() || self.dynos.path.contains(['\0', '\n']) {
+            return Err("dynos.path must be a PATH like /usr/local/bin:/usr/bin:/bin".to_owned());
+        }
+        let sizes = crate::model::size_table(&self.dynos.sizes)?;
+        let mut domains: BTreeMap<&Hostname, &AppName> = BTreeMap::new();
+        for (app, declared) in &self.apps {
+            for (process_type, formation) in &declared.formation {
+                if let Some(size) = formation.size() {
+                    DynoSize::parse_in(size, sizes.iter().map(|(n, mb)| (n.as_str(), *mb)))
+                        .map_err(|e| format!("apps.{app}.formation.{process_type}: {e}"))?;
+                }
+            }
+            for domain in &declared.domains {
+                if let Some(other) = domains.insert(domain, app) {
+                    return Err(format!(
+                        "apps: {domain} is declared for both {other} and {app}; a domain routes to one app"
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -599,5 +733,52 @@ mod tests {
         assert!(parse("[logs]\ndrain-ca-file = \"ca.pem\"").is_err());
         assert!(parse("[logs]\ndrain-max-backoff-secs = 0").is_err());
         assert!(parse("[logs]\nallow-local-drains = true").is_ok());
+    }
+
+    #[test]
+    fn sizes_and_declared_apps_are_checked_together() {
+        let config = parse(
+            r#"
+            [dynos]
+            path = "/run/current-system/sw/bin"
+            sizes = { performance-XL = 65536, standard-2X = 2048 }
+
+            [apps.demo]
+            config = { LANG = "en_US.UTF-8" }
+            formation = { web = 2, worker = { size = "performance-xl" } }
+            domains = ["www.example.com"]
+            "#,
+        )
+        .expect("valid");
+        let demo = config.apps.values().next().expect("one app");
+        assert_eq!(demo.formation.len(), 2);
+        let table = crate::model::size_table(&config.dynos.sizes).expect("table");
+        assert!(
+            table.contains(&("standard-2X".to_owned(), 2048)),
+            "{table:?}"
+        );
+        assert!(
+            table.contains(&("performance-XL".to_owned(), 65536)),
+            "{table:?}"
+        );
+
+        // A size only the operator's table has is unknown without it.
+        let err = parse("[apps.demo]\nformation = { web = { size = \"performance-XL\" } }")
+            .expect_err("unknown size");
+        assert!(err.to_string().contains("apps.demo.formation.web"), "{err}");
+        for bad in [
+            "[dynos]\nsizes = { 1x = 1024 }",
+            "[dynos]\nsizes = { tiny = 1 }",
+            "[dynos]\nsizes = { \"a b\" = 512 }",
+            "[apps.Bad_Name]",
+            "[apps.demo]\nconfig = { \"1BAD\" = \"x\" }",
+            "[apps.demo]\nformation = { web = -1 }",
+            "[apps.demo]\nformation = { web = { quantity = 1, colour = \"red\" } }",
+            "[apps.demo]\ndomains = [\"not a host\"]",
+            "[apps.a]\ndomains = [\"x.example.com\"]\n[apps.b]\ndomains = [\"x.example.com\"]",
+            "[apps.demo]\nregion = \"eu\"",
+        ] {
+            assert!(parse(bad).is_err(), "accepted: {bad}");
+        }
     }
 }

@@ -58,6 +58,9 @@ pub enum DaemonError {
     /// rustls refused the router's TLS configuration.
     #[error("cannot set up TLS for the router: {0}")]
     Tls(String),
+    /// The configured dyno sizes could not be installed.
+    #[error("dynos.sizes: {0}")]
+    Sizes(String),
     /// A directory or file could not be prepared.
     #[error("cannot prepare {path}: {source}")]
     Io {
@@ -412,6 +415,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
     let config = Arc::new(config);
+    crate::model::install_sizes(&config.dynos.sizes).map_err(DaemonError::Sizes)?;
+    // Before the dyno manager and the router start, so both begin from the
+    // declared state.
+    crate::declared::apply(&store, &config.apps).await?;
     let systemd = Arc::new(Systemd::new());
     let slugs = Arc::new(open_slugs(&config)?);
     let waker = DynoWaker::default();

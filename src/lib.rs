@@ -62,6 +62,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod declared;
 pub mod dynos;
 pub mod gc;
 pub mod logs;

@@ -736,6 +736,7 @@ impl DynoManager {
             launch_script: &script,
             stop_timeout: Duration::from_secs(self.config.stop_timeout_secs),
             log_rate_limit: self.config.log_rate_limit(),
+            path: &self.config.path,
         });
         platform_log(
             app.app.as_str(),

@@ -150,6 +150,7 @@ pub struct Launch {
     tty: bool,
     stop_timeout: Duration,
     log_rate_limit: Option<(Duration, u32)>,
+    path: String,
 }
 
 impl Launch {
@@ -178,6 +179,7 @@ impl Launch {
             launch_script: &self.script,
             stop_timeout: self.stop_timeout,
             log_rate_limit: self.log_rate_limit,
+            path: &self.path,
         });
         for (name, value) in &self.env {
             // DYNO names this dyno; the platform sets it.
@@ -493,6 +495,7 @@ impl OneOffs {
             tty: !req.force_no_tty,
             stop_timeout: Duration::from_secs(self.config.stop_timeout_secs),
             log_rate_limit: self.config.log_rate_limit(),
+            path: self.config.path.clone(),
         })
     }
 
@@ -1047,6 +1050,7 @@ mod tests {
             tty: true,
             stop_timeout: Duration::from_secs(30),
             log_rate_limit: None,
+            path: "/usr/bin:/bin".to_owned(),
         }
     }
 

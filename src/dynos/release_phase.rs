@@ -191,6 +191,7 @@ impl ReleasePhase {
             launch_script: &script,
             stop_timeout: Duration::from_secs(self.config.stop_timeout_secs),
             log_rate_limit: self.config.log_rate_limit(),
+            path: &self.config.path,
         });
         spec.runtime_max = Some(RELEASE_TIMEOUT);
         let reader = match &output {

@@ -42,6 +42,8 @@ pub struct DynoInput<'a> {
     pub stop_timeout: Duration,
     /// journald's rate limit for the dyno's output.
     pub log_rate_limit: Option<(Duration, u32)>,
+    /// `PATH` after the slug's `/app/bin` (config `dynos.path`).
+    pub path: &'a str,
 }
 
 /// The directory for one dyno's runtime files under `runtime_dir`, named by
@@ -155,10 +157,7 @@ pub fn dyno_service(input: &DynoInput<'_>) -> ServiceSpec {
     spec.slice = Some(UnitName::app_slice(input.app).as_str().to_owned());
     let mut env: Vec<(String, String)> = vec![
         ("HOME".to_owned(), "/app".to_owned()),
-        (
-            "PATH".to_owned(),
-            "/app/bin:/usr/local/bin:/usr/bin:/bin".to_owned(),
-        ),
+        ("PATH".to_owned(), format!("/app/bin:{}", input.path)),
     ];
     for (name, value) in input.config.as_map() {
         if !matches!(name.as_str(), "PORT" | "DYNO") {
@@ -261,6 +260,7 @@ mod tests {
             launch_script: Path::new("/run/corral/dynos/x/launch.sh"),
             stop_timeout: Duration::from_secs(30),
             log_rate_limit: Some((Duration::from_secs(1), 10_000)),
+            path: "/usr/local/bin:/usr/bin:/bin",
         });
         assert_eq!(spec.name, "corral-my\\x2dapp-web.2@4.service");
         assert_eq!(spec.slice.as_deref(), Some("corral-my\\x2dapp.slice"));

@@ -1,6 +1,8 @@
 //! Process types, dyno sizes and quantities: the parts of a formation.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -89,9 +91,9 @@ impl From<ProcessType> for String {
 #[serde(try_from = "String", into = "String")]
 pub struct DynoSize(String);
 
-/// The sizes Corral knows until the dyno manager makes them configurable:
-/// Heroku's names with their memory in MB.
-const SIZES: &[(&str, u32)] = &[
+/// Heroku's sizes with their memory in MB: the table unless the operator
+/// changes it (`[dynos.sizes]`, see [`install_sizes`]).
+const BUILTIN_SIZES: &[(&str, u32)] = &[
     ("eco", 512),
     ("basic", 512),
     ("standard-1X", 512),
@@ -99,6 +101,89 @@ const SIZES: &[(&str, u32)] = &[
     ("performance-M", 2560),
     ("performance-L", 14336),
 ];
+
+/// The operator's size table, set once at start. Sizes are checked
+/// wherever a [`DynoSize`] is deserialized (API bodies, stored rows), far
+/// from the configuration, so the table is process-wide rather than passed
+/// along; the composition root installs it before serving anything.
+static SIZES: OnceLock<Vec<(String, u32)>> = OnceLock::new();
+
+/// Heroku's short forms, which always mean the standard and performance sizes.
+const SHORT_FORMS: &[(&str, &str)] = &[
+    ("1x", "standard-1x"),
+    ("2x", "standard-2x"),
+    ("pm", "performance-m"),
+    ("pl", "performance-l"),
+];
+
+/// The smallest and largest memory a configured size may have, in MB.
+const SIZE_MEMORY_RANGE: std::ops::RangeInclusive<u32> = 64..=4_194_304;
+
+/// The size table `extra` makes: the built-in sizes, each replaced by an
+/// entry of the same name (any case) in `extra`, then `extra`'s new names.
+/// Fails with a message for the operator on a bad name or memory figure.
+pub fn size_table(extra: &BTreeMap<String, u32>) -> Result<Vec<(String, u32)>, String> {
+    let mut table: Vec<(String, u32)> = BUILTIN_SIZES
+        .iter()
+        .map(|(n, mb)| ((*n).to_owned(), *mb))
+        .collect();
+    for (name, mb) in extra {
+        let valid_name = !name.is_empty()
+            && name.len() <= 30
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !SHORT_FORMS
+                .iter()
+                .any(|(short, _)| name.eq_ignore_ascii_case(short));
+        if !valid_name {
+            return Err(format!(
+                "dynos.sizes: {name:?} is not a usable size name; use 1-30 letters, digits and dashes, like \"performance-XL\" (1X, 2X, PM and PL are Heroku's short forms and taken)"
+            ));
+        }
+        if !SIZE_MEMORY_RANGE.contains(mb) {
+            return Err(format!(
+                "dynos.sizes.{name}: {mb} MB is outside {}..={} MB",
+                SIZE_MEMORY_RANGE.start(),
+                SIZE_MEMORY_RANGE.end()
+            ));
+        }
+        match table.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            Some(entry) => entry.1 = *mb,
+            None => table.push((name.clone(), *mb)),
+        }
+    }
+    Ok(table)
+}
+
+/// Makes `extra` (see [`size_table`]) the process's size table. Once per
+/// process: a second call with a different table fails, because sizes
+/// already checked against the first one would silently change meaning.
+pub fn install_sizes(extra: &BTreeMap<String, u32>) -> Result<(), String> {
+    let table = size_table(extra)?;
+    if extra.is_empty() && SIZES.get().is_none() {
+        // The built-in table applies anyway; leaving the cell empty lets
+        // in-process tests with other tables share one process.
+        return Ok(());
+    }
+    let installed = SIZES.get_or_init(|| table.clone());
+    if *installed == table {
+        Ok(())
+    } else {
+        Err("the dyno size table was already set differently in this process".to_owned())
+    }
+}
+
+fn sizes() -> impl Iterator<Item = (&'static str, u32)> + Clone {
+    let installed: &'static [(String, u32)] = SIZES.get().map_or(&[], Vec::as_slice);
+    let builtin: &'static [(&str, u32)] = if installed.is_empty() {
+        BUILTIN_SIZES
+    } else {
+        &[]
+    };
+    installed
+        .iter()
+        .map(|(n, mb)| (n.as_str(), *mb))
+        .chain(builtin.iter().copied())
+}
 
 impl DynoSize {
     /// The size a process type gets when nobody chose one.
@@ -109,20 +194,26 @@ impl DynoSize {
     /// Matches `s` case-insensitively against the size table; `1X`, `2X`,
     /// `PM` and `PL` are accepted as Heroku's short forms.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        Self::parse_in(s, sizes())
+    }
+
+    /// [`DynoSize::parse`] against a given table (configuration checks, before
+    /// any table is installed).
+    pub fn parse_in<'a>(
+        s: &str,
+        table: impl Iterator<Item = (&'a str, u32)> + Clone,
+    ) -> Result<Self, InvalidValue> {
         let lower = s.to_ascii_lowercase();
-        let long = match lower.as_str() {
-            "1x" => "standard-1x",
-            "2x" => "standard-2x",
-            "pm" => "performance-m",
-            "pl" => "performance-l",
-            other => other,
-        };
-        SIZES
+        let long = SHORT_FORMS
             .iter()
+            .find(|(short, _)| *short == lower)
+            .map_or(lower.as_str(), |(_, long)| long);
+        table
+            .clone()
             .find(|(name, _)| name.eq_ignore_ascii_case(long))
-            .map(|(name, _)| Self((*name).to_owned()))
+            .map(|(name, _)| Self(name.to_owned()))
             .ok_or_else(|| {
-                let known: Vec<&str> = SIZES.iter().map(|(n, _)| *n).collect();
+                let known: Vec<&str> = table.map(|(n, _)| n).collect();
                 InvalidValue::new(format!(
                     "There is no dyno size {:?}; choose one of: {}.",
                     s.chars().take(32).collect::<String>(),
@@ -138,10 +229,9 @@ impl DynoSize {
 
     /// The memory limit of this size, in MB.
     pub fn memory_mb(&self) -> u32 {
-        SIZES
-            .iter()
+        sizes()
             .find(|(name, _)| *name == self.0)
-            .map_or(512, |(_, mb)| *mb)
+            .map_or(512, |(_, mb)| mb)
     }
 }
 

@@ -256,6 +256,22 @@ pub fn create_token(
     Ok(NewToken { account, secret })
 }
 
+/// The account that owns apps declared in corrald's configuration and
+/// authors the releases their declarations make. It has a fixed id and no
+/// token: its `token_hash` is not a SHA-256 digest, so no secret matches.
+pub fn config_account(conn: &mut Connection) -> Result<Account, StoreError> {
+    let id = Uuid::nil();
+    conn.execute(
+        "INSERT OR IGNORE INTO accounts (id, name, email, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id.to_string(), "corrald configuration", "config@corral.local", "none:configuration", now()],
+    )?;
+    conn.query_row(
+        "SELECT id, name, email, created_at FROM accounts WHERE id = ?1",
+        params![id.to_string()],
+        records::account_from_row,
+    )?
+}
+
 /// The account a bearer token belongs to, if any.
 pub fn authenticate(conn: &mut Connection, secret: &str) -> Result<Option<Account>, StoreError> {
     conn.query_row(
