@@ -22,13 +22,21 @@
         default = corral;
       });
 
-      # `nix run` starts the daemon (default config /etc/corral/corrald.toml;
-      # pass `-- --config FILE serve` for another one).
+      # `nix run` starts the daemon, configured by flags alone if need be:
+      #   nix run . -- --set router.base-domain=apps.example.com \
+      #     --set api.listen=127.0.0.1:5000 serve
+      # (as root: it manages systemd units; /etc/corral/corrald.toml is read
+      # when it exists). `nix run .#corral -- apps` runs the CLI.
       apps = forAllSystems (system: pkgs: {
         default = {
           type = "app";
           program = "${self.packages.${system}.corral}/bin/corrald";
           meta.description = "Run the corrald daemon";
+        };
+        corral = {
+          type = "app";
+          program = "${self.packages.${system}.corral}/bin/corral";
+          meta.description = "The corral CLI";
         };
       });
 
@@ -41,10 +49,21 @@
             rustfmt
             rust-analyzer
             pkg-config
-            git
-            nodejs
-            sqlite
+            # What tests/run and the benchmarks call: the throwaway systemd
+            # host (systemd, util-linux), the buildpacks' runtimes, Heroku's
+            # CLI (npm), the Nix checks, and the reference servers of bench/.
+            systemd
+            dbus
             util-linux
+            git
+            python3
+            nodejs
+            nix
+            curl
+            sqlite
+            wrk
+            nginx
+            haproxy
           ];
           # rust-analyzer finds the standard library's sources here.
           RUST_SRC_PATH = "${pkgs.rustPlatform.rustLibSrc}";
@@ -79,8 +98,22 @@
           failedAssertions = map (a: a.message)
             (lib.filter (a: !a.assertion) nixos.config.assertions);
         in
-        {
+        # The VM tests of nix/tests (need KVM): push, OOM, cycling, reboot.
+        import ./nix/tests {
+          inherit pkgs corral;
+          corralModule = self.nixosModules.default;
+        }
+        // {
           package = corral;
+
+          # The module's options under nixpkgs' real types, its rendered
+          # settings against nix/tests/render-sample.nix (which CI feeds to
+          # `corrald check-config` offline), and its clash assertion.
+          module-eval =
+            let result = import ./nix/tests/eval-module.nix { inherit lib; };
+            in pkgs.runCommand "corral-module-eval" { } ''
+              echo ${lib.escapeShellArg (builtins.toJSON result.settings)} > $out
+            '';
 
           module =
             if failedAssertions != [ ] then

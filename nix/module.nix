@@ -1,12 +1,17 @@
-# nix/module.nix — NixOS module `services.corral`: runs corrald as a systemd service.
+# nix/module.nix — NixOS module `services.corral`: corrald, the split router and declared apps.
 #
 # Exported by flake.nix as `nixosModules.default`. It does not refer to the
 # flake's `self`, so it can also be imported from a plain path. The package
 # defaults to a `corralPackage` passed in `specialArgs`, else to this
-# repository built with the *host's* nixpkgs, which needs lib.fileset.maybeMissing
-# (nixpkgs >= 24.05) and a rustc new enough for Cargo.lock (>= 1.89). With
-# flakes, prefer the flake's own build:
+# repository built with the *host's* nixpkgs (needs a rustc new enough for
+# Cargo.lock, >= 1.89). With flakes, prefer the flake's own build:
 #   services.corral.package = corral.packages.${pkgs.stdenv.hostPlatform.system}.default;
+#
+# The units are the package's own (systemd/ in the repository, installed to
+# $out/lib/systemd/system and checked with `systemd-analyze verify` in CI):
+# one hardened unit file serves NixOS and other distributions alike, and
+# this module only adds what NixOS decides (sockets, state directory,
+# restarts on configuration changes) as drop-ins.
 { config, lib, pkgs, ... }@args:
 
 let
@@ -14,13 +19,15 @@ let
 
   settingsFormat = pkgs.formats.toml { };
 
-  rawConfigFile = settingsFormat.generate "corrald.toml" cfg.settings;
+  rendered = import ./settings.nix { inherit cfg; };
+
+  rawConfigFile = settingsFormat.generate "corrald.toml" rendered.settings;
 
   # The rendered TOML, checked at build time by the same code corrald runs at
-  # start-up (unknown keys, relative paths and bad domains are errors), so a
-  # typo fails `nixos-rebuild` instead of the service. Checking runs the
+  # start-up (unknown keys, bad sizes, app names and domains are errors), so
+  # a typo fails `nixos-rebuild` instead of the service. Checking runs the
   # package on the build machine, which a cross build cannot do: then the
-  # file is used unchecked and corrald reports any error when it starts.
+  # file is used unchecked and corrald's ExecStartPre reports any error.
   configFile =
     if pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform then
       pkgs.runCommand "corrald-checked.toml" { } ''
@@ -32,26 +39,88 @@ let
   # StateDirectory= takes a path relative to /var/lib.
   underVarLib = lib.hasPrefix "/var/lib/" cfg.stateDir;
   stateDirectory = lib.removePrefix "/var/lib/" cfg.stateDir;
+
+  # "80", "0.0.0.0:80" and "[::]:80" all end in the port.
+  portOf = listen: lib.toInt (lib.last (lib.splitString ":" listen));
+
+  formationType = lib.types.either lib.types.ints.unsigned (lib.types.submodule {
+    options = {
+      quantity = lib.mkOption {
+        type = lib.types.nullOr lib.types.ints.unsigned;
+        default = null;
+        description = "How many dynos; null keeps the current quantity.";
+      };
+      size = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "standard-2X";
+        description = "Dyno size (Heroku's names, or one from dynoSizes); null keeps the current size.";
+      };
+    };
+  });
+
+  appType = lib.types.submodule {
+    options = {
+      config = lib.mkOption {
+        type = lib.types.attrsOf lib.types.str;
+        default = { };
+        example = { LANG = "en_US.UTF-8"; WEB_CONCURRENCY = "2"; };
+        description = ''
+          Config vars. Each start of corrald that changes one makes a new
+          release, as `corral config:set` would. Vars set by hand and not
+          declared here are left alone; removing a var from here does not
+          unset it (use `corral config:unset`). Secrets put here end up in
+          the world-readable Nix store: set those with the CLI instead.
+        '';
+      };
+      formation = lib.mkOption {
+        type = lib.types.attrsOf formationType;
+        default = { };
+        example = lib.literalExpression ''{ web = 2; worker = { quantity = 1; size = "standard-2X"; }; }'';
+        description = ''
+          Process types to run: a quantity, or `{ quantity; size; }`. A type
+          the deployed Procfile lacks is reported in the app's log and
+          skipped. The code itself still arrives by `git push`.
+        '';
+      };
+      domains = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+        example = [ "www.example.com" ];
+        description = "Custom domains routed to the app, added if missing (never removed).";
+      };
+    };
+  };
 in
 {
   options.services.corral = {
-    enable = lib.mkEnableOption "Corral, a self-hosted Heroku-style platform (the corrald daemon)";
+    enable = lib.mkEnableOption "Corral, a self-hosted Heroku-style platform (corrald and its router)";
 
     package = lib.mkOption {
       type = lib.types.package;
       default = args.corralPackage or (pkgs.callPackage ./package.nix { });
       defaultText = lib.literalExpression
         "corralPackage from specialArgs, else pkgs.callPackage ./package.nix { }";
-      description = "The Corral package providing `corrald` and `corral`.";
+      description = "The Corral package providing `corrald`, `corral`, the buildpacks and the unit files.";
     };
 
     stateDir = lib.mkOption {
       type = lib.types.str;
       default = "/var/lib/corral";
       description = ''
-        Directory for corrald's SQLite database and API socket
-        (`state-dir` in the configuration file). Under /var/lib it is
-        managed by systemd's StateDirectory=; elsewhere by tmpfiles.
+        Directory for corrald's SQLite database, slugs, app repositories and
+        sockets (`state-dir`). Back it up; see the README's operator notes.
+      '';
+    };
+
+    baseDomain = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "apps.example.com";
+      description = ''
+        Apps are served as `<app>.<baseDomain>` (`router.base-domain`);
+        point a wildcard DNS record `*.<baseDomain>` at this host. Null
+        leaves corrald's default, `localhost`.
       '';
     };
 
@@ -67,52 +136,114 @@ in
       '';
     };
 
+    router.listenTls = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      example = [ "443" ];
+      description = ''
+        Where the router accepts HTTPS (corral-router-tls.socket). Empty
+        means no HTTPS. Certificates come from apps' SNI endpoints
+        (`corral certs:add`) and `settings.router.certificates-dir`.
+      '';
+    };
+
+    api.listen = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "127.0.0.1:5000";
+      description = ''
+        A TCP address for the Platform API (and `git push` over HTTP), besides
+        the Unix socket `<stateDir>/api.sock`. Null: socket only. The API
+        has bearer tokens but no TLS of its own; expose it beyond loopback
+        through a TLS proxy, or push through the router's `git.<baseDomain>`.
+      '';
+    };
+
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = false;
-      description = "Open the router's TCP ports (the port part of each router.listen) in the firewall.";
+      description = "Open the router's TCP ports (router.listen and router.listenTls) in the firewall.";
     };
 
-    settings = lib.mkOption {
-      type = lib.types.submodule {
-        freeformType = settingsFormat.type;
-        options.state-dir = lib.mkOption {
-          type = lib.types.str;
-          default = cfg.stateDir;
-          defaultText = lib.literalExpression "config.services.corral.stateDir";
-          readOnly = true;
-          description = "Set by services.corral.stateDir.";
-        };
-        # The module runs the router as corral-router.service.
-        # Build units find runtimes (python3, node, cargo, nix) here.
-        options.builds.path = lib.mkOption {
-          type = lib.types.str;
-          default = "/run/current-system/sw/bin:/usr/bin:/bin";
-          description = "PATH inside build units: add the runtimes your apps' buildpacks need to environment.systemPackages.";
-        };
-        options.router.mode = lib.mkOption {
-          type = lib.types.enum [ "split" ];
-          default = "split";
-          readOnly = true;
-          description = "Always split: see services.corral.router.listen.";
-        };
-      };
+    dynoSizes = lib.mkOption {
+      type = lib.types.attrsOf lib.types.ints.positive;
+      default = { };
+      example = { performance-XL = 65536; standard-2X = 2048; };
+      description = ''
+        Dyno sizes as name = memory in MB (`dynos.sizes`), besides Heroku's
+        eco/basic/standard-1X (512), standard-2X (1024), performance-M
+        (2560) and performance-L (14336); a built-in name changes that
+        size. The corral.slice unit caps all dynos together
+        (`systemd.slices.corral.sliceConfig.MemoryMax`).
+      '';
+    };
+
+    buildpacks = lib.mkOption {
+      type = lib.types.nullOr (lib.types.listOf (lib.types.either lib.types.str lib.types.path));
+      default = null;
+      example = lib.literalExpression ''[ "python" "nodejs" ./my-buildpack "https://github.com/heroku/heroku-buildpack-go" ]'';
+      description = ''
+        Buildpacks tried in order by `bin/detect` for apps without their own
+        (`builds.default-buildpacks`): shipped names (nix, rust, nodejs,
+        python, procfile), paths or git URLs. Null: all shipped ones.
+      '';
+    };
+
+    runtimePackages = lib.mkOption {
+      type = lib.types.listOf lib.types.package;
+      default = with pkgs; [ python3 nodejs git gnutar gzip ];
+      defaultText = lib.literalExpression "with pkgs; [ python3 nodejs git gnutar gzip ]";
+      example = lib.literalExpression "with pkgs; [ python3 nodejs cargo rustc gcc ]";
+      description = ''
+        Heroku's "stack": what builds and dynos find on their PATH. Added to
+        environment.systemPackages, so they are under
+        /run/current-system/sw/bin, which builds and dynos search after the
+        slug's own bin. `nixos-rebuild switch` moves that profile to the new
+        generation, and each dyno started later (deploys, restarts, the
+        daily cycling) runs on the upgraded runtimes.
+      '';
+    };
+
+    apps = lib.mkOption {
+      type = lib.types.attrsOf appType;
       default = { };
       example = lib.literalExpression ''
         {
-          api.listen = "127.0.0.1:5000";
-          router = {
-            listen = "0.0.0.0:80";
-            base-domain = "apps.example.com";
+          demo = {
+            config.LANG = "en_US.UTF-8";
+            formation = { web = 2; worker = 1; };
+            domains = [ "demo.example.com" ];
           };
         }
       '';
       description = ''
-        corrald's configuration, written as TOML (see src/config.rs for the
-        keys: `state-dir`, `[api] socket/listen`, `[router] listen/base-domain`).
-        Anything left out takes corrald's own default. The file is also
-        linked to /etc/corral/corrald.toml, so `corrald tokens create --name NAME`
-        run by root finds it without --config.
+        Apps kept in this configuration (`[apps.<name>]`): created if
+        missing and brought to these config vars, formation and domains
+        each time corrald starts, which `nixos-rebuild switch` does when
+        they change. Code still arrives by `git push`.
+      '';
+    };
+
+    settings = lib.mkOption {
+      type = lib.types.submodule { freeformType = settingsFormat.type; };
+      default = { };
+      example = lib.literalExpression ''
+        {
+          router.header-timeout-secs = 20;
+          dynos.cycle-interval-secs = 86400;
+          logs.platform-name = "heroku";
+        }
+      '';
+      description = ''
+        Any other key of corrald's configuration, written as TOML and
+        checked with `corrald check-config` at build time; see
+        docs/configuration.md for every key. The options above set
+        `state-dir`, `router.mode` ("split"), `router.base-domain`,
+        `api.listen`, `dynos.sizes`, `dynos.path`, `builds.path`,
+        `builds.default-buildpacks` and `apps`; setting one of those here
+        to another value is an error. The file is also linked to
+        /etc/corral/corrald.toml, where `corrald tokens create` and the
+        units find it.
       '';
     };
   };
@@ -124,128 +255,62 @@ in
         message = "services.corral.stateDir must be an absolute path, not ${cfg.stateDir}";
       }
       {
-        # ProtectHome= below hides these from the service.
+        # ProtectHome= in corrald.service hides these from it.
         assertion = !(lib.any (dir: lib.hasPrefix dir cfg.stateDir) [ "/home/" "/root/" "/run/user/" ]);
         message = "services.corral.stateDir must not be under /home, /root or /run/user";
       }
+      {
+        assertion = rendered.conflicts == [ ];
+        message = "services.corral.settings sets ${lib.concatStringsSep ", " rendered.conflicts}, which a services.corral option sets differently; set it through the option";
+      }
     ];
 
-    environment.systemPackages = [ cfg.package ];
+    environment.systemPackages = [ cfg.package ] ++ cfg.runtimePackages;
+    environment.etc."corral/corrald.toml".source = configFile;
 
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall
-      (map (listen: lib.toInt (lib.last (lib.splitString ":" listen))) cfg.router.listen);
+      (map portOf (cfg.router.listen ++ cfg.router.listenTls));
 
-    # The router's sockets stay open in systemd across restarts of the
-    # router (no PartOf=, so restarting the service leaves them alone).
-    systemd.sockets.corral-router = {
-      description = "Corral router's HTTP socket";
-      wantedBy = [ "sockets.target" ];
-      listenStreams = cfg.router.listen;
-      socketConfig = {
-        Accept = false;
-        NoDelay = true;
-        Backlog = 4096;
-      };
+    # corrald.service, corral-router.{service,socket}, corral-router-tls.socket
+    # and corral.slice come from the package; the settings below become
+    # drop-ins on them. tmpfiles creates /etc/corral and /run/corral.
+    systemd.packages = [ cfg.package ];
+    systemd.tmpfiles.packages = [ cfg.package ];
+    systemd.tmpfiles.rules = lib.optional (!underVarLib) "d ${cfg.stateDir} 0750 root corral - -";
+
+    # Members may use the API socket (mode 0660, group corral) without a
+    # TCP listener: `corral` run by an operator in this group.
+    users.groups.corral = { };
+
+    systemd.services.corrald = {
+      wantedBy = [ "multi-user.target" ];
+      # A changed configuration (settings, declared apps) restarts corrald,
+      # which leaves dynos and the split router running.
+      restartTriggers = [ configFile ];
+      # git serves pushes and runs the pre-receive hook; tar, coreutils
+      # and a shell are what the hook and build preparation call by name.
+      path = [ pkgs.git pkgs.gnutar pkgs.gzip pkgs.coreutils pkgs.findutils pkgs.bash ];
+      serviceConfig = lib.mkIf (!underVarLib || stateDirectory != "corral") ({
+        ReadWritePaths = [ cfg.stateDir ];
+      } // lib.optionalAttrs underVarLib {
+        StateDirectory = stateDirectory;
+      });
     };
 
     systemd.services.corral-router = {
-      description = "Corral router (HTTP data plane)";
       wantedBy = [ "multi-user.target" ];
-      requires = [ "corral-router.socket" ];
-      after = [ "corral-router.socket" "corrald.service" ];
-      serviceConfig = {
-        Type = "exec";
-        ExecStart = "${cfg.package}/bin/corrald --config ${configFile} router";
-        Restart = "always";
-        RestartSec = "1s";
-        TimeoutStopSec = 15;
-        # The last route table, kept across restarts so a new process
-        # serves at once, even while corrald is down.
-        RuntimeDirectory = "corral-router";
-        RuntimeDirectoryMode = "0700";
-        RuntimeDirectoryPreserve = true;
-        # Sockets come from systemd and corrald's feed socket is root's with
-        # mode 0600: uid 0 without any capability, on a read-only system.
-        CapabilityBoundingSet = "";
-        AmbientCapabilities = "";
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectProc = "invisible";
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        RemoveIPC = true;
-        UMask = "0077";
-        RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [ "@system-service" ];
-        SystemCallErrorNumber = "EPERM";
-        LimitNOFILE = 65536;
-      };
+      restartTriggers = [ configFile ];
     };
-    environment.etc."corral/corrald.toml".source = configFile;
 
-    systemd.tmpfiles.rules = lib.optional (!underVarLib) "d ${cfg.stateDir} 0750 root root - -";
+    # The empty first value clears the unit file's ListenStream=80.
+    systemd.sockets.corral-router = {
+      wantedBy = [ "sockets.target" ];
+      socketConfig.ListenStream = [ "" ] ++ cfg.router.listen;
+    };
 
-    systemd.services.corrald = {
-      description = "Corral platform daemon";
-      wantedBy = [ "multi-user.target" ];
-      after = [ "dbus.service" "network-online.target" ];
-      wants = [ "dbus.service" "network-online.target" ];
-      # git serves pushes and runs the pre-receive hook; tar, coreutils
-      # and a shell are what build units and hooks call by name.
-      path = [ pkgs.git pkgs.gnutar pkgs.coreutils pkgs.findutils pkgs.bash ];
-
-      serviceConfig = {
-        # corrald does not sd_notify (yet): "started" means exec() succeeded.
-        Type = "exec";
-        ExecStart = "${cfg.package}/bin/corrald --config ${configFile} serve";
-        Restart = "on-failure";
-        RestartSec = "2s";
-        # corrald cancels its work on SIGTERM. Dynos are transient units of
-        # their own (own cgroups), so the default KillMode=control-group only
-        # reaches corrald and its helpers, never running apps.
-        TimeoutStopSec = 30;
-
-        # Hardening. corrald stays root (no User=/DynamicUser=): it asks
-        # systemd over the system bus to start, stop and inspect the dyno
-        # units, and polkit grants that to root only. (The router, which
-        # needs no privileges, is corral-router.service.) So the protections below are the ones that
-        # limit what a compromised root daemon can reach without taking away
-        # anything it needs. Dynos are started by PID 1, not forked by
-        # corrald, so none of this is inherited by apps.
-        ProtectHome = true; # no reason to read /home, /root or /run/user
-        PrivateTmp = true; # own /tmp and /var/tmp, shared with no one
-        NoNewPrivileges = true; # it never needs to exec setuid helpers
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectClock = true;
-        RestrictRealtime = true;
-        LockPersonality = true;
-        SystemCallArchitectures = "native";
-        # Deliberately not set:
-        # - ProtectSystem=strict: it would need ReadWritePaths= for the
-        #   state dir, /run (D-Bus socket, future runtime files) and wherever
-        #   slugs end up; revisit once corrald's writable paths settle.
-        # - PrivateDevices=, ProtectKernelTunables=, ProtectControlGroups=,
-        #   RestrictNamespaces=: builds and the platform's own cgroup and
-        #   namespace handling may need them.
-        # - PrivateNetwork=/IPAddressDeny=: the router proxies to dynos.
-      } // lib.optionalAttrs underVarLib {
-        StateDirectory = stateDirectory;
-        StateDirectoryMode = "0750";
-      };
+    systemd.sockets.corral-router-tls = lib.mkIf (cfg.router.listenTls != [ ]) {
+      wantedBy = [ "sockets.target" ];
+      socketConfig.ListenStream = [ "" ] ++ cfg.router.listenTls;
     };
   };
 }

@@ -13,6 +13,43 @@ use serde::Deserialize;
 use crate::model::{AppName, ConfigVarName, DynoSize, Hostname, ProcessType, Quantity};
 use crate::slug::SlugStoreConfig;
 
+/// Sets `key=value` pairs (`router.base-domain=apps.example.com`,
+/// `dynos.cycle-jitter-secs=0`) in TOML text: corrald's `--set` flags, so
+/// `nix run` can start it without a file. The key is dotted like the
+/// reference's; the value is TOML if it parses as TOML (numbers, booleans,
+/// `["a", "b"]`) and a string otherwise.
+pub fn apply_overrides(text: &str, overrides: &[String]) -> Result<String, String> {
+    let mut doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| e.message().to_owned())?;
+    for pair in overrides {
+        let (key, raw) = pair.split_once('=').ok_or_else(|| {
+            format!("--set {pair:?}: use KEY=VALUE, like router.base-domain=apps.example.com")
+        })?;
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+        let mut parts: Vec<&str> = key.trim().split('.').collect();
+        let last = parts
+            .pop()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| format!("--set {pair:?}: the key is empty"))?;
+        let mut table = &mut doc;
+        for part in parts {
+            let entry = table
+                .entry(part.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry
+                .as_table_mut()
+                .ok_or_else(|| format!("--set {pair:?}: {part} is not a table"))?;
+        }
+        table.insert(last.to_owned(), value);
+    }
+    toml::to_string(&doc).map_err(|e| e.to_string())
+}
+
 /// Where `corrald` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/corral/corrald.toml";
 
@@ -485,6 +522,34 @@ impl Config {
         Self::parse(&text, path)
     }
 
+    /// Reads `path` (a missing file counts as empty when `missing_ok`, for
+    /// the default path on a machine set up only by flags), applies
+    /// `overrides` (see [`apply_overrides`]) and validates the result.
+    pub fn load_with(
+        path: &Path,
+        missing_ok: bool,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        if overrides.is_empty() {
+            return Self::parse(&text, path);
+        }
+        let text = apply_overrides(&text, overrides).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Self::parse(&text, path)
+    }
+
     /// Parses and validates TOML text; `path` only labels errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -780,5 +845,31 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");
         }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let text = "[router]\nbase-domain = \"a.example.com\"\n";
+        let set = [
+            "router.base-domain=b.example.com".to_owned(),
+            "api.listen=127.0.0.1:5000".to_owned(),
+            "dynos.cycle-jitter-secs=0".to_owned(),
+            "builds.default-buildpacks=[\"procfile\"]".to_owned(),
+        ];
+        let config = parse(&apply_overrides(text, &set).expect("applies")).expect("valid");
+        assert_eq!(config.router.base_domain, "b.example.com");
+        assert_eq!(
+            config.api.listen,
+            Some("127.0.0.1:5000".parse().expect("addr"))
+        );
+        assert_eq!(config.dynos.cycle_jitter_secs, 0);
+        assert_eq!(config.builds.default_buildpacks, ["procfile"]);
+        assert!(apply_overrides("", &["novalue".to_owned()]).is_err());
+        assert!(apply_overrides("a = 1", &["a.b=2".to_owned()]).is_err());
+        // A typo is still caught by the strict parse afterwards.
+        assert!(parse(
+            &apply_overrides("", &["router.base-domian=x".to_owned()]).expect("applies")
+        )
+        .is_err());
     }
 }

@@ -564,3 +564,92 @@ fn dynos_cycle_by_their_timers_and_the_kernel_enforces_their_size() {
     ok(&cli(&["ps:scale", "-a", "demo", "hog=0"]));
     sandbox.stop().expect("teardown");
 }
+
+#[test]
+fn declared_apps_custom_sizes_and_the_dyno_path_reach_real_units() {
+    let name = format!("dd-{}", std::process::id());
+    let mut options = SandboxOptions::new(&name, free_port(), free_port());
+    options.bin_dir = support::bin_dir();
+    // The NixOS module's `services.corral.apps` and `dynoSizes` end up as these.
+    options.extra_config = "[dynos]\nport-range-start = 37100\nport-range-end = 37199\n\
+        path = \"/opt/declared/bin:/usr/bin:/bin\"\nsizes = { tiny = 256 }\n\n\
+        [apps.demo]\nconfig = { GREETING = \"declared\" }\n\
+        formation = { worker = { quantity = 1, size = \"tiny\" } }\n\
+        domains = [\"www.declared.test\"]\n"
+        .to_owned();
+    let sandbox = Sandbox::start(&options).expect("sandbox starts");
+    let home = tempfile::tempdir().expect("home");
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
+
+    // corrald made the app at start: no apps:create, straight to a deploy.
+    let (config, _) = ok(&cli(&["config:get", "-a", "demo", "GREETING"]));
+    assert_eq!(config.trim(), "declared");
+    let (domains, _) = ok(&cli(&["domains", "-a", "demo"]));
+    assert!(domains.contains("www.declared.test"), "{domains}");
+    let app_dir = home.path().join("app");
+    std::fs::create_dir_all(&app_dir).expect("app dir");
+    std::fs::write(app_dir.join("Procfile"), "worker: exec sleep 1000\n").expect("Procfile");
+    ok(&cli(&[
+        "deploy:dir",
+        app_dir.to_str().expect("utf-8"),
+        "-a",
+        "demo",
+    ]));
+
+    let timeout = Duration::from_secs(60);
+    let worker = wait_for_or(
+        "the declared worker to run",
+        timeout,
+        || journal(&sandbox),
+        || {
+            let seen = dyno_units(&sandbox).get("worker.1")?.clone();
+            (seen.state == "active").then_some(seen)
+        },
+    );
+    let show = sandbox
+        .run(&[
+            "systemctl",
+            "show",
+            "-p",
+            "MemoryMax,Environment",
+            &worker.unit,
+        ])
+        .expect("systemctl show");
+    assert!(
+        show.contains("MemoryMax=268435456"),
+        "the tiny size: {show}"
+    );
+    assert!(
+        show.contains("PATH=/app/bin:/opt/declared/bin:/usr/bin:/bin"),
+        "{show}"
+    );
+    assert!(show.contains("GREETING=declared"), "{show}");
+
+    // A restart of corrald with the same declaration changes nothing: no
+    // release, and the worker keeps running (adopted, not restarted).
+    let (before, _) = ok(&cli(&["releases", "-a", "demo"]));
+    sandbox
+        .run(&["systemctl", "restart", "corrald.service"])
+        .expect("restart corrald");
+    wait_for("corrald to answer again", timeout, || {
+        let out = cli(&["releases", "-a", "demo"]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    let (after, _) = ok(&cli(&["releases", "-a", "demo"]));
+    let versions = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with('v'))
+            .map(|l| l.split_whitespace().next().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(versions(&before), versions(&after));
+    assert_eq!(
+        versions(&after).len(),
+        3,
+        "v1, GREETING, the deploy: {after}"
+    );
+    assert_eq!(unit(&sandbox, "worker.1"), worker.unit);
+    sandbox.stop().expect("teardown");
+}

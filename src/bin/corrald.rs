@@ -1,6 +1,6 @@
 //! The corrald daemon: parses arguments and hands over to the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -12,9 +12,14 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(name = "corrald", version, about = "The Corral platform daemon")]
 struct Args {
-    /// The configuration file.
-    #[arg(long, global = true, default_value = DEFAULT_CONFIG_PATH, env = "CORRALD_CONFIG")]
-    config: PathBuf,
+    /// The configuration file [default: /etc/corral/corrald.toml, where a
+    /// missing file counts as empty, so flags alone can configure corrald]
+    #[arg(long, global = true, env = "CORRALD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override one key of the file, e.g. `--set router.base-domain=apps.example.com`
+    /// or `--set api.listen=127.0.0.1:5000`; repeatable.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -70,18 +75,33 @@ fn main() -> ExitCode {
     }
 }
 
+impl Args {
+    /// The configuration: the file (the default one may be missing) with
+    /// the `--set` overrides applied.
+    fn load_config(&self) -> Result<Config, corral::config::ConfigError> {
+        match &self.config {
+            Some(path) => Config::load_with(path, false, &self.overrides),
+            None => Config::load_with(Path::new(DEFAULT_CONFIG_PATH), true, &self.overrides),
+        }
+    }
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
-    match args.command.unwrap_or(Command::Serve) {
+    match args.command.as_ref().unwrap_or(&Command::Serve) {
         Command::CheckConfig { file } => {
-            let path = file.unwrap_or(args.config);
-            Config::load(&path)?;
+            // An explicit file must exist: checking nothing is no check.
+            let path = file
+                .clone()
+                .or_else(|| args.config.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+            Config::load_with(&path, false, &args.overrides)?;
             println!("{}: ok", path.display());
             Ok(())
         }
         Command::Tokens(TokenCommand::Create { name, email }) => {
-            let config = Config::load(&args.config)?;
+            let config = args.load_config()?;
             let store = daemon::open_store(&config)?;
-            let token = store.call_blocking(|c| state::create_token(c, &name, email.as_deref()))?;
+            let token = store.call_blocking(|c| state::create_token(c, name, email.as_deref()))?;
             eprintln!(
                 "Created token for {} ({}). It is shown only this once:",
                 token.account.name, token.account.email
@@ -93,7 +113,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             anyhow::bail!("git-hook is run by git as the first argument");
         }
         Command::GcOnce => {
-            let config = Config::load(&args.config)?;
+            let config = args.load_config()?;
             let store = daemon::open_store(&config)?;
             let slugs = std::sync::Arc::new(daemon::open_slugs(&config)?);
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
@@ -114,7 +134,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Router => {
-            let config = Config::load(&args.config)?;
+            let config = args.load_config()?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             runtime.block_on(async {
                 let shutdown = CancellationToken::new();
@@ -126,7 +146,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            let config = Config::load(&args.config)?;
+            let config = args.load_config()?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             runtime.block_on(async {
                 let shutdown = CancellationToken::new();
