@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::model::{AppName, ConfigVarName, DynoSize, Hostname, ProcessType, Quantity};
 use crate::slug::SlugStoreConfig;
 
+mod reference;
+
+pub use reference::{reference_markdown, ReferenceError};
+
 /// Where `corrald` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/corral/corrald.toml";
 
