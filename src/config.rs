@@ -8,10 +8,15 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{AppName, ConfigVarName, DynoSize, Hostname, ProcessType, Quantity};
 use crate::slug::SlugStoreConfig;
+
+mod reference;
+
+pub use reference::{reference_markdown, ReferenceError};
 
 /// Sets `key=value` pairs (`router.base-domain=apps.example.com`,
 /// `dynos.cycle-jitter-secs=0`) in TOML text: corrald's `--set` flags, so
@@ -83,10 +88,10 @@ pub enum ConfigError {
 }
 
 /// The whole configuration of `corrald`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Config {
-    /// Directory for the SQLite database, the API socket and (later) slugs.
+    /// Directory for the SQLite database, the API socket and the slug store.
     /// Default `/var/lib/corral`.
     pub state_dir: PathBuf,
     /// The Platform API listeners.
@@ -105,7 +110,10 @@ pub struct Config {
     pub logs: LogsConfig,
     /// Apps declared here, by name: created if missing and brought to the
     /// declared config vars, formation and domains each time corrald
-    /// starts (see [`DeclaredApp`]). Default none.
+    /// starts. Default none.
+    // The model's newtypes stay free of schemars (in TOML they are
+    // strings); `x-key` names the map's keys in the config reference.
+    #[schemars(with = "BTreeMap<String, DeclaredApp>", extend("x-key" = "name"))]
     pub apps: BTreeMap<AppName, DeclaredApp>,
 }
 
@@ -114,23 +122,32 @@ pub struct Config {
 /// enforced at every start of corrald; what is not declared is left to
 /// the API and CLI: a config var or domain added by hand stays, and one
 /// removed from the declaration stays too until removed by hand.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct DeclaredApp {
     /// Config vars, name = value, e.g. `{ LANG = "en_US.UTF-8" }`. A start
     /// that changes any of them makes one new release.
+    #[schemars(with = "BTreeMap<String, String>")]
     pub config: BTreeMap<ConfigVarName, String>,
     /// Process types, each a quantity (`web = 2`) or a table
     /// (`worker = { quantity = 1, size = "standard-2X" }`). Types the
     /// current release's Procfile lacks are reported and skipped.
+    #[schemars(
+        with = "BTreeMap<String, DeclaredFormation>",
+        extend("x-key" = "process-type")
+    )]
     pub formation: BTreeMap<ProcessType, DeclaredFormation>,
     /// Custom domains routed to the app (added if missing; a domain held
     /// by another app is reported and skipped).
+    #[schemars(with = "Vec<String>")]
     pub domains: Vec<Hostname>,
 }
 
 /// A declared process type: `web = 2` or `{ quantity = 2, size = "2X" }`.
-#[derive(Debug, Clone, PartialEq)]
+// `untagged` shapes only the derived `Serialize` (the quantity as a bare
+// integer); `Deserialize` and `JsonSchema` are written by hand below.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum DeclaredFormation {
     /// How many dynos, at the size the process type already has.
     Quantity(Quantity),
@@ -139,10 +156,11 @@ pub enum DeclaredFormation {
 }
 
 /// The table form of [`DeclaredFormation`].
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeclaredFormationTable {
     /// How many dynos; left out keeps the current quantity.
+    #[schemars(with = "Option<u32>", range(max = crate::model::MAX_QUANTITY))]
     pub quantity: Option<Quantity>,
     /// The dyno size (checked against `dynos.sizes` too); left out keeps
     /// the current size.
@@ -183,6 +201,27 @@ impl<'de> Deserialize<'de> for DeclaredFormation {
     }
 }
 
+// By hand like its `Deserialize`: an integer or a table.
+impl JsonSchema for DeclaredFormation {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DeclaredFormation".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A process type in `formation`: a quantity like `2`, or a table with the keys below, like `{ quantity = 2, size = \"standard-2X\" }`.",
+            "anyOf": [
+                {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": crate::model::MAX_QUANTITY,
+                },
+                generator.subschema_for::<DeclaredFormationTable>(),
+            ],
+        })
+    }
+}
+
 impl DeclaredFormation {
     /// The declared quantity, if any.
     pub fn quantity(&self) -> Option<Quantity> {
@@ -202,7 +241,7 @@ impl DeclaredFormation {
 }
 
 /// The log stream: journald in, tail sessions out.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct LogsConfig {
     /// Follow the journal and serve log sessions. Default on; off only
@@ -257,7 +296,7 @@ impl Default for LogsConfig {
 }
 
 /// How `git push` builds run: one sandboxed transient unit per build.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct BuildsConfig {
     /// `MemoryMax=` of a build unit, in MB. Default 2048.
@@ -308,7 +347,7 @@ impl Default for BuildsConfig {
 }
 
 /// How dynos run.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct DynosConfig {
     /// Whether corrald manages dynos at all; off makes it an API-only
@@ -418,7 +457,7 @@ impl Default for Config {
 }
 
 /// When slugs are collected.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct GcConfig {
     /// Each app keeps the slugs of its newest this-many releases (and of its
@@ -439,7 +478,7 @@ impl Default for GcConfig {
 }
 
 /// Where the Platform API listens.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct ApiConfig {
     /// Path of the API's Unix socket (mode 0660). Default
@@ -451,7 +490,7 @@ pub struct ApiConfig {
 }
 
 /// The router's settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct RouterConfig {
     /// `embedded` (default): corrald serves the router itself. `split`: a
@@ -485,7 +524,7 @@ pub struct RouterConfig {
 }
 
 /// Where the router runs (see [`RouterConfig::mode`]).
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum RouterMode {
     /// Inside corrald.

@@ -45,6 +45,10 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Tokens(TokenCommand),
+    /// Print the configuration reference (docs/configuration.md) as
+    /// Markdown; hidden because it serves the repository, not operators.
+    #[command(hide = true)]
+    ConfigReference,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +111,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 token.account.name, token.account.email
             );
             println!("{}", token.secret);
+            Ok(())
+        }
+        Command::ConfigReference => {
+            print!("{}", corral::config::reference_markdown()?);
             Ok(())
         }
         Command::GitHook => {

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::SlugError;
@@ -24,7 +25,7 @@ use crate::model::SlugDigest;
 const STALE_AFTER: Duration = Duration::from_secs(3600);
 
 /// The `[slugs]` section of the daemon's config.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct SlugStoreConfig {
     /// gzip level (0-9) for packing slugs. Default 6, as `gzip -6`: higher
