@@ -276,7 +276,9 @@ in
     # drop-ins on them. tmpfiles creates /etc/corral and /run/corral.
     systemd.packages = [ cfg.package ];
     systemd.tmpfiles.packages = [ cfg.package ];
-    systemd.tmpfiles.rules = lib.optional (!underVarLib) "d ${cfg.stateDir} 0750 root corral - -";
+    # As systemd/corral.tmpfiles.conf does for /var/lib/corral: group
+    # members pass through to api.sock and read nothing else.
+    systemd.tmpfiles.rules = lib.optional (!underVarLib) "d ${cfg.stateDir} 0710 root corral - -";
 
     # Members may use the API socket (mode 0660, group corral) without a
     # TCP listener: `corral` run by an operator in this group.

@@ -26,7 +26,14 @@ let
       (lib.fileset.maybeMissing ../build.rs)
       (lib.fileset.maybeMissing ../tests)
       (lib.fileset.maybeMissing ../buildpacks)
+      # Built into the binary (corral install) and installed below.
       ../systemd/corrald.service
+      ../systemd/corral.slice
+      ../systemd/corral-router.socket
+      ../systemd/corral-router-tls.socket
+      ../systemd/corral-router.service
+      ../systemd/corral.tmpfiles.conf
+      ../systemd/corral.sysusers.conf
     ];
   };
 in
@@ -64,9 +71,20 @@ rustPlatform.buildRustPackage {
     mkdir -p $out/share/corral
     cp -r buildpacks $out/share/corral/buildpacks
 
-    install -Dm0644 systemd/corrald.service $out/lib/systemd/system/corrald.service
-    substituteInPlace $out/lib/systemd/system/corrald.service \
-      --replace-fail /usr/local/bin/corrald $out/bin/corrald
+    # The units, slice and snippets `corral install` writes on other
+    # hosts, for whatever takes them from the package: the NixOS module
+    # (systemd.packages, with its settings as drop-ins), or links on a host
+    # with Nix but not NixOS. The units run this package's corrald.
+    for unit in corrald.service corral-router.service; do
+      install -Dm0644 systemd/$unit $out/lib/systemd/system/$unit
+      substituteInPlace $out/lib/systemd/system/$unit \
+        --replace-fail /usr/local/bin/corrald $out/bin/corrald
+    done
+    for unit in corral.slice corral-router.socket corral-router-tls.socket; do
+      install -Dm0644 systemd/$unit $out/lib/systemd/system/$unit
+    done
+    install -Dm0644 systemd/corral.tmpfiles.conf $out/lib/tmpfiles.d/corral.conf
+    install -Dm0644 systemd/corral.sysusers.conf $out/lib/sysusers.d/corral.conf
   '';
 
   meta = {

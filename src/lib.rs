@@ -34,6 +34,8 @@
 //!   log sessions in Heroku's line format, and the journal writer for
 //!   router and platform lines.
 //! - [`sandbox`]: a throwaway systemd host for `corral sandbox` and tests.
+//! - [`install`]: `corral install`, the shipped unit files, slice and
+//!   tmpfiles/sysusers snippets planned against a host, then written.
 //! - [`tls`]: certificate chains and keys, checked and parsed once; the
 //!   API validates uploads with it and the router serves from it.
 //!
@@ -65,6 +67,7 @@ pub mod daemon;
 pub mod declared;
 pub mod dynos;
 pub mod gc;
+pub mod install;
 pub mod logs;
 pub mod model;
 pub mod router;

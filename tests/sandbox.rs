@@ -64,6 +64,25 @@ fn corrald_reaches_systemd_in_the_sandbox_and_teardown_is_complete() {
         .expect("systemctl");
     assert!(status.contains("ActiveState=active"), "{status}");
     assert!(status.contains("Corral platform daemon"), "{status}");
+    // ... the shipped unit, hardening and all, so every sandbox test runs
+    // corrald the way a host does.
+    let unit = sandbox
+        .run(&[
+            "systemctl",
+            "show",
+            "-p",
+            "FragmentPath,ProtectSystem,PrivateDevices,NoNewPrivileges",
+            "corrald.service",
+        ])
+        .expect("systemctl");
+    for line in [
+        "FragmentPath=/etc/systemd/system/corrald.service",
+        "ProtectSystem=strict",
+        "PrivateDevices=yes",
+        "NoNewPrivileges=yes",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} in {unit}");
+    }
 
     // The systemd client itself, run inside the host (see below).
     let exe = std::env::current_exe().expect("test binary");

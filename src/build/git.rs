@@ -167,7 +167,13 @@ impl Repos {
     pub async fn ensure(&self, app_id: Uuid) -> std::io::Result<PathBuf> {
         let path = self.path(app_id);
         if !path.join("HEAD").is_file() {
-            tokio::fs::create_dir_all(&self.root).await?;
+            // Owner-only: the state directory above is traversable by the
+            // API socket's group (see daemon::open_store).
+            tokio::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.root)
+                .await?;
             let tmp = self.root.join(format!(".{app_id}.{}.tmp", Uuid::new_v4()));
             let output = Command::new("git")
                 .args(["init", "--bare", "--quiet", "--initial-branch=main"])

@@ -321,7 +321,15 @@ impl Builds {
         if let Err(e) = self.store.call(state::fail_pending_builds).await {
             tracing::warn!(error = %e, "cannot mark interrupted builds failed");
         }
-        let _ = tokio::fs::remove_dir_all(self.config.state_dir.join("builds")).await;
+        let builds = self.config.state_dir.join("builds");
+        let _ = tokio::fs::remove_dir_all(&builds).await;
+        // Owner-only like every entry of the state directory, which the
+        // API socket's group may traverse (see daemon::open_store).
+        let mut dir = tokio::fs::DirBuilder::new();
+        dir.mode(0o700);
+        if let Err(e) = dir.create(&builds).await {
+            tracing::warn!(dir = %builds.display(), error = %e, "cannot create the builds directory");
+        }
         loop {
             let stream = tokio::select! {
                 () = shutdown.cancelled() => return,

@@ -12,6 +12,7 @@ mod config_vars;
 mod deploy;
 mod domains;
 mod drains;
+mod install;
 mod logs;
 mod maintenance;
 mod metrics;
@@ -62,6 +63,9 @@ pub enum CliError {
     /// `corral sandbox` failed.
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
+    /// `corral install` failed.
+    #[error(transparent)]
+    Install(#[from] crate::install::InstallError),
     /// Local I/O failed.
     #[error("{context}: {source}")]
     Io {
@@ -537,6 +541,9 @@ enum Command {
     RunDetached(run::DetachedArgs),
     /// Boot a throwaway systemd host with corrald in it (run as root).
     Sandbox(sandbox::SandboxArgs),
+    /// Install corrald's systemd units, slice, tmpfiles.d and sysusers.d
+    /// files on this host (as root), or below --root.
+    Install(install::InstallArgs),
 }
 
 /// Runs the CLI with the process's arguments and environment.
@@ -568,6 +575,9 @@ pub fn run() -> ExitCode {
 async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
     if let Command::Sandbox(args) = command {
         return sandbox::run(args).await.map(|()| ExitCode::SUCCESS);
+    }
+    if let Command::Install(args) = command {
+        return install::run(args).map(|()| ExitCode::SUCCESS);
     }
     let settings = Settings::load()?;
     if let Command::GitCredentials { operation } = &command {
@@ -796,7 +806,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             ps::scale(&client, &app, &changes).await
         }
         Command::RunDetached(args) => run::detached(&client, args).await,
-        Command::Sandbox(_) | Command::Run(_) => Ok(()),
+        Command::Sandbox(_) | Command::Install(_) | Command::Run(_) => Ok(()),
     };
     result.map(|()| ExitCode::SUCCESS)
 }

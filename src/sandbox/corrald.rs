@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::host::{Host, HostConfig, SandboxError, SCRATCH_ROOT};
+use crate::install;
 
 /// Where the binaries appear inside the host.
 const INNER_BIN: &str = "/opt/corral/bin";
@@ -15,6 +16,17 @@ const INNER_ETC: &str = "/etc/corral";
 const INNER_BUILDPACKS: &str = "/opt/corral/buildpacks";
 /// The state directory inside the host.
 const INNER_STATE: &str = "/var/lib/corral";
+
+/// What a sandbox changes of the shipped `systemd/corrald.service`, which
+/// it runs as is otherwise (hardening included, so the tests prove it).
+const CORRALD_DROP_IN: &str =
+    "# Written by corral sandbox: the throwaway host's differences from systemd/corrald.service.
+[Unit]
+Description=Corral platform daemon (sandbox)
+
+[Service]
+Environment=CORRALD_LOG=info
+";
 
 /// How to set up a sandbox.
 #[derive(Debug, Clone)]
@@ -134,9 +146,20 @@ impl Sandbox {
             source,
         })?;
 
+        // The shipped unit and slice, as `corral install` writes them.
+        let corrald = format!("{INNER_BIN}/corrald");
         let mut host_config = HostConfig::new(options.name.clone())
             .bind(&options.bin_dir, INNER_BIN)
-            .bind(&etc_dir, INNER_ETC);
+            .bind(&etc_dir, INNER_ETC)
+            .etc_file(
+                "systemd/system/corrald.service",
+                install::with_corrald(install::CORRALD_SERVICE, &corrald),
+            )
+            .etc_file(
+                "systemd/system/corrald.service.d/sandbox.conf",
+                CORRALD_DROP_IN,
+            )
+            .etc_file("systemd/system/corral.slice", install::CORRAL_SLICE);
         if let Some(dir) = &buildpacks {
             host_config = host_config.bind(dir, INNER_BUILDPACKS);
         }
@@ -236,16 +259,8 @@ impl Sandbox {
             "sandbox",
         ])?;
         self.token = out.trim().to_owned();
-        self.run(&[
-            "systemd-run",
-            "--unit=corrald",
-            "--description=Corral platform daemon (sandbox)",
-            "--property=Restart=on-failure",
-            "--setenv=CORRALD_LOG=info",
-            &corrald,
-            &config_arg,
-            "serve",
-        ])?;
+        // The config path is the unit's own (INNER_ETC is /etc/corral).
+        self.run(&["systemctl", "start", "corrald.service"])?;
         let deadline = Instant::now() + timeout;
         loop {
             match health(api) {

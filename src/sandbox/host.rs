@@ -173,6 +173,14 @@ done
 umount -l "$old"
 rmdir "$old"
 
+# systemd as a container's init leaves mount propagation as it finds it
+# (private, from the top of this script), so services with a mount
+# namespace of their own (ProtectSystem=, PrivateTmp=) would never see
+# mounts made later, nor their unmounts. Shared, as systemd makes it on a
+# real host and systemd-nspawn in its containers. The peer groups are new
+# and live in this namespace only: nothing propagates to the machine.
+mount --make-rshared /
+
 export container="$container_id"
 exec /usr/lib/systemd/systemd --system --unit="$target" --show-status=false
 "#;
@@ -266,6 +274,9 @@ pub struct HostConfig {
     pub binds: Vec<(PathBuf, PathBuf)>,
     /// How long [`Host::boot`] waits for the inner systemd to finish booting.
     pub boot_timeout: Duration,
+    /// `(path relative to /etc, text)`: files written into the host's own
+    /// `/etc` before its systemd starts, e.g. units it should know at boot.
+    pub etc_files: Vec<(PathBuf, String)>,
 }
 
 impl HostConfig {
@@ -275,12 +286,20 @@ impl HostConfig {
             name: name.into(),
             binds: Vec::new(),
             boot_timeout: Duration::from_secs(60),
+            etc_files: Vec::new(),
         }
     }
 
     /// Adds a read-write bind of `outside` at `inside`.
     pub fn bind(mut self, outside: impl Into<PathBuf>, inside: impl Into<PathBuf>) -> Self {
         self.binds.push((outside.into(), inside.into()));
+        self
+    }
+
+    /// Adds a file at `/etc/<path>` inside the host (`path` relative,
+    /// without `..`).
+    pub fn etc_file(mut self, path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
+        self.etc_files.push((path.into(), text.into()));
         self
     }
 }
@@ -493,7 +512,7 @@ impl Host {
     ) -> Result<(), SandboxError> {
         let deadline = Instant::now() + cfg.boot_timeout;
         self.make_cgroups(layout)?;
-        self.make_scratch()?;
+        self.make_scratch(&cfg.etc_files)?;
         let launcher = self.spawn_launcher(layout, binds)?;
         self.launcher = Some(launcher);
 
@@ -633,7 +652,7 @@ impl Host {
         Ok(())
     }
 
-    fn make_scratch(&mut self) -> Result<(), SandboxError> {
+    fn make_scratch(&mut self, etc_files: &[(PathBuf, String)]) -> Result<(), SandboxError> {
         let root = Path::new(SCRATCH_ROOT);
         // Another host's teardown may remove an empty SCRATCH_ROOT between our
         // create_dir_all and create_dir: retry a few times.
@@ -677,6 +696,23 @@ impl Host {
             JOURNALD_CONF_TEXT,
         )?;
         write("hostname", &format!("{CGROUP_PREFIX}{}\n", self.name))?;
+        for (path, text) in etc_files {
+            // Relative and plain, so the file lands inside the scratch etc.
+            let plain = path.components().count() > 0
+                && path.components().all(|c| matches!(c, Component::Normal(_)));
+            let rel = path
+                .to_str()
+                .filter(|_| plain)
+                .ok_or_else(|| SandboxError::Io {
+                    action: "write into the host's /etc",
+                    path: path.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "the path must be relative to /etc, without . or ..",
+                    ),
+                })?;
+            write(rel, text)?;
+        }
         // The machine's fstab describes the machine's disks, not ours.
         write("fstab", "")?;
         let units = etc.join("systemd/system");

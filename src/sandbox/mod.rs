@@ -2,7 +2,8 @@
 //!
 //! [`Host`] boots a real systemd in private namespaces (see
 //! `shared/notes/systemd-test-host.md` for the recipe and its traps);
-//! [`Sandbox`] puts corrald in one as a systemd service. `corral sandbox`
+//! [`Sandbox`] puts corrald in one as a systemd service, from the shipped
+//! `systemd/corrald.service` and `corral.slice`. `corral sandbox`
 //! and the integration tests both use these, so what the tests exercise is
 //! what a newcomer runs.
 

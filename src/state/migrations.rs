@@ -131,7 +131,7 @@ const STEPS: &[&str] = &[
     "#,
     // v7: SNI endpoints, an app's TLS certificates. The private key is
     // stored here as PEM, unencrypted: the database is as secret as the
-    // config vars beside it (the state directory is 0750 root).
+    // config vars beside it (corrald keeps it 0600 root).
     r#"
     CREATE TABLE sni_endpoints (
         id                 TEXT PRIMARY KEY,
