@@ -243,26 +243,21 @@ fn git_push_builds_releases_and_refuses_what_fails() {
 
     // corrald stopping mid-build stops the build unit too, and the push
     // says why. A buildpack whose compile never ends holds the build.
-    let slow = home.path().join("slow-buildpack");
-    std::fs::create_dir_all(slow.join("bin")).expect("mkdir");
-    for (script, body) in [
-        ("detect", "#!/bin/sh\necho Slow\n"),
-        (
-            "compile",
-            "#!/bin/sh\necho compiling forever\nexec sleep 600\n",
-        ),
-    ] {
-        let path = slow.join("bin").join(script);
-        std::fs::write(&path, body).expect("write");
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod");
-    }
-    ok(&cli(&[
-        "buildpacks:set",
-        slow.to_str().expect("utf-8"),
-        "-a",
-        "pushy",
-    ]));
+    // Made inside the host, under /run: corrald.service has PrivateTmp=,
+    // so a buildpack under the machine's /tmp (where a clone may live)
+    // would be invisible to it, as it would be on a real host.
+    let slow = "/run/slow-buildpack";
+    sandbox
+        .run(&[
+            "sh",
+            "-c",
+            "mkdir -p /run/slow-buildpack/bin && cd /run/slow-buildpack/bin \
+             && printf '#!/bin/sh\\necho Slow\\n' > detect \
+             && printf '#!/bin/sh\\necho compiling forever\\nexec sleep 600\\n' > compile \
+             && chmod 755 detect compile",
+        ])
+        .expect("slow buildpack");
+    ok(&cli(&["buildpacks:set", slow, "-a", "pushy"]));
     commit(&work, "never finishes");
     let mut child = Command::new("git")
         .args(["push", "--force", &remote, "HEAD:main"])
