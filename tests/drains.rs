@@ -325,8 +325,9 @@ fn tls_server() -> (Arc<rustls::ServerConfig>, String) {
 #[test]
 fn syslog_and_https_drains_get_every_line_across_outages_and_a_restart() {
     let (tls, ca_pem) = tls_server();
-    // corrald reads the CA from the machine's file system (the host's
-    // root is an overlay of it; /tmp is not shared), so write it first.
+    // corrald reads the CA file itself. It is bound into the host at
+    // /opt/drain-ca: corrald.service has PrivateTmp=, so a path under the
+    // machine's /tmp (where a clone may live) would be invisible to it.
     let ca_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("ca dir");
     let ca_file = ca_dir.path().join("drain-ca.pem");
     std::fs::write(&ca_file, ca_pem).expect("write CA");
@@ -338,10 +339,11 @@ fn syslog_and_https_drains_get_every_line_across_outages_and_a_restart() {
     let name = format!("drains-{}", std::process::id());
     let mut options = SandboxOptions::new(&name, free_port(), free_port());
     options.bin_dir = support::bin_dir();
-    options.extra_config = format!(
-        "[dynos]\nport-range-start = 36700\nport-range-end = 36799\n\n[logs]\nallow-local-drains = true\ndrain-max-backoff-secs = 2\ndrain-ca-file = \"{}\"\n",
-        ca_file.display()
-    );
+    options.extra_config = "[dynos]\nport-range-start = 36700\nport-range-end = 36799\n\n[logs]\nallow-local-drains = true\ndrain-max-backoff-secs = 2\ndrain-ca-file = \"/opt/drain-ca/drain-ca.pem\"\n"
+        .to_owned();
+    options
+        .binds
+        .push((ca_dir.path().to_owned(), "/opt/drain-ca".into()));
     let sandbox = Sandbox::start(&options).expect("sandbox starts");
     let home = tempfile::tempdir().expect("home");
     let app_dir = home.path().join("app");
