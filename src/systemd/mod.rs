@@ -348,7 +348,11 @@ impl Systemd {
                 unit: unit.clone(),
                 reason,
             })?;
-        let conn = connect().await?;
+        let mut conn = connect().await?;
+        // The watch reads this connection's one queue, which also carries
+        // the replies `wait_exit` waits for: room for a burst of other
+        // units' signals between two reads, as for `events`.
+        conn.set_max_queued(events::QUEUE);
         let manager = bounded("Hello", manager_proxy(&conn)).await?;
         // JobRemoved and the state changes are emitted only to subscribers.
         bounded("Subscribe", manager.subscribe()).await?;
