@@ -68,9 +68,10 @@ fn spawn_cli(sandbox: &Sandbox, home: &Path, args: &[&str], stdin: Stdio) -> Chi
         .expect("run corral")
 }
 
-/// Waits for `child` within [`TIMEOUT`] (killing it if it hangs) and
-/// returns its status, stdout and stderr.
-fn finish(mut child: Child, what: &str) -> (ExitStatus, String, String) {
+/// Waits for `child` within [`TIMEOUT`] and returns its status, stdout
+/// and stderr. One that hangs is killed, and the panic shows what it and
+/// corrald printed.
+fn finish(sandbox: &Sandbox, mut child: Child, what: &str) -> (ExitStatus, String, String) {
     let read_all = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut text = Vec::new();
@@ -89,7 +90,13 @@ fn finish(mut child: Child, what: &str) -> (ExitStatus, String, String) {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("{what} did not finish within {TIMEOUT:?}");
+            let _ = child.wait();
+            let out = stdout.join().unwrap_or_default();
+            let err = stderr.join().unwrap_or_default();
+            panic!(
+                "{what} did not finish within {TIMEOUT:?}\nstdout: {out:?}\nstderr: {err:?}\ncorrald's journal:\n{}",
+                sandbox.journal("corrald.service")
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -163,7 +170,7 @@ fn attached_one_offs_propagate_exit_statuses_and_are_interactive() {
         &["run", "-a", "demo", "--", "sh", "-c", "exit 3"],
         Stdio::null(),
     );
-    let (status, _, err) = finish(child, "corral run -- sh -c 'exit 3'");
+    let (status, _, err) = finish(&sandbox, child, "corral run -- sh -c 'exit 3'");
     assert_eq!(status.code(), Some(3), "{err}");
     assert!(
         err.contains("Running `sh -c 'exit 3'` on ⬢ demo... up, run."),
@@ -177,7 +184,7 @@ fn attached_one_offs_propagate_exit_statuses_and_are_interactive() {
         &["run", "-a", "demo", "--", "echo", "%n $HOME"],
         Stdio::null(),
     );
-    let (status, out, err) = finish(child, "corral run -- echo '%n $HOME'");
+    let (status, out, err) = finish(&sandbox, child, "corral run -- echo '%n $HOME'");
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(out.trim_end(), "%n $HOME", "{err}");
 
@@ -204,7 +211,7 @@ fn attached_one_offs_propagate_exit_statuses_and_are_interactive() {
         .expect("stdin")
         .write_all(b"typed input\n")
         .expect("write stdin");
-    let (status, out, err) = finish(child, "corral run with piped stdin");
+    let (status, out, err) = finish(&sandbox, child, "corral run with piped stdin");
     assert_eq!(status.code(), Some(4), "not a tty: {out} {err}");
     assert!(out.contains("hello there:typed input:run."), "{out} {err}");
 
