@@ -93,11 +93,13 @@ free_port; haproxy_port="$port"
 
 "$bin/bench_backend" "$backend1" "$workers" &
 pids+=($!)
+backend1_pid=$!
 "$bin/bench_backend" "$backend2" "$workers" &
 pids+=($!)
 # Tracing at warn: no per-request router log line, as the others log nothing.
 RUST_LOG=warn "$bin/bench_router" --threads="$workers" "$corral" "$backend1" "$backend2" &
 pids+=($!)
+corral_pid=$!
 
 mkdir -p "$tmp/nginx"
 cat >"$tmp/nginx/nginx.conf" <<EOF
@@ -147,6 +149,7 @@ http {
 EOF
 nginx -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" &
 pids+=($!)
+nginx_pid=$!
 
 cat >"$tmp/haproxy.cfg" <<EOF
 global
@@ -176,6 +179,7 @@ backend bench
 EOF
 haproxy -db -f "$tmp/haproxy.cfg" 2>"$tmp/haproxy.log" &
 pids+=($!)
+haproxy_pid=$!
 
 names=(direct corral nginx haproxy)
 declare -A ports=([direct]="$backend1" [corral]="$corral" [nginx]="$nginx_port" [haproxy]="$haproxy_port")
@@ -183,6 +187,27 @@ for name in "${names[@]}"; do
     wait_port "${ports[$name]}"
     check "$name" "${ports[$name]}"
 done
+
+# The processes whose CPU time a target's requests cost: the backend for
+# direct, the proxy (nginx's workers, not its idle master) for the others.
+nginx_workers="$(pgrep -P "$nginx_pid" | tr '\n' ' ')"
+declare -A serving=([direct]="$backend1_pid" [corral]="$corral_pid" [nginx]="$nginx_workers" [haproxy]="$haproxy_pid")
+tick="$(getconf CLK_TCK)"
+
+# User and system clock ticks of all threads of the given processes.
+cpu_ticks() {
+    local user=0 system=0 pid stat fields
+    for pid in "$@"; do
+        for stat in /proc/"$pid"/task/*/stat; do
+            # Fields after the command name, which may hold spaces: utime
+            # and stime are the 12th and 13th.
+            read -r -a fields < <(sed 's/.*) //' "$stat" 2>/dev/null) || continue
+            user=$((user + fields[11]))
+            system=$((system + fields[12]))
+        done
+    done
+    echo "$user $system"
+}
 
 shown=()
 for arg in "${wrk_args[@]}"; do
@@ -198,9 +223,15 @@ for round in $(seq "$rounds"); do
     for name in "${order[@]}"; do
         url="http://127.0.0.1:${ports[$name]}/"
         wrk "${wrk_args[@]}" -d2s "$url" >/dev/null
+        # shellcheck disable=SC2086 # one word per pid
+        read -r user0 system0 < <(cpu_ticks ${serving[$name]})
         wrk "${wrk_args[@]}" -d"${seconds}s" "$url" >"$tmp/$name.$round.txt"
-        # Requests/sec, the 99% latency in ms, and failed requests.
-        awk -v name="$name" -v round="$round" '
+        # shellcheck disable=SC2086
+        read -r user1 system1 < <(cpu_ticks ${serving[$name]})
+        # Requests/sec, the 99% latency in ms, failed requests, and CPU µs
+        # per request (user, system).
+        awk -v name="$name" -v round="$round" -v tick="$tick" \
+            -v utime="$((user1 - user0))" -v stime="$((system1 - system0))" '
             /^Requests\/sec:/ { rps = $2 }
             $1 == "99%" {
                 v = $2; unit = v; sub(/^[0-9.]+/, "", unit); v += 0
@@ -209,9 +240,13 @@ for round in $(seq "$rounds"); do
             }
             /Non-2xx or 3xx responses:/ { errors += $NF }
             /Socket errors:/ { for (i = 4; i <= NF; i += 2) { n = $i; sub(/,/, "", n); errors += n } }
-            END { printf "%s %s %.1f %.3f %d\n", name, round, rps, p99, errors }
+            / requests in / { requests = $1 }
+            END {
+                us = requests > 0 ? 1e6 / tick / requests : 0
+                printf "%s %s %.1f %.3f %d %.1f %.1f\n", name, round, rps, p99, errors, utime * us, stime * us
+            }
         ' "$tmp/$name.$round.txt" | tee -a "$tmp/results.txt" |
-            awk '{ printf "round %s  %-8s %10.0f req/s  p99 %7.2f ms  errors %d\n", $2, $1, $3, $4, $5 }'
+            awk '{ printf "round %s  %-8s %10.0f req/s  p99 %7.2f ms  errors %d  cpu %5.1f+%5.1f us/req\n", $2, $1, $3, $4, $5, $6, $7 }'
     done
 done
 
@@ -222,21 +257,24 @@ awk -v names="${names[*]}" '
         for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
-    { rps[$1] = rps[$1] " " $3; p99[$1] = p99[$1] " " $4; errors[$1] += $5 }
+    {
+        rps[$1] = rps[$1] " " $3; p99[$1] = p99[$1] " " $4; errors[$1] += $5
+        usr[$1] = usr[$1] " " $6; sys[$1] = sys[$1] " " $7; cpu[$1] = cpu[$1] " " ($6 + $7)
+    }
     END {
         n = split(names, order, " ")
-        printf "%-8s %12s %10s %8s\n", "target", "req/s", "p99 ms", "errors"
+        printf "%-8s %12s %10s %8s %22s\n", "target", "req/s", "p99 ms", "errors", "cpu us/req (usr+sys)"
         for (i = 1; i <= n; i++) {
-            t = order[i]; r[t] = median(rps[t]); p[t] = median(p99[t])
-            printf "%-8s %12.0f %10.2f %8d\n", t, r[t], p[t], errors[t]
+            t = order[i]; r[t] = median(rps[t]); p[t] = median(p99[t]); c[t] = median(cpu[t])
+            printf "%-8s %12.0f %10.2f %8d %9.1f (%.1f+%.1f)\n", t, r[t], p[t], errors[t], c[t], median(usr[t]), median(sys[t])
         }
         print ""
-        printf "%-16s %12s %10s\n", "ratio", "throughput", "p99"
+        printf "%-16s %12s %10s %10s\n", "ratio", "throughput", "p99", "cpu/req"
         for (i = 1; i <= n; i++) {
             t = order[i]
             if (t == "corral") continue
-            printf "corral/%-9s %12.2f %10.2f\n", t, r["corral"] / r[t], p["corral"] / p[t]
+            printf "corral/%-9s %12.2f %10.2f %10.2f\n", t, r["corral"] / r[t], p["corral"] / p[t], c["corral"] / c[t]
         }
-        print "(throughput above 1.0 and p99 below 1.0 favour Corral)"
+        print "(throughput above 1.0, p99 and cpu/req below 1.0 favour Corral)"
     }
 ' "$tmp/results.txt"
