@@ -8,10 +8,17 @@
 //! request to the least busy dyno exactly; and with a concurrency limit it
 //! keeps the excess in a single queue per app instead of one per dyno,
 //! which is the global queue Heroku's FAQ said it could not offer.
+//!
+//! Ties between equally loaded dynos go first to those that answered
+//! something lately: web request times are heavy-tailed, so a request that
+//! has run for several times the app's mean is likely to run much longer,
+//! and a new request sent behind it would wait (the 2013 tail again, within
+//! least-outstanding). Other ties are broken at random.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -22,6 +29,17 @@ use super::table::{AppRoute, Backend, Policy};
 /// How many queued requests per available dyno before H11.
 pub const MAX_QUEUE_PER_DYNO: usize = 50;
 
+/// A busy dyno that has answered nothing for this many times the app's
+/// mean service time loses ties to one that has.
+const STUCK_FACTOR: u64 = 2;
+
+/// Each service time moves the app's mean by 1/this of the difference.
+const SERVICE_WEIGHT: u64 = 8;
+
+/// Service times are counted up to this: a long-lived stream or tunnel
+/// says nothing about ordinary requests.
+const MAX_SERVICE_SAMPLE: Duration = Duration::from_secs(60);
+
 /// A request's hold on one dyno: one in-flight count. Dropping it frees
 /// the count, or hands it straight to the oldest queued request.
 #[derive(Debug)]
@@ -29,9 +47,20 @@ pub struct Slot {
     backend: Option<Arc<Backend>>,
     queue: Arc<AppQueue>,
     limited: bool,
+    /// When the request got the dyno.
+    started: Instant,
 }
 
 impl Slot {
+    fn new(backend: Arc<Backend>, queue: Arc<AppQueue>, limited: bool) -> Self {
+        Self {
+            backend: Some(backend),
+            queue,
+            limited,
+            started: Instant::now(),
+        }
+    }
+
     /// The dyno.
     pub fn backend(&self) -> &Arc<Backend> {
         // Only `drop` takes it out.
@@ -46,13 +75,13 @@ impl Drop for Slot {
         let Some(backend) = self.backend.take() else {
             return;
         };
+        let now = Instant::now();
+        backend.mark_progress(now);
+        self.queue
+            .record_service(now.saturating_duration_since(self.started));
         if self.limited && backend.available() {
             while let Some(waiter) = self.queue.pop() {
-                let handed = Slot {
-                    backend: Some(Arc::clone(&backend)),
-                    queue: Arc::clone(&self.queue),
-                    limited: true,
-                };
+                let handed = Slot::new(Arc::clone(&backend), Arc::clone(&self.queue), true);
                 match waiter.send(handed) {
                     // The count moves to the waiter.
                     Ok(()) => return,
@@ -72,6 +101,9 @@ pub struct AppQueue {
     waiters: Mutex<VecDeque<oneshot::Sender<Slot>>>,
     /// The round-robin policy's turn.
     turn: std::sync::atomic::AtomicUsize,
+    /// A moving mean of how long the app's requests hold a dyno, in µs
+    /// (0: nothing measured yet).
+    service_us: std::sync::atomic::AtomicU64,
 }
 
 impl AppQueue {
@@ -81,6 +113,26 @@ impl AppQueue {
 
     fn pop(&self) -> Option<oneshot::Sender<Slot>> {
         self.waiters().pop_front()
+    }
+
+    fn record_service(&self, took: Duration) {
+        let sample = u64::try_from(took.min(MAX_SERVICE_SAMPLE).as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .service_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |mean| {
+                Some(if mean == 0 {
+                    sample.max(1)
+                } else {
+                    (mean - mean / SERVICE_WEIGHT + sample / SERVICE_WEIGHT).max(1)
+                })
+            });
+    }
+
+    /// How long a busy dyno may go without answering before it loses ties;
+    /// `None` until a request has been measured.
+    fn stuck_after(&self) -> Option<Duration> {
+        let mean = self.service_us.load(Ordering::Relaxed);
+        (mean > 0).then(|| Duration::from_micros(mean.saturating_mul(STUCK_FACTOR)))
     }
 
     /// Requests waiting now (including ones that gave up but were not
@@ -101,15 +153,12 @@ impl AppQueue {
             return;
         };
         while !self.is_empty() {
-            let Some(backend) = least_busy(backends, |b| try_acquire(b, max)) else {
+            let Some(backend) = least_busy(backends, self.stuck_after(), |b| try_acquire(b, max))
+            else {
                 return;
             };
             // Dropping the slot hands it to the oldest waiter, or frees it.
-            drop(Slot {
-                backend: Some(backend),
-                queue: Arc::clone(self),
-                limited: true,
-            });
+            drop(Slot::new(backend, Arc::clone(self), true));
         }
     }
 }
@@ -129,22 +178,49 @@ pub enum Pick {
 
 fn try_acquire(backend: &Backend, max: u32) -> bool {
     let max = max as usize;
-    backend
+    match backend
         .in_flight_counter()
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < max).then_some(n + 1)
-        })
-        .is_ok()
+        }) {
+        Ok(0) => {
+            backend.mark_progress(Instant::now());
+            true
+        }
+        Ok(_) => true,
+        Err(_) => false,
+    }
 }
 
-/// The available backend with the fewest requests in flight, ties at
-/// random (one pass, no allocation: this runs for every request).
-fn least_loaded(backends: &[Arc<Backend>]) -> Option<&Arc<Backend>> {
+/// How a backend ranks for a new request: its requests in flight, then
+/// whether it is busy without having answered for `stuck_after` (read at
+/// most once per choice, into `now`).
+fn load_key(
+    backend: &Backend,
+    stuck_after: Option<Duration>,
+    now: &mut Option<Instant>,
+) -> (usize, bool) {
+    let load = backend.in_flight();
+    let stuck = load > 0
+        && stuck_after.is_some_and(|limit| {
+            backend.since_progress(*now.get_or_insert_with(Instant::now)) > limit
+        });
+    (load, stuck)
+}
+
+/// The available backend with the lowest [`load_key`], ties at random (one
+/// pass, no allocation: this runs for every request). `now` is read on
+/// first need unless given.
+fn least_loaded(
+    backends: &[Arc<Backend>],
+    stuck_after: Option<Duration>,
+    mut now: Option<Instant>,
+) -> Option<&Arc<Backend>> {
     let mut rng = rand::thread_rng();
-    let mut best: Option<(&Arc<Backend>, usize)> = None;
+    let mut best: Option<(&Arc<Backend>, (usize, bool))> = None;
     let mut ties = 0u32;
     for backend in backends.iter().filter(|b| b.available()) {
-        let load = backend.in_flight();
+        let load = load_key(backend, stuck_after, &mut now);
         match best {
             Some((_, least)) if load > least => {}
             Some((_, least)) if load == least => {
@@ -173,9 +249,10 @@ fn candidates<'a>(
     match policy {
         Policy::LeastOutstanding => {
             let mut rng = rand::thread_rng();
-            let mut keyed: Vec<(usize, u32, &Arc<Backend>)> = available
+            let (stuck_after, mut now) = (queue.stuck_after(), None);
+            let mut keyed: Vec<((usize, bool), u32, &Arc<Backend>)> = available
                 .into_iter()
-                .map(|b| (b.in_flight(), rng.gen::<u32>(), b))
+                .map(|b| (load_key(b, stuck_after, &mut now), rng.gen::<u32>(), b))
                 .collect();
             keyed.sort_unstable_by_key(|(n, tie, _)| (*n, *tie));
             keyed.into_iter().map(|(_, _, b)| b).collect()
@@ -196,18 +273,20 @@ fn candidates<'a>(
     }
 }
 
-/// Among available backends, tries them from least to most in-flight
-/// (ties in random order) and returns the first that `acquire` accepts.
+/// Among available backends, tries them by [`load_key`] (ties in random
+/// order) and returns the first that `acquire` accepts.
 fn least_busy(
     backends: &[Arc<Backend>],
+    stuck_after: Option<Duration>,
     mut acquire: impl FnMut(&Backend) -> bool,
 ) -> Option<Arc<Backend>> {
-    let mut candidates: Vec<(usize, u32, &Arc<Backend>)> = {
+    let mut candidates: Vec<((usize, bool), u32, &Arc<Backend>)> = {
         let mut rng = rand::thread_rng();
+        let mut now = None;
         backends
             .iter()
             .filter(|b| b.available())
-            .map(|b| (b.in_flight(), rng.gen::<u32>(), b))
+            .map(|b| (load_key(b, stuck_after, &mut now), rng.gen::<u32>(), b))
             .collect()
     };
     candidates.sort_unstable_by_key(|(n, tie, _)| (*n, *tie));
@@ -225,7 +304,7 @@ pub fn pick(route: &AppRoute) -> Pick {
     }
     let Some(max) = route.settings.max_concurrency else {
         let chosen = if route.settings.policy == Policy::LeastOutstanding {
-            least_loaded(&route.backends)
+            least_loaded(&route.backends, route.queue.stuck_after(), None)
         } else {
             candidates(&route.backends, route.settings.policy, &route.queue)
                 .into_iter()
@@ -236,11 +315,7 @@ pub fn pick(route: &AppRoute) -> Pick {
             Arc::clone(b)
         });
         return match backend {
-            Some(backend) => Pick::Slot(Slot {
-                backend: Some(backend),
-                queue: Arc::clone(&route.queue),
-                limited: false,
-            }),
+            Some(backend) => Pick::Slot(Slot::new(backend, Arc::clone(&route.queue), false)),
             None => Pick::NoDyno,
         };
     };
@@ -252,11 +327,7 @@ pub fn pick(route: &AppRoute) -> Pick {
             .find(|b| try_acquire(b, max))
             .map(Arc::clone)
         {
-            return Pick::Slot(Slot {
-                backend: Some(backend),
-                queue: Arc::clone(&route.queue),
-                limited: true,
-            });
+            return Pick::Slot(Slot::new(backend, Arc::clone(&route.queue), true));
         }
     }
     let mut waiters = route.queue.waiters();
@@ -360,6 +431,69 @@ mod tests {
             seen.insert(slot(pick(&r)).backend().dyno.clone());
         }
         assert_eq!(seen.len(), 4, "every idle dyno gets picked sometimes");
+    }
+
+    #[test]
+    fn ties_go_to_a_dyno_that_answered_lately_over_one_stuck_on_a_long_request() {
+        let r = route(3, None);
+        let held: Vec<Slot> = (0..3).map(|_| slot(pick(&r))).collect();
+        let (old, fresh) = (&r.backends[0], &r.backends[1]);
+        // Ten seconds on: web.1 and web.3 have answered nothing since they
+        // started, web.2 answered 1 ms ago. The app's requests take 10 ms.
+        let now = Instant::now() + Duration::from_secs(10);
+        fresh.mark_progress(now - Duration::from_millis(1));
+        let stuck_after = Some(Duration::from_millis(10 * STUCK_FACTOR));
+        for _ in 0..50 {
+            let got = least_loaded(&r.backends, stuck_after, Some(now)).expect("a dyno");
+            assert_eq!(got.dyno, "web.2");
+        }
+        // Fewer requests in flight still win over recent progress.
+        let (on_old, mut held): (Vec<Slot>, Vec<Slot>) = held
+            .into_iter()
+            .partition(|s| Arc::ptr_eq(s.backend(), old));
+        drop(on_old);
+        assert_eq!(old.in_flight(), 0);
+        let got = least_loaded(&r.backends, stuck_after, Some(now)).expect("a dyno");
+        assert_eq!(got.dyno, "web.1");
+        // Unknown service times (nothing measured yet): random ties.
+        let mut seen = std::collections::BTreeSet::new();
+        held.push(slot(pick(&r)));
+        assert_eq!(old.in_flight(), 1);
+        for _ in 0..200 {
+            seen.insert(
+                least_loaded(&r.backends, None, Some(now))
+                    .expect("a dyno")
+                    .dyno
+                    .clone(),
+            );
+        }
+        assert_eq!(seen.len(), 3, "{seen:?}");
+    }
+
+    #[test]
+    fn the_service_time_mean_follows_requests_and_ignores_endless_ones() {
+        let queue = AppQueue::default();
+        assert_eq!(queue.stuck_after(), None, "nothing measured yet");
+        queue.record_service(Duration::from_millis(40));
+        assert_eq!(queue.stuck_after(), Some(Duration::from_millis(80)));
+        for _ in 0..100 {
+            queue.record_service(Duration::from_millis(10));
+        }
+        let after = queue.stuck_after().expect("measured");
+        assert!(
+            after > Duration::from_millis(19) && after < Duration::from_millis(21),
+            "{after:?}"
+        );
+        // A day-long stream counts as the cap, not as a day.
+        queue.record_service(Duration::from_secs(86_400));
+        let after = queue.stuck_after().expect("measured");
+        assert!(after < MAX_SERVICE_SAMPLE, "{after:?}");
+        // A finished request marks its dyno's progress and feeds the mean.
+        let r = route(1, None);
+        let held = slot(pick(&r));
+        drop(held);
+        assert!(r.queue.stuck_after().is_some());
+        assert!(r.backends[0].since_progress(Instant::now()) < Duration::from_secs(5));
     }
 
     #[test]

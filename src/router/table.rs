@@ -104,6 +104,9 @@ pub struct Backend {
     /// Milliseconds since `epoch` until which the dyno is skipped after it
     /// refused a connection.
     quarantined_until_ms: AtomicU64,
+    /// Microseconds since `epoch` of the dyno's last sign of progress: a
+    /// request answered, or one started while it was idle.
+    progress_us: AtomicU64,
     epoch: Instant,
     /// Set when the dyno leaves the table: nothing new is sent to it.
     retired: AtomicBool,
@@ -125,6 +128,7 @@ impl Backend {
             addr,
             in_flight: AtomicUsize::new(0),
             quarantined_until_ms: AtomicU64::new(0),
+            progress_us: AtomicU64::new(0),
             epoch: Instant::now(),
             retired: AtomicBool::new(false),
             pool: Pool::default(),
@@ -142,7 +146,23 @@ impl Backend {
     }
 
     pub(super) fn add_in_flight(&self) {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.mark_progress(Instant::now());
+        }
+    }
+
+    /// Notes that the dyno answered a request, or started one while idle.
+    pub(super) fn mark_progress(&self, now: Instant) {
+        let us = now.saturating_duration_since(self.epoch).as_micros();
+        self.progress_us
+            .store(u64::try_from(us).unwrap_or(u64::MAX), Ordering::Release);
+    }
+
+    /// How long the dyno has gone without progress by `now`: for a
+    /// single-threaded dyno, how long its current request has run.
+    pub(super) fn since_progress(&self, now: Instant) -> Duration {
+        let at = Duration::from_micros(self.progress_us.load(Ordering::Acquire));
+        now.saturating_duration_since(self.epoch).saturating_sub(at)
     }
 
     pub(super) fn sub_in_flight(&self) {
