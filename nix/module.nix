@@ -40,6 +40,10 @@ let
   underVarLib = lib.hasPrefix "/var/lib/" cfg.stateDir;
   stateDirectory = lib.removePrefix "/var/lib/" cfg.stateDir;
 
+  # Web dynos' $PORT range, as corrald will read it (its defaults otherwise).
+  dynoSettings = rendered.settings.dynos or { };
+  dynoPorts = "${toString (dynoSettings.port-range-start or 30000)}-${toString (dynoSettings.port-range-end or 30999)}";
+
   # "80", "0.0.0.0:80" and "[::]:80" all end in the port.
   portOf = listen: lib.toInt (lib.last (lib.splitString ":" listen));
 
@@ -267,6 +271,13 @@ in
 
     environment.systemPackages = [ cfg.package ] ++ cfg.runtimePackages;
     environment.etc."corral/corrald.toml".source = configFile;
+
+    # Dynos share the host's network: a port the kernel gave an outgoing
+    # connection cannot be bound by a dyno. Reserving the range keeps it out
+    # of the ephemeral ports (a no-op for the default range, which lies
+    # below Linux's default ephemeral range); mkDefault, as this sysctl is
+    # one list for the whole host.
+    boot.kernel.sysctl."net.ipv4.ip_local_reserved_ports" = lib.mkDefault dynoPorts;
 
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall
       (map portOf (cfg.router.listen ++ cfg.router.listenTls));

@@ -356,7 +356,13 @@ pub struct DynosConfig {
     /// Where per-dyno runtime files (the launch script) live. Default
     /// `/run/corral`.
     pub runtime_dir: PathBuf,
-    /// First port handed to web dynos as `$PORT`. Default 30000.
+    /// First port handed to web dynos as `$PORT`. Default 30000. Dynos
+    /// share the host's network: a port that another program listens on,
+    /// or that an outgoing connection holds, is skipped while it is held.
+    /// Keep the range out of the kernel's ephemeral ports
+    /// (`net.ipv4.ip_local_port_range`, 32768-60999 on Linux) or reserve it
+    /// with `net.ipv4.ip_local_reserved_ports` (the NixOS module does);
+    /// corrald warns at start when it is not.
     pub port_range_start: u16,
     /// Last port handed to web dynos. Default 30999.
     pub port_range_end: u16,

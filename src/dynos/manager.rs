@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::plan::{plan, unit_name, DesiredDyno, ObservedDyno, Step, UnitState, Why};
+use super::ports;
 use super::unit::{dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
 use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, Quantity, ReleaseVersion, UnitName, UNIT_PREFIX};
@@ -45,9 +46,10 @@ pub enum DynoError {
         /// What the OS said.
         source: std::io::Error,
     },
-    /// Every port of the configured range is taken.
+    /// Every port of the configured range is a dyno's or held on the host.
     #[error(
-        "no free port for a web dyno in dynos.port-range-start..port-range-end; widen the range"
+        "no free port for a web dyno in dynos.port-range-start..port-range-end: every one is \
+         a dyno's or held by another program on the host; widen the range"
     )]
     NoPort,
     /// A blocking task died.
@@ -204,6 +206,7 @@ impl DynoManager {
 
     /// Reconciles on every wake, unit event and tick until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        ports::warn_if_ephemeral(self.config.port_range_start..=self.config.port_range_end);
         self.run_loop(&shutdown).await;
         self.shutdown.cancel();
         self.watchers.close();
@@ -698,12 +701,8 @@ impl DynoManager {
             .map_err(|e| DynoError::Task(e.to_string()))??;
         let port = if want.dyno.process_type().is_web() {
             let (first, last) = (self.config.port_range_start, self.config.port_range_end);
-            Some(
-                self.store
-                    .call(move |c| state::free_port(c, first, last))
-                    .await?
-                    .ok_or(DynoError::NoPort)?,
-            )
+            let recorded = self.store.call(state::recorded_ports).await?;
+            Some(ports::pick(first, last, &recorded, ports::bindable).ok_or(DynoError::NoPort)?)
         } else {
             None
         };

@@ -11,6 +11,7 @@ mod manager;
 pub mod metrics;
 pub mod oneoff;
 pub mod plan;
+mod ports;
 mod pty;
 pub mod release_phase;
 pub mod unit;

@@ -171,13 +171,13 @@ pub fn app_dynos(
     Ok((found, records))
 }
 
-/// A port for a new web dyno in `[first, last]` that no recorded dyno uses.
-pub fn free_port(conn: &mut Connection, first: u16, last: u16) -> Result<Option<u16>, StoreError> {
+/// The ports recorded dynos have.
+pub fn recorded_ports(conn: &mut Connection) -> Result<std::collections::HashSet<u16>, StoreError> {
     let mut stmt = conn.prepare("SELECT port FROM dynos WHERE port IS NOT NULL")?;
-    let used: std::collections::HashSet<u16> = stmt
+    let used = stmt
         .query_map([], |r| r.get::<_, u16>(0))?
         .collect::<Result<_, _>>()?;
-    Ok((first..=last).find(|p| !used.contains(p)))
+    Ok(used)
 }
 
 /// Keeps `now` in use for callers that stamp records.

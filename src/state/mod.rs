@@ -42,7 +42,7 @@ pub use drains::{
     LogDrain,
 };
 pub use dynos::{
-    app_dynos, desired_apps, dyno_records, forget_dyno, free_port, record_dyno, timestamp,
+    app_dynos, desired_apps, dyno_records, forget_dyno, record_dyno, recorded_ports, timestamp,
     DesiredApp, DynoRecord,
 };
 pub use migrations::SCHEMA_VERSION;
