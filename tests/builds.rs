@@ -3,19 +3,49 @@
 
 mod support;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use corral::sandbox::{Sandbox, SandboxOptions};
-use support::{corral_cli, free_port, git, ok, wait_for, Load};
+use support::{corral_cli, free_port, git, ok, wait_for, wait_for_or, Load};
 
 /// Bound on every wait; generous for a loaded 2-core machine.
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 fn get(router: SocketAddr, host: &str) -> std::io::Result<(u16, String)> {
     support::router_get(router, host, "/")
+}
+
+/// Waits until `host` answers 200 through the router with a body `want`
+/// accepts, and returns it. On timeout the panic shows the last answer,
+/// the dyno units and corrald's journal.
+fn wait_for_page(sandbox: &Sandbox, host: &str, what: &str, want: impl Fn(&str) -> bool) -> String {
+    let last = RefCell::new(String::from("(none yet)"));
+    let context = || {
+        let units = sandbox
+            .run(&["systemctl", "list-units", "--all", "--no-pager", "corral-*"])
+            .unwrap_or_else(|e| e.to_string());
+        format!(
+            "last answer: {}
+units:
+{units}
+corrald's journal:
+{}",
+            last.borrow(),
+            sandbox.journal("corrald.service")
+        )
+    };
+    wait_for_or(what, TIMEOUT, context, || {
+        match get(sandbox.router_addr, host) {
+            Ok((200, body)) if want(&body) => return Some(body),
+            Ok((status, body)) => *last.borrow_mut() = format!("{status} {body:?}"),
+            Err(e) => *last.borrow_mut() = e.to_string(),
+        }
+        None
+    })
 }
 
 fn commit(dir: &Path, message: &str) {
@@ -69,7 +99,7 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         free_port(),
     );
     options.bin_dir = support::bin_dir();
-    options.extra_config = "[dynos]\nport-range-start = 36100\nport-range-end = 36199\n".into();
+    options.extra_config = "[dynos]\nport-range-start = 32100\nport-range-end = 32199\n".into();
     let sandbox = Sandbox::start(&options).expect("sandbox starts");
     // Outside /tmp: the host has a /tmp of its own.
     let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("home");
@@ -116,11 +146,8 @@ fn git_push_builds_releases_and_refuses_what_fails() {
             "{expected:?} missing from:\n{said}"
         );
     }
-    let body = wait_for("v2 through the router", TIMEOUT, || {
-        get(sandbox.router_addr, "pushy.localhost")
-            .ok()
-            .filter(|(status, _)| *status == 200)
-            .map(|(_, body)| body)
+    let body = wait_for_page(&sandbox, "pushy.localhost", "v2 through the router", |_| {
+        true
     });
     assert_eq!(body, "version one\n");
 
@@ -206,9 +233,9 @@ fn git_push_builds_releases_and_refuses_what_fails() {
     };
     let second = push(&other, &remote);
     let first = first.join().expect("first push");
-    let (won, lost) = match (first.0, second.0) {
-        (true, false) => (first.1, second.1),
-        (false, true) => (second.1, first.1),
+    let (won, lost, page) = match (first.0, second.0) {
+        (true, false) => (first.1, second.1, "version four\n"),
+        (false, true) => (second.1, first.1, "version five\n"),
         _ => panic!(
             "exactly one push should win:\n{}\n---\n{}",
             first.1, second.1
@@ -220,11 +247,12 @@ fn git_push_builds_releases_and_refuses_what_fails() {
             && lost.contains("main moved while this push waited"),
         "{lost}"
     );
-    wait_for("v4 through the router", TIMEOUT, || {
-        get(sandbox.router_addr, "pushy.localhost")
-            .ok()
-            .filter(|(_, body)| body != "version one\n")
-    });
+    wait_for_page(
+        &sandbox,
+        "pushy.localhost",
+        "v4 through the router",
+        |body| body == page,
+    );
 
     // The builds are on record, by the API.
     let (builds, _) = ok(&cli(&["builds", "-a", "pushy", "--json"]));
@@ -337,7 +365,7 @@ fn shipped_buildpacks_build_serve_and_rebuild_the_same_slug() {
         free_port(),
     );
     options.bin_dir = support::bin_dir();
-    options.extra_config = "[dynos]\nport-range-start = 36200\nport-range-end = 36299\n".into();
+    options.extra_config = "[dynos]\nport-range-start = 32200\nport-range-end = 32299\n".into();
     // Runtimes come from the host: this machine's Rust toolchain (rustup
     // keeps it under /root, which build units' dynamic users cannot
     // enter) is bound where the build PATH finds it, as a Debian host's

@@ -339,7 +339,7 @@ fn syslog_and_https_drains_get_every_line_across_outages_and_a_restart() {
     let name = format!("drains-{}", std::process::id());
     let mut options = SandboxOptions::new(&name, free_port(), free_port());
     options.bin_dir = support::bin_dir();
-    options.extra_config = "[dynos]\nport-range-start = 36700\nport-range-end = 36799\n\n[logs]\nallow-local-drains = true\ndrain-max-backoff-secs = 2\ndrain-ca-file = \"/opt/drain-ca/drain-ca.pem\"\n"
+    options.extra_config = "[dynos]\nport-range-start = 31600\nport-range-end = 31699\n\n[logs]\nallow-local-drains = true\ndrain-max-backoff-secs = 2\ndrain-ca-file = \"/opt/drain-ca/drain-ca.pem\"\n"
         .to_owned();
     options
         .binds

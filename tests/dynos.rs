@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use corral::model::UnitName;
 use corral::sandbox::{Sandbox, SandboxOptions};
-use support::{corral_cli, free_port, ok, wait_for};
+use support::{corral_cli, free_port, ok, wait_for, wait_for_or};
 
 /// One generation of a dyno as systemd shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,21 +85,6 @@ fn unit(sandbox: &Sandbox, dyno: &str) -> String {
         .unwrap_or_default()
 }
 
-/// [`wait_for`], printing `context()` (e.g. corrald's journal) on timeout.
-fn wait_for_or<T>(
-    what: &str,
-    timeout: Duration,
-    context: impl Fn() -> String,
-    check: impl FnMut() -> Option<T>,
-) -> T {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        wait_for(what, timeout, check)
-    })) {
-        Ok(value) => value,
-        Err(_) => panic!("timed out waiting for {what}; context:\n{}", context()),
-    }
-}
-
 fn journal(sandbox: &Sandbox) -> String {
     sandbox
         .run(&[
@@ -139,9 +124,12 @@ fn deployed_demo(prefix: &str, extra_config: &str, procfile: &str) -> (Sandbox, 
 
 #[test]
 fn dynos_follow_the_formation_on_a_real_systemd() {
+    // Another program holds the range's first port: web.1 must get the
+    // next one, and the boot probe must not take that program for it.
+    let held = std::net::TcpListener::bind(("127.0.0.1", 30000)).expect("hold port 30000");
     let (sandbox, home) = deployed_demo(
         "dy",
-        "",
+        "[dynos]\nport-range-start = 30000\nport-range-end = 30099\n",
         "web: python3 -m http.server $PORT --bind 127.0.0.1\nworker: sleep 100000\n\
          probe: [ -e /app/x ] && echo SAW-OLD-WRITE; touch /etc/x && echo WROTE-ETC; touch /app/x && echo WROTE-APP; echo changed > /app/index.html && echo CHANGED-SLUG; ls /var/lib/corral && echo READ-STATE; cat /run/corral/dynos/*/fs/app/index.html && echo READ-OTHER; touch /tmp/ok && echo TMP-OK; exec sleep 100000\n",
     );
@@ -177,12 +165,14 @@ fn dynos_follow_the_formation_on_a_real_systemd() {
             .and_then(|p| p.parse().ok())
             .expect("PORT in the environment")
     };
+    assert_eq!(port_of(&web1), 30001, "30000 is held by the test");
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port_of(&web1)));
     let page = wait_for("the web dyno to answer", timeout, || {
         support::try_http(addr, "GET", "/index.html", &[], None).ok()
     });
     assert_eq!(page.status, 200);
     assert_eq!(page.body, "hello from a dyno\n");
+    drop(held);
 
     // Scale up, then down: the units follow.
     ok(&cli(&["ps:scale", "-a", "demo", "web=3", "worker=2"]));
@@ -571,7 +561,7 @@ fn declared_apps_custom_sizes_and_the_dyno_path_reach_real_units() {
     let mut options = SandboxOptions::new(&name, free_port(), free_port());
     options.bin_dir = support::bin_dir();
     // The NixOS module's `services.corral.apps` and `dynoSizes` end up as these.
-    options.extra_config = "[dynos]\nport-range-start = 37100\nport-range-end = 37199\n\
+    options.extra_config = "[dynos]\nport-range-start = 31800\nport-range-end = 31899\n\
         path = \"/opt/declared/bin:/usr/bin:/bin\"\nsizes = { tiny = 256 }\n\n\
         [apps.demo]\nconfig = { GREETING = \"declared\" }\n\
         formation = { worker = { quantity = 1, size = \"tiny\" } }\n\

@@ -104,7 +104,7 @@ fn tick_number(line: &str) -> Option<u64> {
 fn logs_tail_history_and_filters_survive_a_journald_restart() {
     let (sandbox, home) = deployed(
         "logs",
-        "[dynos]\nport-range-start = 36500\nport-range-end = 36599\n",
+        "[dynos]\nport-range-start = 32500\nport-range-end = 32599\n",
         "web: python3 -m http.server $PORT --bind 127.0.0.1\n\
          worker: seq -f 'burst %g' 1 2000; n=0; while :; do n=$((n+1)); echo tick $n; sleep 0.2; done\n",
     );
@@ -204,7 +204,7 @@ fn lines_journald_drops_are_reported_in_the_stream() {
     // the dyno next logs after the interval, hence the slow lines after.
     let (sandbox, home) = deployed(
         "logdrop",
-        "[dynos]\nport-range-start = 36600\nport-range-end = 36699\nlog-rate-limit-interval-secs = 2\nlog-rate-limit-burst = 100\n",
+        "[dynos]\nport-range-start = 32600\nport-range-end = 32699\nlog-rate-limit-interval-secs = 2\nlog-rate-limit-burst = 100\n",
         "worker: seq -f 'flood %g' 1 50000; while :; do echo calm; sleep 0.5; done\n",
     );
     let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);

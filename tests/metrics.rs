@@ -98,7 +98,7 @@ fn runtime_metrics_report_a_dynos_memory_and_load() {
     let mut options = SandboxOptions::new(&name, free_port(), free_port());
     options.bin_dir = support::bin_dir();
     options.extra_config =
-        "[dynos]\nport-range-start = 36300\nport-range-end = 36399\nmetrics-interval-secs = 2\n"
+        "[dynos]\nport-range-start = 32300\nport-range-end = 32399\nmetrics-interval-secs = 2\n"
             .to_owned();
     let sandbox = Sandbox::start(&options).expect("sandbox starts");
     let home = tempfile::tempdir().expect("home");
@@ -298,9 +298,9 @@ fn router_figures_count_requests_embedded_and_split() {
         let mut options = SandboxOptions::new(&name, free_port(), free_port());
         options.bin_dir = support::bin_dir();
         options.split_router = split;
-        // One host at a time here; the other test has 36300-36399.
+        // One host at a time here; the other test has 32300-32399.
         options.extra_config =
-            "[dynos]\nport-range-start = 36400\nport-range-end = 36499\n".to_owned();
+            "[dynos]\nport-range-start = 32400\nport-range-end = 32499\n".to_owned();
         let sandbox = Sandbox::start(&options).expect("sandbox starts");
         let app = if split { "splitapp" } else { "embedapp" };
         router_counts_requests(&sandbox, home.path(), app);

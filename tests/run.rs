@@ -160,7 +160,7 @@ fn show(sandbox: &Sandbox, unit: &str, property: &str) -> String {
 
 #[test]
 fn attached_one_offs_propagate_exit_statuses_and_are_interactive() {
-    let (sandbox, home) = deployed_demo("a", (36000, 36049));
+    let (sandbox, home) = deployed_demo("a", (32000, 32049));
 
     // (1) The dyno's exit status is the CLI's, and the command's words
     // arrive as typed.
@@ -430,7 +430,7 @@ fn attach_raw(addr: SocketAddr, path: &str) -> (String, i32) {
 
 #[test]
 fn detached_one_offs_log_end_and_survive_the_dyno_manager() {
-    let (sandbox, home) = deployed_demo("d", (36050, 36099));
+    let (sandbox, home) = deployed_demo("d", (32050, 32099));
     let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
     wait_for("web.1 to run", TIMEOUT, || {
         (show(&sandbox, &unit(&sandbox, "web.1"), "ActiveState") == "active").then_some(())

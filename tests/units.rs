@@ -59,7 +59,7 @@ fn installed_units_verify_clean_and_run_corrald_and_its_dynos() {
     // ports (the host shares the machine's network) and dyno ports of
     // this test's own range. `corral install` must keep it.
     let config = format!(
-        "[api]\nlisten = \"{api}\"\n\n[router]\nlisten = \"{router}\"\n\n[dynos]\nport-range-start = 37000\nport-range-end = 37099\n"
+        "[api]\nlisten = \"{api}\"\n\n[router]\nlisten = \"{router}\"\n\n[dynos]\nport-range-start = 31700\nport-range-end = 31799\n"
     );
     let on_the_machine = machine_files();
     // The host's /etc is its own (an overlay with a memory upper layer):

@@ -1,5 +1,10 @@
 //! Shared harness for the integration tests: an in-process daemon on
 //! loopback, a raw HTTP helper, and runners for the `corral` binary.
+//!
+//! Throwaway hosts share the machine's network, so each test that deploys
+//! web dynos gives them its own `dynos.port-range-*`, all below 32768:
+//! Linux hands out ports from 32768 up to outgoing connections, and a
+//! dyno range there would race them.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::io::{Read, Write};
@@ -230,6 +235,21 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`wait_for`], printing `context()` (e.g. corrald's journal) on timeout.
+pub fn wait_for_or<T>(
+    what: &str,
+    timeout: Duration,
+    context: impl Fn() -> String,
+    check: impl FnMut() -> Option<T>,
+) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(what, timeout, check)
+    })) {
+        Ok(value) => value,
+        Err(_) => panic!("timed out waiting for {what}; context:\n{}", context()),
     }
 }
 
