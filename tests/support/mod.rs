@@ -2,9 +2,10 @@
 //! loopback, a raw HTTP helper, and runners for the `corral` binary.
 //!
 //! Throwaway hosts share the machine's network, so each test that deploys
-//! web dynos gives them its own `dynos.port-range-*`, all below 32768:
-//! Linux hands out ports from 32768 up to outgoing connections, and a
-//! dyno range there would race them.
+//! web dynos gives them its own `dynos.port-range-*` (30000-32767), and
+//! [`free_port`] picks daemons' ports from 20000-29999: Linux hands out
+//! ports from 32768 up to outgoing connections, and a port there could be
+//! taken between the pick and the bind.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::io::{Read, Write};
@@ -218,12 +219,24 @@ pub fn try_http(
     })
 }
 
-/// A loopback port that was free a moment ago, for daemons in other processes.
+/// A loopback port that was free a moment ago, for daemons in other
+/// processes. It comes from 20000-29999: below the kernel's ephemeral
+/// ports, so no outgoing connection can take it before the daemon binds
+/// it, and below the dyno ranges. Each call of one test process moves on,
+/// so two hosts booting at once get different ports.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    const FIRST: u64 = 20_000;
+    const COUNT: u64 = 10_000;
+    let start = u64::from(std::process::id());
+    for _ in 0..COUNT {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT;
+        let port = u16::try_from(FIRST + offset).expect("below 30000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-29999");
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, or panics after `timeout`.
