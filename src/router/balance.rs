@@ -49,6 +49,9 @@ pub struct Slot {
     limited: bool,
     /// When the request got the dyno.
     started: Instant,
+    /// Whether dropping the slot counts as the dyno answering (not when
+    /// it was [`abandon`](Self::abandon)ed).
+    answered: bool,
 }
 
 impl Slot {
@@ -58,7 +61,15 @@ impl Slot {
             queue,
             limited,
             started: Instant::now(),
+            answered: true,
         }
+    }
+
+    /// Gives the slot back without counting it as the dyno's answer: the
+    /// dyno could not be reached, so it made no progress and the time
+    /// says nothing about the app's service times.
+    pub fn abandon(mut self) {
+        self.answered = false;
     }
 
     /// The dyno.
@@ -75,10 +86,12 @@ impl Drop for Slot {
         let Some(backend) = self.backend.take() else {
             return;
         };
-        let now = Instant::now();
-        backend.mark_progress(now);
-        self.queue
-            .record_service(now.saturating_duration_since(self.started));
+        if self.answered {
+            let now = Instant::now();
+            backend.mark_progress(now);
+            self.queue
+                .record_service(now.saturating_duration_since(self.started));
+        }
         if self.limited && backend.available() {
             while let Some(waiter) = self.queue.pop() {
                 let handed = Slot::new(Arc::clone(&backend), Arc::clone(&self.queue), true);
@@ -488,10 +501,16 @@ mod tests {
         queue.record_service(Duration::from_secs(86_400));
         let after = queue.stuck_after().expect("measured");
         assert!(after < MAX_SERVICE_SAMPLE, "{after:?}");
-        // A finished request marks its dyno's progress and feeds the mean.
+        // A slot given up because the dyno was unreachable frees the
+        // count without feeding the mean.
         let r = route(1, None);
+        slot(pick(&r)).abandon();
+        assert_eq!(r.backends[0].in_flight(), 0);
+        assert_eq!(r.queue.stuck_after(), None);
+        // A finished request marks its dyno's progress and feeds the mean.
         let held = slot(pick(&r));
         drop(held);
+        assert_eq!(r.backends[0].in_flight(), 0);
         assert!(r.queue.stuck_after().is_some());
         assert!(r.backends[0].since_progress(Instant::now()) < Duration::from_secs(5));
     }

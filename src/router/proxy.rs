@@ -514,7 +514,7 @@ async fn forward(
                 tracing::debug!(dyno = %slot.backend().dyno, error = %e, "dyno refused a connection");
                 // Nothing was sent yet: another dyno may take it.
                 slot.backend().quarantine();
-                drop(slot);
+                slot.abandon();
                 if attempt >= MAX_ATTEMPTS {
                     return fail(std::mem::take(log), Code::H10);
                 }
