@@ -215,6 +215,21 @@ fn attached_one_offs_propagate_exit_statuses_and_are_interactive() {
     assert_eq!(status.code(), Some(4), "not a tty: {out} {err}");
     assert!(out.contains("hello there:typed input:run."), "{out} {err}");
 
+    // The ended one-offs leave no runtime files: web.1's alone remain.
+    support::wait_for_or(
+        "the one-offs' runtime files to go",
+        TIMEOUT,
+        || {
+            sandbox
+                .run(&["ls", "-l", "/run/corral/dynos"])
+                .unwrap_or_default()
+        },
+        || {
+            let dirs = sandbox.run(&["ls", "/run/corral/dynos"]).ok()?;
+            (dirs.lines().count() == 1).then_some(())
+        },
+    );
+
     // (2) An interactive shell on a terminal the test owns.
     interactive_bash(&sandbox, home.path());
 

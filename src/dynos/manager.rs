@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::plan::{plan, unit_name, DesiredDyno, ObservedDyno, Step, UnitState, Why};
 use super::ports;
-use super::unit::{dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
+use super::unit::{app_mounted, dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
 use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, Quantity, ReleaseVersion, UnitName, UNIT_PREFIX};
 use crate::router::{AppDynos, RouteHub, UpDyno};
@@ -669,7 +669,7 @@ impl DynoManager {
                     .ok()
                     .and_then(|t| t.elapsed().ok())
                     .is_none_or(|age| age < SWEEP_MIN_AGE);
-                if fresh || is_mount_point(&dir.join("fs").join("app")) {
+                if fresh || app_mounted(&dir) {
                     continue;
                 }
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -866,18 +866,6 @@ async fn wait_for_port(port: u16, limit: Duration, shutdown: &CancellationToken)
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
-}
-
-/// Whether `path` is a mount point: it is on another device than its parent.
-fn is_mount_point(path: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(own), Some(Ok(parent))) = (
-        std::fs::symlink_metadata(path),
-        path.parent().map(std::fs::symlink_metadata),
-    ) else {
-        return false;
-    };
-    own.dev() != parent.dev()
 }
 
 /// Expands each app's formation into numbered dynos.

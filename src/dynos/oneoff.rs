@@ -33,7 +33,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::pty::{Pty, PtyReader, PtyWriter};
-use super::unit::{dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
+use super::unit::{
+    app_mount_unit, dyno_service, prepare_runtime_dir, remove_runtime_dir, runtime_dir_for,
+    DynoInput,
+};
 use crate::attach::{Codec, Frame};
 use crate::config::DynosConfig;
 use crate::model::{
@@ -499,6 +502,18 @@ impl OneOffs {
         })
     }
 
+    /// Removes an ended one-off's runtime files. Its `/app` overlay goes
+    /// once no unit needs it; stopping the mount unit waits for that
+    /// unmount, so the files go now rather than at the manager's next
+    /// sweep, and nothing walks into a mounted `/app`.
+    async fn remove_runtime(&self, unit: &UnitName) {
+        let dir = runtime_dir_for(&self.config.runtime_dir, unit);
+        if let Err(e) = self.systemd.stop_unit(&app_mount_unit(&dir)).await {
+            tracing::debug!(%unit, error = %e, "cannot unmount a one-off's /app; the sweep removes its files");
+        }
+        remove_runtime_dir(dir).await;
+    }
+
     /// Forgets a one-off: its record, runtime files and hold.
     async fn forget(&self, launch: &Launch) {
         let unit = launch.unit();
@@ -506,7 +521,7 @@ impl OneOffs {
         if let Err(e) = self.store.call(move |c| state::forget_dyno(c, &name)).await {
             tracing::warn!(%unit, error = %e, "cannot forget a one-off dyno");
         }
-        let _ = tokio::fs::remove_dir_all(runtime_dir_for(&self.config.runtime_dir, &unit)).await;
+        self.remove_runtime(&unit).await;
         self.held().remove(unit.as_str());
     }
 
@@ -705,8 +720,7 @@ impl OneOffs {
             self.store
                 .call(move |c| state::forget_dyno(c, &name))
                 .await?;
-            let _ =
-                tokio::fs::remove_dir_all(runtime_dir_for(&self.config.runtime_dir, &unit)).await;
+            self.remove_runtime(&unit).await;
         }
         self.held().remove(unit.as_str());
         stopped?;
@@ -774,8 +788,7 @@ impl OneOffs {
                 .call(move |c| state::forget_dyno(c, &name))
                 .await?;
             let unit = UnitName::dyno(&app, &dyno);
-            let _ =
-                tokio::fs::remove_dir_all(runtime_dir_for(&self.config.runtime_dir, &unit)).await;
+            self.remove_runtime(&unit).await;
         }
         Ok(())
     }

@@ -53,6 +53,45 @@ pub fn runtime_dir_for(runtime_dir: &Path, unit: &UnitName) -> PathBuf {
     runtime_dir.join("dynos").join(hex::encode(&hash[..12]))
 }
 
+/// Where the dyno whose runtime directory is `dir` has its `/app` overlay
+/// mounted (by [`dyno_service`], from `DynoInput::writable` = `dir/fs`).
+fn app_mount_point(dir: &Path) -> PathBuf {
+    dir.join("fs").join("app")
+}
+
+/// The mount unit of the `/app` overlay of the dyno whose runtime
+/// directory is `dir`.
+pub fn app_mount_unit(dir: &Path) -> String {
+    crate::systemd::mount_unit_name(&app_mount_point(dir).display().to_string())
+}
+
+/// Whether the `/app` overlay of the dyno whose runtime directory is `dir`
+/// is still mounted: systemd unmounts it only once the unit is inactive.
+pub fn app_mounted(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let app = app_mount_point(dir);
+    // A mount point is on another device than its parent.
+    let (Ok(own), Ok(parent)) = (
+        std::fs::symlink_metadata(&app),
+        std::fs::symlink_metadata(dir.join("fs")),
+    ) else {
+        return false;
+    };
+    own.dev() != parent.dev()
+}
+
+/// Removes the runtime directory `dir` of a dyno that has ended, unless
+/// its overlay is still mounted: then the dyno manager's sweep removes it
+/// later, so nothing walks into a live `/app`.
+pub async fn remove_runtime_dir(dir: PathBuf) {
+    let _ = tokio::task::spawn_blocking(move || {
+        if !app_mounted(&dir) {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    })
+    .await;
+}
+
 /// Writes a dyno's runtime directory `dir` (see [`runtime_dir_for`]):
 /// `launch.sh` (readable by the dyno's dynamic user) and
 /// `fs/{upper,work,app}` for its writable `/app`, in a 0700 root directory
@@ -289,6 +328,11 @@ mod tests {
         let overlay = spec.overlay.as_ref().expect("an overlay");
         assert_eq!(overlay.lower, "/var/lib/corral/slugs/unpacked/ab");
         assert_eq!(overlay.upper, "/run/corral/dynos/x/fs/upper");
+        // Cleanup finds the mount unit from the runtime directory alone.
+        assert_eq!(
+            app_mount_unit(Path::new("/run/corral/dynos/x")),
+            overlay.unit_name()
+        );
         assert!(spec.validate().is_ok(), "{:?}", spec.validate());
     }
 

@@ -36,7 +36,8 @@ use zbus::zvariant::OwnedObjectPath;
 pub use error::SystemdError;
 pub use events::UnitEvent;
 pub use spec::{
-    escape_path, BindPath, CycleTimer, Limits, OverlayMount, Sandbox, ServiceSpec, Stdio,
+    escape_path, mount_unit_name, BindPath, CycleTimer, Limits, OverlayMount, Sandbox, ServiceSpec,
+    Stdio,
 };
 pub use usage::{MemoryStat, UnitUsage};
 

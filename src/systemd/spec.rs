@@ -118,8 +118,14 @@ impl OverlayMount {
     /// The mount unit's name: the mount point escaped like
     /// `systemd-escape --path`, plus `.mount`.
     pub fn unit_name(&self) -> String {
-        format!("{}.mount", escape_path(&self.mount_point))
+        mount_unit_name(&self.mount_point)
     }
+}
+
+/// The name of the mount unit for `mount_point`: the path escaped like
+/// `systemd-escape --path`, plus `.mount`.
+pub fn mount_unit_name(mount_point: &str) -> String {
+    format!("{}.mount", escape_path(mount_point))
 }
 
 /// A one-shot timer made with the service and named after it
