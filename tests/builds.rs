@@ -150,6 +150,10 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         true
     });
     assert_eq!(body, "version one\n");
+    // The release phase's dyno left no runtime files: web.1's alone are
+    // there.
+    let dirs = sandbox.run(&["ls", "/run/corral/dynos"]).expect("ls");
+    assert_eq!(dirs.lines().count(), 1, "{dirs}");
 
     for branch in [
         format!("x;touch${{IFS}}{MARKER}"),

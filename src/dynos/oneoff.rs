@@ -34,8 +34,7 @@ use tracing::Instrument;
 
 use super::pty::{Pty, PtyReader, PtyWriter};
 use super::unit::{
-    app_mount_unit, dyno_service, prepare_runtime_dir, remove_runtime_dir, runtime_dir_for,
-    DynoInput,
+    dyno_service, prepare_runtime_dir, remove_ended_runtime_dir, runtime_dir_for, DynoInput,
 };
 use crate::attach::{Codec, Frame};
 use crate::config::DynosConfig;
@@ -502,18 +501,6 @@ impl OneOffs {
         })
     }
 
-    /// Removes an ended one-off's runtime files. Its `/app` overlay goes
-    /// once no unit needs it; stopping the mount unit waits for that
-    /// unmount, so the files go now rather than at the manager's next
-    /// sweep, and nothing walks into a mounted `/app`.
-    async fn remove_runtime(&self, unit: &UnitName) {
-        let dir = runtime_dir_for(&self.config.runtime_dir, unit);
-        if let Err(e) = self.systemd.stop_unit(&app_mount_unit(&dir)).await {
-            tracing::debug!(%unit, error = %e, "cannot unmount a one-off's /app; the sweep removes its files");
-        }
-        remove_runtime_dir(dir).await;
-    }
-
     /// Forgets a one-off: its record, runtime files and hold.
     async fn forget(&self, launch: &Launch) {
         let unit = launch.unit();
@@ -521,7 +508,11 @@ impl OneOffs {
         if let Err(e) = self.store.call(move |c| state::forget_dyno(c, &name)).await {
             tracing::warn!(%unit, error = %e, "cannot forget a one-off dyno");
         }
-        self.remove_runtime(&unit).await;
+        remove_ended_runtime_dir(
+            &self.systemd,
+            runtime_dir_for(&self.config.runtime_dir, &unit),
+        )
+        .await;
         self.held().remove(unit.as_str());
     }
 
@@ -720,7 +711,11 @@ impl OneOffs {
             self.store
                 .call(move |c| state::forget_dyno(c, &name))
                 .await?;
-            self.remove_runtime(&unit).await;
+            remove_ended_runtime_dir(
+                &self.systemd,
+                runtime_dir_for(&self.config.runtime_dir, &unit),
+            )
+            .await;
         }
         self.held().remove(unit.as_str());
         stopped?;
@@ -788,7 +783,11 @@ impl OneOffs {
                 .call(move |c| state::forget_dyno(c, &name))
                 .await?;
             let unit = UnitName::dyno(&app, &dyno);
-            self.remove_runtime(&unit).await;
+            remove_ended_runtime_dir(
+                &self.systemd,
+                runtime_dir_for(&self.config.runtime_dir, &unit),
+            )
+            .await;
         }
         Ok(())
     }

@@ -17,7 +17,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::unit::{dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
+use super::unit::{
+    dyno_service, prepare_runtime_dir, remove_ended_runtime_dir, runtime_dir_for, DynoInput,
+};
 use super::DynoWaker;
 use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, DynoSize, ProcessType, ReleaseVersion, UnitName};
@@ -220,7 +222,7 @@ impl ReleasePhase {
         let status = match started {
             Err(e) => {
                 let _ = self.systemd.reset_failed(unit.as_str()).await;
-                let _ = tokio::fs::remove_dir_all(&dir).await;
+                remove_ended_runtime_dir(&self.systemd, dir).await;
                 say(format!(" !     The release command could not start: {e}\n")).await;
                 return Err(e.into());
             }
@@ -250,7 +252,7 @@ impl ReleasePhase {
             }
         };
         let _ = self.systemd.reset_failed(unit.as_str()).await;
-        let _ = tokio::fs::remove_dir_all(&dir).await;
+        remove_ended_runtime_dir(&self.systemd, dir).await;
         let ok = status.result == "success" && status.exec_main_status == 0;
         let outcome = if ok {
             ReleaseStatus::Succeeded

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::model::{AppName, ConfigVars, DynoName, DynoSize, ReleaseVersion, UnitName};
-use crate::systemd::{BindPath, CycleTimer, Limits, OverlayMount, ServiceSpec};
+use crate::systemd::{BindPath, CycleTimer, Limits, OverlayMount, ServiceSpec, Systemd};
 
 /// Everything that decides how one dyno runs.
 #[derive(Debug, Clone)]
@@ -80,10 +80,15 @@ pub fn app_mounted(dir: &Path) -> bool {
     own.dev() != parent.dev()
 }
 
-/// Removes the runtime directory `dir` of a dyno that has ended, unless
-/// its overlay is still mounted: then the dyno manager's sweep removes it
-/// later, so nothing walks into a live `/app`.
-pub async fn remove_runtime_dir(dir: PathBuf) {
+/// Removes the runtime directory `dir` of a dyno that has ended. Its
+/// `/app` overlay goes once no unit needs it; stopping the mount unit
+/// waits for that unmount, so the files go now rather than at the dyno
+/// manager's next sweep. A directory whose `/app` is still mounted is
+/// left to that sweep: nothing walks into a live overlay.
+pub async fn remove_ended_runtime_dir(systemd: &Systemd, dir: PathBuf) {
+    if let Err(e) = systemd.stop_unit(&app_mount_unit(&dir)).await {
+        tracing::debug!(dir = %dir.display(), error = %e, "cannot unmount an ended dyno's /app; the sweep removes its files");
+    }
     let _ = tokio::task::spawn_blocking(move || {
         if !app_mounted(&dir) {
             let _ = std::fs::remove_dir_all(&dir);
