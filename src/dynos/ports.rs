@@ -27,9 +27,10 @@ pub(super) fn pick(
 
 /// Whether a server could bind `port` on every address right now. The
 /// wildcard bind conflicts with a listener or a connection on any local
-/// address; like most servers (and std), it sets `SO_REUSEADDR`, so
-/// connections lingering in TIME_WAIT do not count. A host without IPv6
-/// only needs the IPv4 check.
+/// address. Like most servers (and std), it sets `SO_REUSEADDR`: the
+/// TIME_WAIT connections of a previous server on the port do not count,
+/// while an outgoing connection's do, in TIME_WAIT too (the kernel refuses
+/// the dyno's bind alike). A host without IPv6 only needs the IPv4 check.
 pub(super) fn bindable(port: u16) -> bool {
     if TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_err() {
         return false;
