@@ -6,6 +6,9 @@ pkgs.testers.runNixOSTest {
   nodes.machine = common.node { };
   testScript = common.helpers + ''
     start_corral()
+    # The dynos' port range is kept out of the kernel's ephemeral ports.
+    reserved = machine.succeed("sysctl -n net.ipv4.ip_local_reserved_ports").strip()
+    assert reserved == "30000-30999", reserved
     out = push("demo", "${common.procfileApp}")
     assert "Procfile declares types" in out, out
 
