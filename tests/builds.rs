@@ -29,11 +29,7 @@ fn wait_for_page(sandbox: &Sandbox, host: &str, what: &str, want: impl Fn(&str) 
             .run(&["systemctl", "list-units", "--all", "--no-pager", "corral-*"])
             .unwrap_or_else(|e| e.to_string());
         format!(
-            "last answer: {}
-units:
-{units}
-corrald's journal:
-{}",
+            "last answer: {}\nunits:\n{units}\ncorrald's journal:\n{}",
             last.borrow(),
             sandbox.journal("corrald.service")
         )
