@@ -28,7 +28,7 @@ use crate::logs::drain::{DrainError, DrainSupervisor, DrainWaker};
 use crate::logs::{self, sessions::LogSessions, LogHub};
 use crate::router::{self, AppInfo, RouteFeed, RouteHub, RouteSettings, TableHandle};
 use crate::slug::{SlugError, SlugStore};
-use crate::state::{Store, StoreError};
+use crate::state::{SharedStore, SqliteStore, StoreError};
 use crate::systemd::Systemd;
 
 /// How long open requests get to finish after shutdown is asked for.
@@ -282,9 +282,9 @@ fn bind_unix(path: &Path, group: Option<Gid>) -> Result<UnixListener, DaemonErro
 /// directory: mode 0710, of group [`API_GROUP`] when the system has it (its
 /// members may reach the API socket in it, not list it), and every entry
 /// in it owner-only, since the group can traverse it.
-pub fn open_store(config: &Config) -> Result<Store, DaemonError> {
+pub fn open_store(config: &Config) -> Result<SqliteStore, DaemonError> {
     secure_state_dir(&config.state_dir, group_id(API_GROUP))?;
-    let store = Store::open(&config.database_path())?;
+    let store = SqliteStore::open(&config.database_path())?;
     // SQLite made a new database (and its -wal and -shm, which take the
     // database's mode) with the process's umask; it holds token hashes,
     // config vars and TLS keys.
@@ -436,7 +436,7 @@ pub async fn run_router(config: Config, shutdown: CancellationToken) -> Result<(
 /// in step with the store: at start, after every API change, and every
 /// 30 s as a safety net. The router itself never reads the store.
 async fn refresh_routes(
-    store: Store,
+    store: SharedStore,
     routes: Arc<RouteHub>,
     certificates_dir: Option<PathBuf>,
     waker: DynoWaker,
@@ -453,7 +453,7 @@ async fn refresh_routes(
                 Err(e) => tracing::warn!(error = %e, "reading the certificates directory failed"),
             }
         }
-        match store.call(crate::state::route_apps).await {
+        match store.route_apps().await {
             Ok(apps) => routes.set_apps(
                 apps.into_iter()
                     .map(|app| AppInfo {
@@ -481,7 +481,7 @@ async fn refresh_routes(
 /// drains.
 pub async fn serve(
     config: Config,
-    store: Store,
+    store: SharedStore,
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
@@ -489,7 +489,7 @@ pub async fn serve(
     crate::model::install_sizes(&config.dynos.sizes).map_err(DaemonError::Sizes)?;
     // Before the dyno manager and the router start, so both begin from the
     // declared state.
-    crate::declared::apply(&store, &config.apps).await?;
+    crate::declared::apply(&*store, &config.apps).await?;
     let systemd = Arc::new(Systemd::new());
     let slugs = Arc::new(open_slugs(&config)?);
     let waker = DynoWaker::default();
@@ -703,7 +703,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     let store = open_store(&config)?;
     let listeners = Listeners::bind(&config).await?;
     let socket = config.api_socket();
-    let result = serve(config, store, listeners, shutdown).await;
+    let result = serve(config, store.shared(), listeners, shutdown).await;
     // Leaving the socket file would make the next start check it; removing
     // it on a clean exit keeps the state directory tidy.
     let _ = std::fs::remove_file(socket);

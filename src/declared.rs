@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::config::DeclaredApp;
 use crate::model::{AppName, QuantityChange};
-use crate::state::{self, AppRef, FormationUpdate, Store, StoreError};
+use crate::state::{AppRef, FormationUpdate, Store, StoreError};
 
 /// What applying the declarations did, per app, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,15 +32,12 @@ pub struct Applied {
 /// Brings every declared app to its declaration. Fails only when the
 /// store fails; a declaration that cannot apply is in [`Applied::skipped`].
 pub async fn apply(
-    store: &Store,
+    store: &dyn Store,
     apps: &BTreeMap<AppName, DeclaredApp>,
 ) -> Result<Applied, StoreError> {
     let mut applied = Applied::default();
     for (name, declared) in apps {
-        let (name, declared) = (name.clone(), declared.clone());
-        let one = store
-            .call(move |conn| apply_one(conn, &name, &declared))
-            .await?;
+        let one = apply_one(store, name, declared).await?;
         applied.created.extend(one.created);
         applied.released.extend(one.released);
         applied.skipped.extend(one.skipped);
@@ -58,18 +55,18 @@ pub async fn apply(
     Ok(applied)
 }
 
-fn apply_one(
-    conn: &mut rusqlite::Connection,
+async fn apply_one(
+    store: &dyn Store,
     name: &AppName,
     declared: &DeclaredApp,
 ) -> Result<Applied, StoreError> {
     let mut applied = Applied::default();
-    let account = state::config_account(conn)?;
+    let account = store.config_account().await?;
     let app = AppRef::Name(name.clone());
-    match state::get_app(conn, &app) {
+    match store.get_app(app.clone()).await {
         Ok(_) => {}
         Err(StoreError::NotFound(_)) => {
-            state::create_app(conn, name, &account)?;
+            store.create_app(name.clone(), account.clone()).await?;
             applied.created.push(name.clone());
         }
         Err(e) => return Err(e),
@@ -80,7 +77,7 @@ fn apply_one(
         .iter()
         .map(|(k, v)| (k.clone(), Some(v.clone())))
         .collect();
-    match state::patch_config(conn, &app, &patch, &account) {
+    match store.patch_config(app.clone(), patch, account).await {
         Ok((_, Some(release))) => applied.released.push((name.clone(), release.version.0)),
         Ok((_, None)) => {}
         Err(e @ (StoreError::Invalid(_) | StoreError::Conflict(_))) => {
@@ -112,7 +109,7 @@ fn apply_one(
             quantity: formation.quantity().map(QuantityChange::Set),
             size,
         };
-        match state::update_formation(conn, &app, &[update]) {
+        match store.update_formation(app.clone(), vec![update]).await {
             Ok(_) => {}
             Err(StoreError::NotFound(_)) => applied.skipped.push((
                 name.clone(),
@@ -127,12 +124,12 @@ fn apply_one(
         }
     }
 
-    let (_, existing) = state::list_domains(conn, &app)?;
+    let (_, existing) = store.list_domains(app.clone()).await?;
     for domain in &declared.domains {
         if existing.iter().any(|d| d.hostname == *domain) {
             continue;
         }
-        match state::add_domain(conn, &app, domain) {
+        match store.add_domain(app.clone(), domain.clone()).await {
             Ok(_) => {}
             Err(e @ (StoreError::Invalid(_) | StoreError::Conflict(_))) => applied
                 .skipped
@@ -157,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn creates_then_converges_without_new_releases() {
-        let store = Store::open_in_memory().expect("store");
+        let store = crate::state::SqliteStore::open_in_memory().expect("store");
         let apps = declared(
             r#"
             [apps.demo]
@@ -173,17 +170,10 @@ mod tests {
         assert!(first.skipped.is_empty(), "{:?}", first.skipped);
 
         let app = AppRef::Name(demo.clone());
-        let (config, formation, domains, releases) = store
-            .call(move |c| {
-                Ok((
-                    state::get_config(c, &app)?,
-                    state::list_formation(c, &app)?,
-                    state::list_domains(c, &app)?.1,
-                    state::list_releases(c, &app)?,
-                ))
-            })
-            .await
-            .expect("read");
+        let config = store.get_config(app.clone()).await.expect("config");
+        let formation = store.list_formation(app.clone()).await.expect("formation");
+        let (_, domains) = store.list_domains(app.clone()).await.expect("domains");
+        let releases = store.list_releases(app).await.expect("releases");
         assert_eq!(config.get("GREETING"), Some("hi"));
         let web = formation.iter().find(|f| f.process_type.as_str() == "web");
         assert_eq!(web.map(|f| f.quantity.get()), Some(2));
@@ -203,40 +193,34 @@ mod tests {
 
     #[tokio::test]
     async fn a_changed_value_makes_one_release_and_hand_made_changes_stay() {
-        let store = Store::open_in_memory().expect("store");
+        let store = crate::state::SqliteStore::open_in_memory().expect("store");
         apply(&store, &declared("[apps.demo]\nconfig = { A = \"1\" }"))
             .await
             .expect("apply");
         let demo = AppRef::Name(AppName::parse("demo").expect("name"));
         let by_hand = demo.clone();
+        let account = store.config_account().await.expect("account");
+        let patch = [(
+            crate::model::ConfigVarName::parse("B").expect("name"),
+            Some("manual".to_owned()),
+        )]
+        .into();
         store
-            .call(move |c| {
-                let account = state::config_account(c)?;
-                let patch = [(
-                    crate::model::ConfigVarName::parse("B").expect("name"),
-                    Some("manual".to_owned()),
-                )]
-                .into();
-                state::patch_config(c, &by_hand, &patch, &account)?;
-                Ok(())
-            })
+            .patch_config(by_hand, patch, account)
             .await
             .expect("patch");
         let applied = apply(&store, &declared("[apps.demo]\nconfig = { A = \"2\" }"))
             .await
             .expect("apply");
         assert_eq!(applied.released.len(), 1);
-        let config = store
-            .call(move |c| state::get_config(c, &demo))
-            .await
-            .expect("config");
+        let config = store.get_config(demo).await.expect("config");
         assert_eq!(config.get("A"), Some("2"));
         assert_eq!(config.get("B"), Some("manual"));
     }
 
     #[tokio::test]
     async fn a_domain_held_by_another_app_is_skipped_and_the_rest_applies() {
-        let store = Store::open_in_memory().expect("store");
+        let store = crate::state::SqliteStore::open_in_memory().expect("store");
         apply(
             &store,
             &declared("[apps.first]\ndomains = [\"www.example.com\"]"),
@@ -256,10 +240,7 @@ mod tests {
             applied.skipped
         );
         let second = AppRef::Name(AppName::parse("second").expect("name"));
-        let formation = store
-            .call(move |c| state::list_formation(c, &second))
-            .await
-            .expect("formation");
+        let formation = store.list_formation(second).await.expect("formation");
         assert_eq!(formation.first().map(|f| f.quantity.get()), Some(1));
     }
 }

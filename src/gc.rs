@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::GcConfig;
 use crate::slug::{GcReport, SlugError, SlugStore};
-use crate::state::{self, Store, StoreError};
+use crate::state::{SharedStore, Store, StoreError};
 
 /// How long an uploaded but unreleased slug is protected.
 const FRESH_UPLOAD: Duration = Duration::from_secs(24 * 3600);
@@ -34,16 +34,14 @@ pub enum GcError {
 
 /// One collection.
 pub async fn gc_once(
-    store: &Store,
+    store: &dyn Store,
     slugs: &Arc<SlugStore>,
     config: &GcConfig,
     nix_roots: Option<std::path::PathBuf>,
 ) -> Result<GcReport, GcError> {
     let retain = config.retain_releases;
     let fresh = chrono::Duration::from_std(FRESH_UPLOAD).unwrap_or(chrono::Duration::days(1));
-    let live = store
-        .call(move |c| state::live_slug_digests(c, retain, fresh))
-        .await?;
+    let live = store.live_slug_digests(retain, fresh).await?;
     let slugs = Arc::clone(slugs);
     let report = tokio::task::spawn_blocking(move || slugs.gc(&live))
         .await
@@ -66,7 +64,7 @@ pub async fn gc_once(
 
 /// Collects every `interval_secs` until `shutdown`.
 pub async fn run_gc(
-    store: Store,
+    store: SharedStore,
     slugs: Arc<SlugStore>,
     config: GcConfig,
     nix_roots: Option<std::path::PathBuf>,
@@ -82,7 +80,7 @@ pub async fn run_gc(
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        match gc_once(&store, &slugs, &config, nix_roots.clone()).await {
+        match gc_once(&*store, &slugs, &config, nix_roots.clone()).await {
             Ok(report) if report.removed.is_empty() => {
                 tracing::debug!("slug gc: nothing to remove")
             }

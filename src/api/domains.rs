@@ -84,7 +84,7 @@ impl Api {
         let id = AppRef::Id(app.id);
         let view = self
             .store
-            .call(move |c| state::list_sni_endpoints(c, &id))
+            .list_sni_endpoints(id)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         Ok(view
@@ -141,7 +141,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let (app, custom) = self
             .store
-            .call(move |c| state::list_domains(c, &app))
+            .list_domains(app)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         let mut domains = Vec::with_capacity(custom.len() + 1);
@@ -172,11 +172,7 @@ impl Api {
             };
             let which = SniEndpointRef::parse(&given).map_err(|_| unknown())?;
             let app = app.clone();
-            match self
-                .store
-                .call(move |c| state::get_sni_endpoint(c, &app, &which))
-                .await
-            {
+            match self.store.get_sni_endpoint(app, which).await {
                 Ok(_) => {}
                 Err(state::StoreError::NotFound("SNI endpoint")) => return Err(unknown()),
                 Err(e) => return Err(ApiError::from_store(e, rid)),
@@ -184,7 +180,7 @@ impl Api {
         }
         let (app, domain) = self
             .store
-            .call(move |c| state::add_domain(c, &app, &hostname))
+            .add_domain(app, hostname)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         let endpoints = self.endpoints(&app, rid).await?;
@@ -203,7 +199,7 @@ impl Api {
         let wanted = domain.clone();
         let (app, found) = self
             .store
-            .call(move |c| state::get_domain(c, &app, &wanted))
+            .get_domain(app, wanted)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         match found {
@@ -230,7 +226,7 @@ impl Api {
         let wanted = domain.clone();
         let (app, removed) = self
             .store
-            .call(move |c| state::remove_domain(c, &app, &wanted))
+            .remove_domain(app, wanted)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         match removed {

@@ -25,7 +25,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let drains = self
             .store
-            .call(move |c| state::list_drains(c, &app))
+            .list_drains(app)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         Ok(json(
@@ -47,7 +47,7 @@ impl Api {
             .map_err(|e| ApiError::Invalid(e.0))?;
         let drain = self
             .store
-            .call(move |c| state::add_drain(c, &app, &url))
+            .add_drain(app, url)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         if let Some(waker) = &self.drains {
@@ -64,7 +64,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let drain = self
             .store
-            .call(move |c| state::get_drain(c, &app, &drain))
+            .get_drain(app, drain)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         Ok(json(StatusCode::OK, &drain_json(&drain)))
@@ -78,7 +78,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let drain = self
             .store
-            .call(move |c| state::remove_drain(c, &app, &drain))
+            .remove_drain(app, drain)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         if let Some(waker) = &self.drains {

@@ -21,7 +21,7 @@ impl Api {
     pub(super) async fn list_dynos(&self, app: AppRef, rid: &str) -> Result<ApiResponse, ApiError> {
         let (found, records) = self
             .store
-            .call(move |c| state::app_dynos(c, &app))
+            .app_dynos(app)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         let mut dynos = Vec::with_capacity(records.len());
@@ -100,7 +100,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let (found, records) = self
             .store
-            .call(move |c| state::app_dynos(c, &app))
+            .app_dynos(app)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         if let DynoSelector::Dyno(dyno) = &which {

@@ -11,7 +11,7 @@ use hyper::body::Frame;
 use super::Api;
 use crate::build::git::{self, GitRequest, GitService};
 use crate::model::AppName;
-use crate::state::{self, AppRef};
+use crate::state::AppRef;
 
 /// A response body: whole, or streamed from git.
 pub type GitBody = BoxBody<Bytes, Infallible>;
@@ -82,7 +82,7 @@ impl Api {
             return text(StatusCode::NOT_FOUND, "No such app.");
         };
         let app_ref = AppRef::Name(name);
-        let found = match self.store.call(move |c| state::get_app(c, &app_ref)).await {
+        let found = match self.store.get_app(app_ref).await {
             Ok(found) => found,
             Err(_) => return text(StatusCode::NOT_FOUND, "No such app."),
         };

@@ -38,7 +38,7 @@ use crate::logs::sessions::{Framing, LogSessions, SessionSpec};
 use crate::model::{AppName, ConfigVarName, DynoSize, ProcessType, Quantity, QuantityChange};
 use crate::router::RouteHub;
 use crate::slug::SlugStore;
-use crate::state::{self, Account, FormationUpdate, Store};
+use crate::state::{self, Account, FormationUpdate, SharedStore};
 use crate::systemd::Systemd;
 use error::ApiError;
 use range::{paginate, RangeFields, SortKey};
@@ -85,7 +85,7 @@ const REGION_ID: Uuid = Uuid::from_u128(0x2d4e_6f80_1a3b_4c5d_8e7f_9a0b_1c2d_3e0
 /// The API's shared state: what every handler can reach.
 #[derive(Debug, Clone)]
 pub struct Api {
-    store: Store,
+    store: SharedStore,
     slugs: Arc<SlugStore>,
     systemd: Arc<Systemd>,
     config: Arc<Config>,
@@ -109,7 +109,7 @@ pub(crate) type ApiResponse = Response<Full<Bytes>>;
 impl Api {
     /// Builds the API over its dependencies.
     pub fn new(
-        store: Store,
+        store: SharedStore,
         slugs: Arc<SlugStore>,
         systemd: Arc<Systemd>,
         config: Arc<Config>,
@@ -331,7 +331,7 @@ impl Api {
                 Ok(json(StatusCode::OK, &account_json(&user)))
             }
             Route::ListApps => {
-                let apps = self.store.call(state::list_apps).await.map_err(store)?;
+                let apps = self.store.list_apps().await.map_err(store)?;
                 let apps: Vec<types::App> = apps.iter().map(|a| self.app_json(a)).collect();
                 const FIELDS: RangeFields<types::App> = &[
                     ("id", |a| SortKey::Str(a.id.to_string())),
@@ -348,19 +348,11 @@ impl Api {
                     Some(n) => AppName::parse(n)?,
                     None => AppName::random(),
                 };
-                let (app, _) = self
-                    .store
-                    .call(move |c| state::create_app(c, &name, &user))
-                    .await
-                    .map_err(store)?;
+                let (app, _) = self.store.create_app(name, user).await.map_err(store)?;
                 Ok(json(StatusCode::CREATED, &self.app_json(&app)))
             }
             Route::GetApp(app) => {
-                let app = self
-                    .store
-                    .call(move |c| state::get_app(c, &app))
-                    .await
-                    .map_err(store)?;
+                let app = self.store.get_app(app).await.map_err(store)?;
                 Ok(json(StatusCode::OK, &self.app_json(&app)))
             }
             Route::UpdateApp(app) => {
@@ -369,17 +361,13 @@ impl Api {
                 let name = req.name.as_deref().map(AppName::parse).transpose()?;
                 let app = self
                     .store
-                    .call(move |c| state::update_app(c, &app, name.as_ref(), req.maintenance))
+                    .update_app(app, name, req.maintenance)
                     .await
                     .map_err(store)?;
                 Ok(json(StatusCode::OK, &self.app_json(&app)))
             }
             Route::AppMetrics { app, minutes } => {
-                let app = self
-                    .store
-                    .call(move |c| state::get_app(c, &app))
-                    .await
-                    .map_err(store)?;
+                let app = self.store.get_app(app).await.map_err(store)?;
                 let window = match &self.routes {
                     Some(hub) => hub.metrics(&app.name, minutes).await,
                     None => crate::router::metrics::Window::default(),
@@ -391,39 +379,27 @@ impl Api {
                 Ok(json(StatusCode::OK, &metrics_json(app, minutes, &window)))
             }
             Route::GetAppSettings(app) => {
-                let app = self
-                    .store
-                    .call(move |c| state::get_app(c, &app))
-                    .await
-                    .map_err(store)?;
+                let app = self.store.get_app(app).await.map_err(store)?;
                 Ok(json(StatusCode::OK, &app.settings))
             }
             Route::UpdateAppSettings(app) => {
                 let patch: serde_json::Value = decode(&body)?;
                 let app = self
                     .store
-                    .call(move |c| state::update_app_settings(c, &app, &patch))
+                    .update_app_settings(app, patch)
                     .await
                     .map_err(store)?;
                 Ok(json(StatusCode::OK, &app.settings))
             }
             Route::DeleteApp(app) => {
-                let app = self
-                    .store
-                    .call(move |c| state::delete_app(c, &app))
-                    .await
-                    .map_err(store)?;
+                let app = self.store.delete_app(app).await.map_err(store)?;
                 if let Some(builds) = &self.builds {
                     builds.forget_app(app.id).await;
                 }
                 Ok(json(StatusCode::OK, &self.app_json(&app)))
             }
             Route::GetConfigVars(app) => {
-                let vars = self
-                    .store
-                    .call(move |c| state::get_config(c, &app))
-                    .await
-                    .map_err(store)?;
+                let vars = self.store.get_config(app).await.map_err(store)?;
                 Ok(json(StatusCode::OK, &config_json(&vars)))
             }
             Route::UpdateConfigVars(app) => {
@@ -435,17 +411,13 @@ impl Api {
                 }
                 let (vars, _) = self
                     .store
-                    .call(move |c| state::patch_config(c, &app, &patch, &user))
+                    .patch_config(app, patch, user)
                     .await
                     .map_err(store)?;
                 Ok(json(StatusCode::OK, &config_json(&vars)))
             }
             Route::ListReleases(app) => {
-                let releases = self
-                    .store
-                    .call(move |c| state::list_releases(c, &app))
-                    .await
-                    .map_err(store)?;
+                let releases = self.store.list_releases(app).await.map_err(store)?;
                 let releases: Vec<types::Release> = releases.iter().map(release_json).collect();
                 const FIELDS: RangeFields<types::Release> = &[
                     ("version", |r| SortKey::Int(i64::from(r.version))),
@@ -454,19 +426,11 @@ impl Api {
                 list(releases, range.as_deref(), FIELDS)
             }
             Route::GetRelease(app, release) => {
-                let release = self
-                    .store
-                    .call(move |c| state::get_release(c, &app, release))
-                    .await
-                    .map_err(store)?;
+                let release = self.store.get_release(app, release).await.map_err(store)?;
                 Ok(json(StatusCode::OK, &release_json(&release)))
             }
             Route::GetReleaseConfigVars(app, release) => {
-                let release = self
-                    .store
-                    .call(move |c| state::get_release(c, &app, release))
-                    .await
-                    .map_err(store)?;
+                let release = self.store.get_release(app, release).await.map_err(store)?;
                 Ok(json(StatusCode::OK, &config_json(&release.config)))
             }
             Route::CreateSlug(app) => {
@@ -482,11 +446,7 @@ impl Api {
             // Handled before authentication, above.
             Route::UploadSlugBlob { .. } => Err(ApiError::NotFound("Not found.".to_owned())),
             Route::ListFormation(app) => {
-                let entries = self
-                    .store
-                    .call(move |c| state::list_formation(c, &app))
-                    .await
-                    .map_err(store)?;
+                let entries = self.store.list_formation(app).await.map_err(store)?;
                 let entries: Vec<types::Formation> = entries.iter().map(formation_json).collect();
                 const FIELDS: RangeFields<types::Formation> = &[
                     ("type", |f| SortKey::Str(f.process_type.clone())),
@@ -497,7 +457,7 @@ impl Api {
             Route::GetFormation(app, process_type) => {
                 let entry = self
                     .store
-                    .call(move |c| state::get_formation(c, &app, &process_type))
+                    .get_formation(app, process_type)
                     .await
                     .map_err(store)?;
                 Ok(json(StatusCode::OK, &formation_json(&entry)))
@@ -507,7 +467,7 @@ impl Api {
                 let update = formation_update(process_type, req.quantity, req.size.as_deref())?;
                 let entries = self
                     .store
-                    .call(move |c| state::update_formation(c, &app, &[update]))
+                    .update_formation(app, vec![update])
                     .await
                     .map_err(store)?;
                 let entry = entries.first().ok_or_else(|| ApiError::Internal {
@@ -536,7 +496,7 @@ impl Api {
                 }
                 let entries = self
                     .store
-                    .call(move |c| state::update_formation(c, &app, &updates))
+                    .update_formation(app, updates)
                     .await
                     .map_err(store)?;
                 let entries: Vec<types::Formation> = entries.iter().map(formation_json).collect();
@@ -554,11 +514,7 @@ impl Api {
             Route::CreateLogSession(app) => {
                 let req: types::LogSessionCreate = decode_or_default(&body)?;
                 let spec = log_session_spec(&req)?;
-                let found = self
-                    .store
-                    .call(move |c| state::get_app(c, &app))
-                    .await
-                    .map_err(store)?;
+                let found = self.store.get_app(app).await.map_err(store)?;
                 let logs = self.logs.as_ref().ok_or_else(|| {
                     ApiError::Conflict(
                         "This corrald does not read the journal (logs.enabled = false), so it has no log stream."
@@ -581,11 +537,7 @@ impl Api {
                 ))
             }
             Route::ListBuilds(app) => {
-                let builds = self
-                    .store
-                    .call(move |c| state::list_builds(c, &app))
-                    .await
-                    .map_err(store)?;
+                let builds = self.store.list_builds(app).await.map_err(store)?;
                 let base = base_url(host.as_deref());
                 let builds: Vec<types::Build> =
                     builds.iter().map(|b| build_json(b, &base)).collect();
@@ -597,22 +549,14 @@ impl Api {
                 list(builds, range.as_deref(), FIELDS)
             }
             Route::GetBuild(app, id) => {
-                let build = self
-                    .store
-                    .call(move |c| state::get_build(c, &app, id))
-                    .await
-                    .map_err(store)?;
+                let build = self.store.get_build(app, id).await.map_err(store)?;
                 Ok(json(
                     StatusCode::OK,
                     &build_json(&build, &base_url(host.as_deref())),
                 ))
             }
             Route::PurgeBuildCache(app) => {
-                let found = self
-                    .store
-                    .call(move |c| state::get_app(c, &app))
-                    .await
-                    .map_err(store)?;
+                let found = self.store.get_app(app).await.map_err(store)?;
                 if let Some(builds) = &self.builds {
                     builds
                         .purge_cache(found.id)
@@ -622,11 +566,7 @@ impl Api {
                 Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})))
             }
             Route::ListBuildpacks(app) => {
-                let list = self
-                    .store
-                    .call(move |c| state::get_buildpacks(c, &app))
-                    .await
-                    .map_err(store)?;
+                let list = self.store.get_buildpacks(app).await.map_err(store)?;
                 Ok(json(StatusCode::OK, &buildpack_installations(&list)))
             }
             Route::SetBuildpacks(app) => {
@@ -637,11 +577,7 @@ impl Api {
                         .map_err(|e| ApiError::Invalid(e.0))?;
                     list.push(update.buildpack.trim().to_owned());
                 }
-                let list = self
-                    .store
-                    .call(move |c| state::set_buildpacks(c, &app, &list))
-                    .await
-                    .map_err(store)?;
+                let list = self.store.set_buildpacks(app, list).await.map_err(store)?;
                 Ok(json(StatusCode::OK, &buildpack_installations(&list)))
             }
             Route::ListDomains(app) => self.list_domains(app, range.as_deref(), rid).await,
@@ -670,10 +606,7 @@ impl Api {
             }
             Route::DeleteSniEndpoint(app, which) => self.delete_sni_endpoint(app, which, rid).await,
             Route::EmptyCollection(app) => {
-                self.store
-                    .call(move |c| state::get_app(c, &app))
-                    .await
-                    .map_err(store)?;
+                self.store.get_app(app).await.map_err(store)?;
                 Ok(json(StatusCode::OK, &Vec::<serde_json::Value>::new()))
             }
         }
@@ -682,7 +615,7 @@ impl Api {
     async fn authenticate(&self, headers: &HeaderMap, rid: &str) -> Result<Account, ApiError> {
         let secret = bearer_secret(headers).ok_or(ApiError::Unauthorized)?;
         self.store
-            .call(move |c| state::authenticate(c, &secret))
+            .authenticate(secret)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?
             .ok_or(ApiError::Unauthorized)

@@ -49,7 +49,7 @@ impl Api {
         }
         let (slug, secret) = self
             .store
-            .call(move |c| state::create_slug(c, &app, &new))
+            .create_slug(app, new)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         let blob = types::Blob {
@@ -73,7 +73,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let slug = self
             .store
-            .call(move |c| state::get_slug(c, &app, id))
+            .get_slug(app, id)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         Ok(json(StatusCode::OK, &slug_json(&slug)))
@@ -94,7 +94,7 @@ impl Api {
     {
         let slug = self
             .store
-            .call(move |c| state::slug_for_upload(c, id, &signature))
+            .slug_for_upload(id, signature)
             .await
             .map_err(|_| ApiError::NotFound("Not found.".to_owned()))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(UPLOAD_QUEUE);
@@ -131,7 +131,7 @@ impl Api {
             .map_err(|e| slug_error(e, rid))?;
         let slug = self
             .store
-            .call(move |c| state::complete_upload(c, id, stored.digest, stored.size))
+            .complete_upload(id, stored.digest, stored.size)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         Ok(json(StatusCode::OK, &slug_json(&slug)))
@@ -151,32 +151,35 @@ impl Api {
                     .map_err(|_| ApiError::NotFound("Couldn't find that slug.".to_owned()))?;
                 let description = req.description;
                 self.store
-                    .call(move |c| {
-                        state::deploy_slug(c, &app, slug, description.as_deref(), &user)
-                    })
+                    .deploy_slug(app, slug, description, user)
                     .await
                     .map_err(store_err)?
             }
             (None, Some(target)) => {
                 let target = ReleaseRef::parse(&target)
                     .map_err(|_| ApiError::NotFound("Couldn't find that release.".to_owned()))?;
-                let slugs = self.slugs.clone();
                 let retain = self.config.gc.retain_releases;
+                let found = self
+                    .store
+                    .release_with_slug(app.clone(), target)
+                    .await
+                    .map_err(store_err)?;
+                // A slug past retention may be collected already: say so
+                // instead of making a release that cannot run.
+                if let Some(digest) = found.slug {
+                    let slugs = self.slugs.clone();
+                    let present = tokio::task::spawn_blocking(move || slugs.contains(&digest))
+                        .await
+                        .unwrap_or(false);
+                    if !present {
+                        return Err(store_err(state::StoreError::Conflict(format!(
+                            "The code of {} is gone: only the slugs of the last {retain} releases are kept.",
+                            found.release.version
+                        ))));
+                    }
+                }
                 self.store
-                    .call(move |c| {
-                        let release = state::get_release(c, &app, target)?;
-                        // A slug past retention may be collected already: say
-                        // so instead of making a release that cannot run.
-                        if let Some(digest) = state::release_slug_digest(c, &release)? {
-                            if !slugs.contains(&digest) {
-                                return Err(state::StoreError::Conflict(format!(
-                                    "The code of {} is gone: only the slugs of the last {retain} releases are kept.",
-                                    release.version
-                                )));
-                            }
-                        }
-                        state::rollback(c, &app, target, &user)
-                    })
+                    .rollback(app, target, user)
                     .await
                     .map_err(store_err)?
             }

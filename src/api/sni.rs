@@ -86,7 +86,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let view = self
             .store
-            .call(move |c| state::list_sni_endpoints(c, &app))
+            .list_sni_endpoints(app)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         let endpoints = view
@@ -106,7 +106,7 @@ impl Api {
         let pem = check(req)?;
         let view = self
             .store
-            .call(move |c| state::add_sni_endpoint(c, &app, &pem))
+            .add_sni_endpoint(app, pem)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         Ok(json(StatusCode::CREATED, &one(&view, rid)?))
@@ -120,7 +120,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let view = self
             .store
-            .call(move |c| state::get_sni_endpoint(c, &app, &which))
+            .get_sni_endpoint(app, which)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         Ok(json(StatusCode::OK, &one(&view, rid)?))
@@ -136,7 +136,7 @@ impl Api {
         let pem = check(req)?;
         let view = self
             .store
-            .call(move |c| state::update_sni_endpoint(c, &app, &which, &pem))
+            .update_sni_endpoint(app, which, pem)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         Ok(json(StatusCode::OK, &one(&view, rid)?))
@@ -150,7 +150,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let view = self
             .store
-            .call(move |c| state::remove_sni_endpoint(c, &app, &which))
+            .remove_sni_endpoint(app, which)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         Ok(json(StatusCode::OK, &one(&view, rid)?))

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use corral::config::{Config, DEFAULT_CONFIG_PATH};
-use corral::{daemon, state};
+use corral::daemon;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -105,7 +105,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Tokens(TokenCommand::Create { name, email }) => {
             let config = args.load_config()?;
             let store = daemon::open_store(&config)?;
-            let token = store.call_blocking(|c| state::create_token(c, name, email.as_deref()))?;
+            let token = store.create_token_blocking(name, email.as_deref())?;
             eprintln!(
                 "Created token for {} ({}). It is shown only this once:",
                 token.account.name, token.account.email

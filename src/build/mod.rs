@@ -51,7 +51,7 @@ use crate::dynos::release_phase::{ReleasePhase, ReleasePhaseError};
 use crate::dynos::DynoWaker;
 use crate::model::{parse_procfile, AppName, ProcessType, UnitName, PROCFILE_MAX_BYTES};
 use crate::slug::SlugStore;
-use crate::state::{self, Account, AppRef, BuildStatus, NewSlug, ReleaseStatus, Store};
+use crate::state::{self, Account, AppRef, BuildStatus, NewSlug, ReleaseStatus, SharedStore};
 use crate::systemd::{Stdio, Systemd};
 
 /// The branches a push deploys, as on Heroku.
@@ -71,7 +71,7 @@ struct Push {
 /// The build service: pushes in progress, one build at a time per app.
 #[derive(Debug)]
 pub struct Builds {
-    store: Store,
+    store: SharedStore,
     slugs: Arc<SlugStore>,
     systemd: Arc<Systemd>,
     config: Arc<Config>,
@@ -192,7 +192,7 @@ impl Builds {
     /// shipped buildpacks and as the hook program unless configured.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: Store,
+        store: SharedStore,
         slugs: Arc<SlugStore>,
         systemd: Arc<Systemd>,
         config: Arc<Config>,
@@ -318,7 +318,7 @@ impl Builds {
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) {
-        if let Err(e) = self.store.call(state::fail_pending_builds).await {
+        if let Err(e) = self.store.fail_pending_builds().await {
             tracing::warn!(error = %e, "cannot mark interrupted builds failed");
         }
         let builds = self.config.state_dir.join("builds");
@@ -409,7 +409,7 @@ impl Builds {
             return 1;
         };
         let app_ref = AppRef::Id(push.app_id);
-        let app = match self.store.call(move |c| state::get_app(c, &app_ref)).await {
+        let app = match self.store.get_app(app_ref).await {
             Ok(app) => app,
             Err(e) => {
                 let _ = tx.send(HookMessage::Out(format!(" !     {e}\n"))).await;
@@ -564,9 +564,7 @@ impl Builds {
         let (sha, user) = (update.new.clone(), push.user.clone());
         let record = {
             let app_ref = app_ref.clone();
-            self.store
-                .call(move |c| state::create_build(c, &app_ref, &sha, &user))
-                .await
+            self.store.create_build(app_ref, sha, user).await
         };
         let record = match record {
             Ok(r) => r,
@@ -611,7 +609,7 @@ impl Builds {
         let id = record.id;
         if let Err(e) = self
             .store
-            .call(move |c| state::finish_build(c, id, status, &used, slug, release))
+            .finish_build(id, status, used, slug, release)
             .await
         {
             tracing::warn!(error = %e, "cannot record a build's end");
@@ -731,18 +729,11 @@ impl Builds {
         .unwrap_or_default();
 
         // Buildpacks, their plan, the config vars and the driver.
-        let (configured, config) = {
-            let app_ref = app_ref.clone();
-            self.store
-                .call(move |c| {
-                    Ok((
-                        state::get_buildpacks(c, &app_ref)?,
-                        state::get_config(c, &app_ref)?,
-                    ))
-                })
-                .await
-                .map_err(|e| e.to_string())?
-        };
+        let (configured, config) = self
+            .store
+            .build_inputs(app_ref.clone())
+            .await
+            .map_err(|e| e.to_string())?;
         let (selection, names) = if configured.is_empty() {
             (
                 Selection::FirstDetected,
@@ -955,21 +946,17 @@ impl Builds {
             commit: Some(sha.to_owned()),
             commit_description: (!subject.is_empty()).then_some(subject),
         };
-        let user = push.user.clone();
-        let defaults = info.config_vars.clone();
-        let (slug, release) = {
-            let app_ref = app_ref.clone();
-            self.store
-                .call(move |c| {
-                    let (slug, _) = state::create_slug(c, &app_ref, &new)?;
-                    state::complete_upload(c, slug.id, stored.digest, stored.size)?;
-                    state::add_default_config(c, &app_ref, &defaults)?;
-                    let release = state::deploy_slug(c, &app_ref, slug.id, None, &user)?;
-                    Ok((slug, release))
-                })
-                .await
-                .map_err(|e| format!("Cannot release: {e}"))?
+        let built = state::BuiltSlug {
+            slug: new,
+            digest: stored.digest,
+            size: stored.size,
+            default_config: info.config_vars.clone(),
         };
+        let state::BuildRelease { slug, release } = self
+            .store
+            .release_build(app_ref.clone(), built, push.user.clone())
+            .await
+            .map_err(|e| format!("Cannot release: {e}"))?;
         if release.status == ReleaseStatus::Pending {
             self.release_phase(push.app_id, release.version, out)
                 .await?;
@@ -1008,7 +995,7 @@ impl Builds {
                 let app = AppRef::Id(app_id);
                 let _ = self
                     .store
-                    .call(move |c| state::settle_release(c, &app, version, ReleaseStatus::Failed))
+                    .settle_release(app, version, ReleaseStatus::Failed)
                     .await;
                 return Err(format!("The release phase could not run: {e}"));
             }
@@ -1031,7 +1018,7 @@ impl Builds {
             let app = AppRef::Id(app_id);
             let release = self
                 .store
-                .call(move |c| state::get_release(c, &app, state::ReleaseRef::Version(version)))
+                .get_release(app, state::ReleaseRef::Version(version))
                 .await
                 .map_err(|e| e.to_string())?;
             if release.status != ReleaseStatus::Pending {

@@ -23,7 +23,7 @@ use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, Quantity, ReleaseVersion, UnitName, UNIT_PREFIX};
 use crate::router::{AppDynos, RouteHub, UpDyno};
 use crate::slug::{SlugError, SlugStore};
-use crate::state::{self, DesiredApp, DynoRecord, Store, StoreError};
+use crate::state::{self, DesiredApp, DynoRecord, SharedStore, StoreError};
 use crate::systemd::{CycleTimer, Systemd, SystemdError};
 
 /// Why a reconciliation failed.
@@ -146,7 +146,7 @@ struct Memory {
 /// The dyno manager.
 #[derive(Debug)]
 pub struct DynoManager {
-    store: Store,
+    store: SharedStore,
     slugs: Arc<SlugStore>,
     systemd: Arc<Systemd>,
     config: DynosConfig,
@@ -174,7 +174,7 @@ fn lock(memory: &Mutex<Memory>) -> std::sync::MutexGuard<'_, Memory> {
 impl DynoManager {
     /// A manager over its dependencies.
     pub fn new(
-        store: Store,
+        store: SharedStore,
         slugs: Arc<SlugStore>,
         systemd: Arc<Systemd>,
         config: DynosConfig,
@@ -259,8 +259,8 @@ impl DynoManager {
     pub async fn reconcile_once(&self) -> Result<Vec<Step>, DynoError> {
         let asked = self.waker.take_restarts();
         self.memory().restart.extend(asked);
-        let desired_apps = self.store.call(state::desired_apps).await?;
-        let records = self.store.call(|c| state::dyno_records(c, None)).await?;
+        let desired_apps = self.store.desired_apps().await?;
+        let records = self.store.dyno_records().await?;
         let units = self
             .systemd
             .list_units(&[&format!("{UNIT_PREFIX}*.service")])
@@ -618,9 +618,7 @@ impl DynoManager {
     async fn forget(&self, unit: &UnitName) -> Result<(), DynoError> {
         self.systemd.reset_failed(unit.as_str()).await?;
         let name = unit.as_str().to_owned();
-        self.store
-            .call(move |c| state::forget_dyno(c, &name))
-            .await?;
+        self.store.forget_dyno(name).await?;
         let mut memory = self.memory();
         memory.counted.remove(unit.as_str());
         memory.up.remove(unit.as_str());
@@ -701,7 +699,7 @@ impl DynoManager {
             .map_err(|e| DynoError::Task(e.to_string()))??;
         let port = if want.dyno.process_type().is_web() {
             let (first, last) = (self.config.port_range_start, self.config.port_range_end);
-            let recorded = self.store.call(state::recorded_ports).await?;
+            let recorded = self.store.recorded_ports().await?;
             Some(ports::pick(first, last, &recorded, ports::bindable).ok_or(DynoError::NoPort)?)
         } else {
             None
@@ -754,9 +752,7 @@ impl DynoManager {
             command,
             started_at: state::timestamp(),
         };
-        self.store
-            .call(move |c| state::record_dyno(c, &record))
-            .await?;
+        self.store.record_dyno(record).await?;
         self.memory()
             .started
             .insert(unit.as_str().to_owned(), Instant::now());

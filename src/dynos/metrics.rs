@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::manager::DynoError;
-use crate::state::{self, Store};
+use crate::state::SharedStore;
 use crate::systemd::{Systemd, UnitUsage};
 
 /// Bytes in one of the "MB" runtime metrics report (Heroku's are MiB).
@@ -243,7 +243,7 @@ fn now_usec() -> u64 {
 /// The runtime metrics sampler.
 #[derive(Debug)]
 pub struct RuntimeMetrics {
-    store: Store,
+    store: SharedStore,
     systemd: Arc<Systemd>,
     interval: Duration,
     tracked: Mutex<HashMap<String, Tracked>>,
@@ -251,7 +251,7 @@ pub struct RuntimeMetrics {
 
 impl RuntimeMetrics {
     /// A sampler that samples every `interval`.
-    pub fn new(store: Store, systemd: Arc<Systemd>, interval: Duration) -> Self {
+    pub fn new(store: SharedStore, systemd: Arc<Systemd>, interval: Duration) -> Self {
         Self {
             store,
             systemd,
@@ -287,8 +287,8 @@ impl RuntimeMetrics {
     /// One pass: every running dyno's figures, logged (unless its app
     /// turned them off), R14 checked. Returns the samples taken.
     pub async fn sample_once(&self) -> Result<Vec<Sample>, DynoError> {
-        let apps = self.store.call(state::list_apps).await?;
-        let records = self.store.call(|c| state::dyno_records(c, None)).await?;
+        let apps = self.store.list_apps().await?;
+        let records = self.store.dyno_records().await?;
         let apps: HashMap<Uuid, (String, bool)> = apps
             .into_iter()
             .map(|a| {
@@ -501,8 +501,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_sample_counts_cpu_since_the_start() {
-        let store = Store::open_in_memory().expect("store");
-        let sampler = RuntimeMetrics::new(store, Arc::new(Systemd::new()), Duration::from_secs(20));
+        let store = crate::state::SqliteStore::open_in_memory().expect("store");
+        let sampler = RuntimeMetrics::new(
+            store.shared(),
+            Arc::new(Systemd::new()),
+            Duration::from_secs(20),
+        );
         let start = 1_000_000_000u64;
         let usage = UnitUsage {
             active_state: "active".into(),

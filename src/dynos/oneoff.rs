@@ -43,7 +43,7 @@ use crate::model::{
     UNIT_PREFIX,
 };
 use crate::slug::{SlugError, SlugStore};
-use crate::state::{self, AppRef, DynoRecord, Store, StoreError};
+use crate::state::{self, AppRef, DynoRecord, SharedStore, StoreError};
 use crate::systemd::{ServiceSpec, Stdio, Systemd, SystemdError, UnitEvent, UnitStatus};
 
 /// The process type of every one-off dyno.
@@ -222,7 +222,7 @@ enum SessionEnd {
 /// The one-off dynos of every app.
 #[derive(Debug)]
 pub struct OneOffs {
-    store: Store,
+    store: SharedStore,
     slugs: Arc<SlugStore>,
     systemd: Arc<Systemd>,
     config: DynosConfig,
@@ -263,7 +263,7 @@ pub fn is_one_off(dyno: &DynoName) -> bool {
 impl OneOffs {
     /// One-offs over the dyno manager's dependencies.
     pub fn new(
-        store: Store,
+        store: SharedStore,
         slugs: Arc<SlugStore>,
         systemd: Arc<Systemd>,
         config: DynosConfig,
@@ -309,15 +309,11 @@ impl OneOffs {
             }
             Some(ttl) => ttl,
         };
-        let found = self.store.call(move |c| state::get_app(c, &app)).await?;
+        let found = self.store.get_app(app).await?;
         let app_id = found.id;
         let desired = self
             .store
-            .call(move |c| {
-                Ok(state::desired_apps(c)?
-                    .into_iter()
-                    .find(|d| d.app_id == app_id))
-            })
+            .desired_app(app_id)
             .await?
             .ok_or_else(|| OneOffError::NoCode(found.name.clone()))?;
         let size = req.size.clone().unwrap_or_else(|| {
@@ -351,11 +347,7 @@ impl OneOffs {
             started_at: state::timestamp(),
         };
         let stored = record.clone();
-        if let Err(e) = self
-            .store
-            .call(move |c| state::record_dyno(c, &stored))
-            .await
-        {
+        if let Err(e) = self.store.record_dyno(stored).await {
             self.forget(&launch).await;
             return Err(e.into());
         }
@@ -433,14 +425,12 @@ impl OneOffs {
     ) -> Result<DynoName, OneOffError> {
         let used: Vec<DynoName> = self
             .store
-            .call(move |c| {
-                Ok(state::app_dynos(c, &AppRef::Id(app_id))?
-                    .1
-                    .into_iter()
-                    .map(|r| r.name)
-                    .collect())
-            })
-            .await?;
+            .app_dynos(AppRef::Id(app_id))
+            .await?
+            .1
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         let run = ProcessType::parse(RUN_TYPE).map_err(|e| OneOffError::Invalid(e.message))?;
         // 9000 names: a free one turns up within a few draws unless an app
         // runs thousands of one-offs at once.
@@ -505,7 +495,7 @@ impl OneOffs {
     async fn forget(&self, launch: &Launch) {
         let unit = launch.unit();
         let name = unit.as_str().to_owned();
-        if let Err(e) = self.store.call(move |c| state::forget_dyno(c, &name)).await {
+        if let Err(e) = self.store.forget_dyno(name).await {
             tracing::warn!(%unit, error = %e, "cannot forget a one-off dyno");
         }
         remove_ended_runtime_dir(
@@ -526,7 +516,7 @@ impl OneOffs {
     ) -> Result<Launch, OneOffError> {
         let found = self
             .store
-            .call(move |c| state::get_app(c, &app))
+            .get_app(app)
             .await
             .map_err(|_| OneOffError::AttachRefused)?;
         let unit = UnitName::dyno(&found.name, dyno);
@@ -661,11 +651,7 @@ impl OneOffs {
         let name = unit.as_str().to_owned();
         let record = self
             .store
-            .call(move |c| {
-                Ok(state::dyno_records(c, None)?
-                    .into_iter()
-                    .find(|r| r.unit == name))
-            })
+            .dyno_record(name)
             .await?
             .ok_or(OneOffError::NoSuchDyno)?;
         enum Found {
@@ -708,9 +694,7 @@ impl OneOffs {
         if stopped.is_ok() && reset.is_ok() {
             platform_log(app, dyno, "State changed from up to down");
             let name = record.unit.clone();
-            self.store
-                .call(move |c| state::forget_dyno(c, &name))
-                .await?;
+            self.store.forget_dyno(name).await?;
             remove_ended_runtime_dir(
                 &self.systemd,
                 runtime_dir_for(&self.config.runtime_dir, &unit),
@@ -751,7 +735,7 @@ impl OneOffs {
             self.forget(&launch).await;
         }
 
-        let records = self.store.call(|c| state::dyno_records(c, None)).await?;
+        let records = self.store.dyno_records().await?;
         for record in records.into_iter().filter(|r| is_one_off(&r.name)) {
             if self.held().contains_key(&record.unit) {
                 continue;
@@ -779,9 +763,7 @@ impl OneOffs {
             }
             platform_log(&app, &dyno, "State changed from up to complete");
             let name = record.unit.clone();
-            self.store
-                .call(move |c| state::forget_dyno(c, &name))
-                .await?;
+            self.store.forget_dyno(name).await?;
             let unit = UnitName::dyno(&app, &dyno);
             remove_ended_runtime_dir(
                 &self.systemd,

@@ -24,7 +24,7 @@ use super::DynoWaker;
 use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, DynoSize, ProcessType, ReleaseVersion, UnitName};
 use crate::slug::{SlugError, SlugStore};
-use crate::state::{self, AppRef, ReleaseRef, ReleaseStatus, Store, StoreError};
+use crate::state::{self, AppRef, ReleaseRef, ReleaseStatus, SharedStore, StoreError};
 use crate::systemd::{Stdio, Systemd, SystemdError};
 
 /// Heroku stops a release command after an hour.
@@ -60,7 +60,7 @@ pub enum ReleasePhaseError {
 /// Runs release phases, one at a time per release.
 #[derive(Debug)]
 pub struct ReleasePhase {
-    store: Store,
+    store: SharedStore,
     slugs: Arc<SlugStore>,
     systemd: Arc<Systemd>,
     config: DynosConfig,
@@ -92,7 +92,7 @@ fn platform_log(app: &AppName, dyno: &str, message: &str) {
 impl ReleasePhase {
     /// A release phase runner over the store, the slugs and systemd.
     pub fn new(
-        store: Store,
+        store: SharedStore,
         slugs: Arc<SlugStore>,
         systemd: Arc<Systemd>,
         config: DynosConfig,
@@ -133,14 +133,13 @@ impl ReleasePhase {
             .claim(app_id, version)
             .ok_or(ReleasePhaseError::Busy(version))?;
         let app = AppRef::Id(app_id);
-        let (found, release, digest) = self
+        let state::ReleaseWithSlug {
+            app: found,
+            release,
+            slug: digest,
+        } = self
             .store
-            .call(move |c| {
-                let found = state::get_app(c, &app)?;
-                let release = state::get_release(c, &app, ReleaseRef::Version(version))?;
-                let digest = state::release_slug_digest(c, &release)?;
-                Ok((found, release, digest))
-            })
+            .release_with_slug(app, ReleaseRef::Version(version))
             .await?;
         if release.status != ReleaseStatus::Pending {
             return Ok(release.status);
@@ -290,16 +289,14 @@ impl ReleasePhase {
         status: ReleaseStatus,
     ) -> Result<ReleaseStatus, ReleasePhaseError> {
         let app = AppRef::Id(app_id);
-        self.store
-            .call(move |c| state::settle_release(c, &app, version, status))
-            .await?;
+        self.store.settle_release(app, version, status).await?;
         self.waker.wake();
         Ok(status)
     }
 
     /// Runs the release phase of every pending release no one else runs.
     pub async fn run_once(&self) -> Result<(), ReleasePhaseError> {
-        let pending = self.store.call(state::pending_releases).await?;
+        let pending = self.store.pending_releases().await?;
         for release in pending {
             match self
                 .run_release(release.app_id, release.version, None)
@@ -313,9 +310,7 @@ impl ReleasePhase {
                     let version = release.version;
                     let _ = self
                         .store
-                        .call(move |c| {
-                            state::settle_release(c, &app, version, ReleaseStatus::Failed)
-                        })
+                        .settle_release(app, version, ReleaseStatus::Failed)
                         .await;
                 }
             }

@@ -125,7 +125,7 @@ fn build_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Build, StoreError>> {
 }
 
 /// The buildpacks an app has set, in order; empty means "detect".
-pub fn get_buildpacks(conn: &mut Connection, app: &AppRef) -> Result<Vec<String>, StoreError> {
+pub(super) fn get_buildpacks(conn: &Connection, app: &AppRef) -> Result<Vec<String>, StoreError> {
     let found = find_app(conn, app)?;
     let json: String = conn.query_row(
         "SELECT buildpacks_json FROM apps WHERE id = ?1",
@@ -137,7 +137,7 @@ pub fn get_buildpacks(conn: &mut Connection, app: &AppRef) -> Result<Vec<String>
 
 /// Replaces an app's buildpacks (Heroku's `PUT buildpack-installations`).
 /// The caller checked each entry's form.
-pub fn set_buildpacks(
+pub(super) fn set_buildpacks(
     conn: &mut Connection,
     app: &AppRef,
     buildpacks: &[String],
@@ -160,7 +160,7 @@ pub fn set_buildpacks(
 }
 
 /// Records a build that is starting.
-pub fn create_build(
+pub(super) fn create_build(
     conn: &mut Connection,
     app: &AppRef,
     source_version: &str,
@@ -188,7 +188,7 @@ pub fn create_build(
 }
 
 /// Records how a build ended.
-pub fn finish_build(
+pub(super) fn finish_build(
     conn: &mut Connection,
     id: Uuid,
     status: BuildStatus,
@@ -215,7 +215,7 @@ pub fn finish_build(
 
 /// Builds still marked pending when corrald starts were cut off by a
 /// restart: they failed.
-pub fn fail_pending_builds(conn: &mut Connection) -> Result<usize, StoreError> {
+pub(super) fn fail_pending_builds(conn: &mut Connection) -> Result<usize, StoreError> {
     Ok(conn.execute(
         "UPDATE builds SET status = 'failed', updated_at = ?1 WHERE status = 'pending'",
         params![now()],
@@ -233,13 +233,17 @@ fn find_build(conn: &Connection, app_id: Uuid, id: Uuid) -> Result<Build, StoreE
 }
 
 /// One build of an app.
-pub fn get_build(conn: &mut Connection, app: &AppRef, id: Uuid) -> Result<Build, StoreError> {
+pub(super) fn get_build(
+    conn: &mut Connection,
+    app: &AppRef,
+    id: Uuid,
+) -> Result<Build, StoreError> {
     let found = find_app(conn, app)?;
     find_build(conn, found.id, id)
 }
 
 /// An app's builds, oldest first.
-pub fn list_builds(conn: &mut Connection, app: &AppRef) -> Result<Vec<Build>, StoreError> {
+pub(super) fn list_builds(conn: &mut Connection, app: &AppRef) -> Result<Vec<Build>, StoreError> {
     let found = find_app(conn, app)?;
     let mut stmt = conn.prepare(&format!(
         "{BUILD_SELECT} WHERE b.app_id = ?1 ORDER BY b.created_at, b.rowid"
@@ -251,14 +255,13 @@ pub fn list_builds(conn: &mut Connection, app: &AppRef) -> Result<Vec<Build>, St
 /// Sets config vars a buildpack's `bin/release` asks for, where the app
 /// has not set them (Heroku applies `config_vars` only as defaults).
 /// Returns the names it set. Part of the deploy, so no release of its own.
-pub fn add_default_config(
-    conn: &mut Connection,
+pub(super) fn add_default_config_in(
+    tx: &Connection,
     app: &AppRef,
     defaults: &BTreeMap<ConfigVarName, String>,
 ) -> Result<Vec<ConfigVarName>, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found = find_app(&tx, app)?;
-    let config = read_config(&tx, found.id)?;
+    let found = find_app(tx, app)?;
+    let config = read_config(tx, found.id)?;
     let patch: BTreeMap<ConfigVarName, Option<String>> = defaults
         .iter()
         .filter(|(name, _)| config.get(name.as_str()).is_none())
@@ -268,13 +271,12 @@ pub fn add_default_config(
         return Ok(Vec::new());
     }
     let merged = config.apply(&patch).map_err(StoreError::Invalid)?;
-    write_config(&tx, found.id, &merged)?;
-    tx.commit()?;
+    write_config(tx, found.id, &merged)?;
     Ok(patch.into_keys().collect())
 }
 
 /// Releases whose release phase has not run yet, oldest first.
-pub fn pending_releases(conn: &mut Connection) -> Result<Vec<Release>, StoreError> {
+pub(super) fn pending_releases(conn: &mut Connection) -> Result<Vec<Release>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "{} WHERE r.status = 'pending' ORDER BY r.created_at, r.version",
         records::RELEASE_SELECT
@@ -285,7 +287,7 @@ pub fn pending_releases(conn: &mut Connection) -> Result<Vec<Release>, StoreErro
 
 /// Settles a pending release: `Succeeded` makes it current (if it is the
 /// newest to succeed), `Failed` leaves the running release in place.
-pub fn settle_release(
+pub(super) fn settle_release(
     conn: &mut Connection,
     app: &AppRef,
     version: ReleaseVersion,

@@ -79,7 +79,10 @@ fn find_domain(
 }
 
 /// An app and its custom domains, by hostname.
-pub fn list_domains(conn: &mut Connection, app: &AppRef) -> Result<(App, Vec<Domain>), StoreError> {
+pub(super) fn list_domains(
+    conn: &mut Connection,
+    app: &AppRef,
+) -> Result<(App, Vec<Domain>), StoreError> {
     // One read transaction: the app and its domains as of one moment.
     let tx = conn.transaction()?;
     let found = find_app(&tx, app)?;
@@ -97,7 +100,7 @@ pub fn list_domains(conn: &mut Connection, app: &AppRef) -> Result<(App, Vec<Dom
 
 /// An app and one of its custom domains, if it has that one. The app's
 /// default domain is not stored; the caller recognises it.
-pub fn get_domain(
+pub(super) fn get_domain(
     conn: &mut Connection,
     app: &AppRef,
     domain: &DomainRef,
@@ -110,7 +113,7 @@ pub fn get_domain(
 }
 
 /// Adds a custom domain to an app. A hostname belongs to one app at most.
-pub fn add_domain(
+pub(super) fn add_domain(
     conn: &mut Connection,
     app: &AppRef,
     hostname: &Hostname,
@@ -152,7 +155,7 @@ pub fn add_domain(
 
 /// Removes one of an app's custom domains; `None` when the app has no
 /// such domain (nothing changes then).
-pub fn remove_domain(
+pub(super) fn remove_domain(
     conn: &mut Connection,
     app: &AppRef,
     domain: &DomainRef,
@@ -173,7 +176,7 @@ pub fn remove_domain(
 /// Every app with what the router serves it by: name, maintenance mode,
 /// settings, custom hostnames and certificates. Three queries in all,
 /// however many apps.
-pub fn route_apps(conn: &mut Connection) -> Result<Vec<RouteApp>, StoreError> {
+pub(super) fn route_apps(conn: &mut Connection) -> Result<Vec<RouteApp>, StoreError> {
     // One read transaction, so apps and domains come from one snapshot: a
     // domain moved between the two queries cannot show up twice or never.
     let tx = conn.transaction()?;

@@ -98,7 +98,10 @@ fn find_drain(
 }
 
 /// An app's drains, oldest first.
-pub fn list_drains(conn: &mut Connection, app: &AppRef) -> Result<Vec<LogDrain>, StoreError> {
+pub(super) fn list_drains(
+    conn: &mut Connection,
+    app: &AppRef,
+) -> Result<Vec<LogDrain>, StoreError> {
     let tx = conn.transaction()?;
     let found = find_app(&tx, app)?;
     let drains = {
@@ -113,7 +116,7 @@ pub fn list_drains(conn: &mut Connection, app: &AppRef) -> Result<Vec<LogDrain>,
 }
 
 /// One of an app's drains.
-pub fn get_drain(
+pub(super) fn get_drain(
     conn: &mut Connection,
     app: &AppRef,
     drain: &DrainRef,
@@ -127,7 +130,11 @@ pub fn get_drain(
 
 /// Adds a drain with a fresh token; `url` must be validated already. An
 /// app has each URL once.
-pub fn add_drain(conn: &mut Connection, app: &AppRef, url: &str) -> Result<LogDrain, StoreError> {
+pub(super) fn add_drain(
+    conn: &mut Connection,
+    app: &AppRef,
+    url: &str,
+) -> Result<LogDrain, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found = find_app(&tx, app)?;
     if find_drain(&tx, &found, &DrainRef::Key(url.to_owned()))?.is_some() {
@@ -148,7 +155,7 @@ pub fn add_drain(conn: &mut Connection, app: &AppRef, url: &str) -> Result<LogDr
 }
 
 /// Removes a drain; the removed one, or `NotFound`.
-pub fn remove_drain(
+pub(super) fn remove_drain(
     conn: &mut Connection,
     app: &AppRef,
     drain: &DrainRef,
@@ -165,7 +172,7 @@ pub fn remove_drain(
 }
 
 /// Every drain of every app: what should be running.
-pub fn all_drains(conn: &mut Connection) -> Result<Vec<LogDrain>, StoreError> {
+pub(super) fn all_drains(conn: &mut Connection) -> Result<Vec<LogDrain>, StoreError> {
     let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY d.created_at, d.id"))?;
     let rows = stmt.query_map([], from_row)?;
     rows.map(|r| r?).collect()
@@ -173,7 +180,11 @@ pub fn all_drains(conn: &mut Connection) -> Result<Vec<LogDrain>, StoreError> {
 
 /// Records that the receiver accepted everything up to `cursor`. A drain
 /// removed meanwhile is left removed.
-pub fn save_drain_cursor(conn: &mut Connection, id: Uuid, cursor: &str) -> Result<(), StoreError> {
+pub(super) fn save_drain_cursor(
+    conn: &mut Connection,
+    id: Uuid,
+    cursor: &str,
+) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE log_drains SET cursor = ?2 WHERE id = ?1",
         params![id.to_string(), cursor],
@@ -184,11 +195,11 @@ pub fn save_drain_cursor(conn: &mut Connection, id: Uuid, cursor: &str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{create_app, create_token, Store};
+    use crate::state::{create_app, create_token, SqliteStore};
 
     #[test]
     fn drains_are_added_found_by_url_token_or_id_and_keep_a_cursor() {
-        let store = Store::open_in_memory().expect("store");
+        let store = SqliteStore::open_in_memory().expect("store");
         store
             .call_blocking(|c| {
                 let owner = create_token(c, "t", None)?.account;

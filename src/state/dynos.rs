@@ -57,14 +57,14 @@ pub struct DynoRecord {
 }
 
 /// Every app whose current release has code, with what it should run.
-pub fn desired_apps(conn: &mut Connection) -> Result<Vec<DesiredApp>, StoreError> {
+pub(super) fn desired_apps(conn: &mut Connection) -> Result<Vec<DesiredApp>, StoreError> {
     let apps = super::list_apps(conn)?;
     let mut desired = Vec::new();
     for app in apps {
         let Some(release) = current_release(conn, &app)? else {
             continue;
         };
-        let Some(slug) = super::release_slug_digest(conn, &release)? else {
+        let Some(slug) = super::slugs::release_slug_digest(conn, &release)? else {
             continue;
         };
         let formation = super::read_formation(conn, &app)?
@@ -116,7 +116,7 @@ const RECORD_SELECT: &str =
     "SELECT unit, app_id, name, release_version, size, port, command, started_at FROM dynos";
 
 /// Every dyno record, or those of one app.
-pub fn dyno_records(
+pub(super) fn dyno_records(
     conn: &mut Connection,
     app: Option<&records::App>,
 ) -> Result<Vec<DynoRecord>, StoreError> {
@@ -136,7 +136,7 @@ pub fn dyno_records(
 }
 
 /// Records (or replaces) the dyno corrald just started.
-pub fn record_dyno(conn: &mut Connection, record: &DynoRecord) -> Result<(), StoreError> {
+pub(super) fn record_dyno(conn: &mut Connection, record: &DynoRecord) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO dynos (unit, app_id, name, release_version, size, port, command, started_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -156,13 +156,13 @@ pub fn record_dyno(conn: &mut Connection, record: &DynoRecord) -> Result<(), Sto
 }
 
 /// Forgets a dyno that was stopped for good.
-pub fn forget_dyno(conn: &mut Connection, unit: &str) -> Result<(), StoreError> {
+pub(super) fn forget_dyno(conn: &mut Connection, unit: &str) -> Result<(), StoreError> {
     conn.execute("DELETE FROM dynos WHERE unit = ?1", params![unit])?;
     Ok(())
 }
 
 /// The dyno records of one app, by app reference.
-pub fn app_dynos(
+pub(super) fn app_dynos(
     conn: &mut Connection,
     app: &super::AppRef,
 ) -> Result<(records::App, Vec<DynoRecord>), StoreError> {
@@ -172,7 +172,9 @@ pub fn app_dynos(
 }
 
 /// The ports recorded dynos have.
-pub fn recorded_ports(conn: &mut Connection) -> Result<std::collections::HashSet<u16>, StoreError> {
+pub(super) fn recorded_ports(
+    conn: &mut Connection,
+) -> Result<std::collections::HashSet<u16>, StoreError> {
     let mut stmt = conn.prepare("SELECT port FROM dynos WHERE port IS NOT NULL")?;
     let used = stmt
         .query_map([], |r| r.get::<_, u16>(0))?

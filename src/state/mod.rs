@@ -1,10 +1,12 @@
 //! The SQLite store: apps, config vars, releases, slugs, formation, domains, SNI endpoints, log drains and API tokens.
 //!
-//! One database file, one connection behind a mutex, every change in one
+//! Callers see only the [`Store`] trait (`store.rs`): named operations, one
+//! transaction each. [`SqliteStore`] (`sqlite.rs`) implements it over one
+//! database file, one connection behind a mutex, every change in one
 //! `IMMEDIATE` transaction: a config change and the release it creates land
-//! together or not at all, which is what makes a SIGKILL mid-change harmless.
-//! Blocking SQLite calls run on tokio's blocking pool through [`Store::call`],
-//! so the async runtime never waits on the disk.
+//! together or not at all, which is what makes a SIGKILL mid-change
+//! harmless. The files beside it hold the SQL, one per aggregate, as
+//! functions over a connection that nothing outside this module can call.
 
 mod builds;
 mod domains;
@@ -14,10 +16,10 @@ mod migrations;
 mod records;
 mod slugs;
 mod sni;
+mod sqlite;
+mod store;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -29,32 +31,16 @@ use crate::model::{
     ReleaseVersion,
 };
 
-pub use builds::{
-    add_default_config, create_build, fail_pending_builds, finish_build, get_build, get_buildpacks,
-    list_builds, pending_releases, set_buildpacks, settle_release, Build, BuildStatus,
-    MAX_BUILDPACKS,
-};
-pub use domains::{
-    add_domain, get_domain, list_domains, remove_domain, route_apps, DomainRef, RouteApp,
-};
-pub use drains::{
-    add_drain, all_drains, get_drain, list_drains, remove_drain, save_drain_cursor, DrainRef,
-    LogDrain,
-};
-pub use dynos::{
-    app_dynos, desired_apps, dyno_records, forget_dyno, record_dyno, recorded_ports, timestamp,
-    DesiredApp, DynoRecord,
-};
+pub use builds::{Build, BuildStatus, MAX_BUILDPACKS};
+pub use domains::{DomainRef, RouteApp};
+pub use drains::{DrainRef, LogDrain};
+pub use dynos::{timestamp, DesiredApp, DynoRecord};
 pub use migrations::SCHEMA_VERSION;
 pub use records::{Account, App, Domain, FormationEntry, FormationUpdate, Release, ReleaseStatus};
-pub use slugs::{
-    complete_upload, create_slug, deploy_slug, get_slug, live_slug_digests, previous_release,
-    release_slug_digest, rollback, slug_for_upload, NewSlug, Slug,
-};
-pub use sni::{
-    add_sni_endpoint, get_sni_endpoint, list_sni_endpoints, remove_sni_endpoint,
-    update_sni_endpoint, SniEndpoint, SniEndpointRef, SniView,
-};
+pub use slugs::{NewSlug, Slug};
+pub use sni::{SniEndpoint, SniEndpointRef, SniView};
+pub use sqlite::SqliteStore;
+pub use store::{BuildRelease, BuiltSlug, ConfigPatch, ReleaseWithSlug, SharedStore, Store};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -68,9 +54,10 @@ pub enum StoreError {
     /// The change would break a rule of the model.
     #[error(transparent)]
     Invalid(#[from] InvalidValue),
-    /// SQLite failed; the transaction was rolled back.
+    /// The database failed; the transaction was rolled back. The source
+    /// is boxed so that no database crate's type is part of this API.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A row holds something this version cannot read.
     #[error("the database holds a value this corrald cannot read ({0}); was it written by a newer version?")]
     Corrupt(String),
@@ -95,10 +82,10 @@ pub enum StoreError {
     },
 }
 
-/// A handle on the database, cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Database(Box::new(e))
+    }
 }
 
 /// An app given by UUID or by name, as the Platform API allows everywhere.
@@ -154,69 +141,6 @@ pub struct NewToken {
     pub secret: String,
 }
 
-impl Store {
-    /// Opens (creating if needed) the database at `path` and migrates it.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
-        let conn = Connection::open(path)?;
-        Self::setup(conn)
-    }
-
-    /// An in-memory database, for tests.
-    pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::setup(Connection::open_in_memory()?)
-    }
-
-    fn setup(mut conn: Connection) -> Result<Self, StoreError> {
-        // WAL lets `corrald tokens create` write while the daemon runs;
-        // synchronous=FULL makes a commit durable before the API answers.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrations::migrate(&mut conn)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
-    }
-
-    /// Runs `f` with the connection on the blocking pool.
-    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves SQLite itself consistent
-            // (the transaction rolls back on drop), so the poison is ignored.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
-    }
-
-    /// Runs `f` with the connection on the current thread (CLI tools, tests).
-    pub fn call_blocking<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
-    }
-
-    /// The schema version on disk.
-    pub async fn schema_version(&self) -> Result<u32, StoreError> {
-        self.call(|conn| migrations::current_version(conn)).await
-    }
-}
-
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(0)
 }
@@ -226,7 +150,7 @@ fn hash_token(secret: &str) -> String {
 }
 
 /// Creates an account with a fresh bearer token.
-pub fn create_token(
+fn create_token(
     conn: &mut Connection,
     name: &str,
     email: Option<&str>,
@@ -259,7 +183,7 @@ pub fn create_token(
 /// The account that owns apps declared in corrald's configuration and
 /// authors the releases their declarations make. It has a fixed id and no
 /// token: its `token_hash` is not a SHA-256 digest, so no secret matches.
-pub fn config_account(conn: &mut Connection) -> Result<Account, StoreError> {
+fn config_account(conn: &mut Connection) -> Result<Account, StoreError> {
     let id = Uuid::nil();
     conn.execute(
         "INSERT OR IGNORE INTO accounts (id, name, email, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -273,7 +197,7 @@ pub fn config_account(conn: &mut Connection) -> Result<Account, StoreError> {
 }
 
 /// The account a bearer token belongs to, if any.
-pub fn authenticate(conn: &mut Connection, secret: &str) -> Result<Option<Account>, StoreError> {
+fn authenticate(conn: &mut Connection, secret: &str) -> Result<Option<Account>, StoreError> {
     conn.query_row(
         "SELECT id, name, email, created_at FROM accounts WHERE token_hash = ?1",
         params![hash_token(secret)],
@@ -298,19 +222,19 @@ fn find_app(conn: &Connection, app: &AppRef) -> Result<App, StoreError> {
 }
 
 /// Looks up one app.
-pub fn get_app(conn: &mut Connection, app: &AppRef) -> Result<App, StoreError> {
+fn get_app(conn: &mut Connection, app: &AppRef) -> Result<App, StoreError> {
     find_app(conn, app)
 }
 
 /// Every app, by name.
-pub fn list_apps(conn: &mut Connection) -> Result<Vec<App>, StoreError> {
+fn list_apps(conn: &mut Connection) -> Result<Vec<App>, StoreError> {
     let mut stmt = conn.prepare(&format!("{} ORDER BY a.name", records::APP_SELECT))?;
     let rows = stmt.query_map([], records::app_from_row)?;
     rows.map(|r| r?).collect()
 }
 
 /// Creates an app with its v1 "Initial release", in one transaction.
-pub fn create_app(
+fn create_app(
     conn: &mut Connection,
     name: &AppName,
     owner: &Account,
@@ -346,7 +270,7 @@ pub fn create_app(
 }
 
 /// Renames an app or switches maintenance mode.
-pub fn update_app(
+fn update_app(
     conn: &mut Connection,
     app: &AppRef,
     new_name: Option<&AppName>,
@@ -382,7 +306,7 @@ pub fn update_app(
 
 /// Changes an app's settings with a JSON merge patch (`null` resets one).
 /// Settings are not part of releases: nothing restarts.
-pub fn update_app_settings(
+fn update_app_settings(
     conn: &mut Connection,
     app: &AppRef,
     patch: &serde_json::Value,
@@ -402,7 +326,7 @@ pub fn update_app_settings(
 }
 
 /// Deletes an app with everything it owns.
-pub fn delete_app(conn: &mut Connection, app: &AppRef) -> Result<App, StoreError> {
+fn delete_app(conn: &mut Connection, app: &AppRef) -> Result<App, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found = find_app(&tx, app)?;
     tx.execute(
@@ -430,14 +354,14 @@ fn read_config(conn: &Connection, app_id: Uuid) -> Result<ConfigVars, StoreError
 }
 
 /// An app's config vars.
-pub fn get_config(conn: &mut Connection, app: &AppRef) -> Result<ConfigVars, StoreError> {
+fn get_config(conn: &Connection, app: &AppRef) -> Result<ConfigVars, StoreError> {
     let found = find_app(conn, app)?;
     read_config(conn, found.id)
 }
 
 /// Applies a config patch and records the release it makes, in one
 /// transaction. A patch that changes nothing makes no release.
-pub fn patch_config(
+fn patch_config(
     conn: &mut Connection,
     app: &AppRef,
     patch: &BTreeMap<ConfigVarName, Option<String>>,
@@ -584,7 +508,7 @@ fn find_release(conn: &Connection, app: &App, release: ReleaseRef) -> Result<Rel
 }
 
 /// One release of an app.
-pub fn get_release(
+fn get_release(
     conn: &mut Connection,
     app: &AppRef,
     release: ReleaseRef,
@@ -594,7 +518,7 @@ pub fn get_release(
 }
 
 /// An app's releases, oldest first.
-pub fn list_releases(conn: &mut Connection, app: &AppRef) -> Result<Vec<Release>, StoreError> {
+fn list_releases(conn: &mut Connection, app: &AppRef) -> Result<Vec<Release>, StoreError> {
     let found = find_app(conn, app)?;
     let mut stmt = conn.prepare(&format!(
         "{} WHERE r.app_id = ?1 ORDER BY r.version",
@@ -622,16 +546,13 @@ fn read_formation(conn: &Connection, app: &App) -> Result<Vec<FormationEntry>, S
 }
 
 /// An app's formation, by process type.
-pub fn list_formation(
-    conn: &mut Connection,
-    app: &AppRef,
-) -> Result<Vec<FormationEntry>, StoreError> {
+fn list_formation(conn: &mut Connection, app: &AppRef) -> Result<Vec<FormationEntry>, StoreError> {
     let found = find_app(conn, app)?;
     read_formation(conn, &found)
 }
 
 /// One process type's formation.
-pub fn get_formation(
+fn get_formation(
     conn: &mut Connection,
     app: &AppRef,
     process_type: &ProcessType,
@@ -650,7 +571,7 @@ pub fn get_formation(
 /// be scaled, as on Heroku. Before any code is deployed there is nothing to
 /// check against, so the formation is recorded as asked for and takes effect
 /// once a release provides the commands.
-pub fn update_formation(
+fn update_formation(
     conn: &mut Connection,
     app: &AppRef,
     updates: &[FormationUpdate],

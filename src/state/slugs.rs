@@ -105,13 +105,24 @@ fn find_slug(conn: &Connection, app: &records::App, id: Uuid) -> Result<Slug, St
 
 /// Records a slug waiting for its upload; returns it with the one-time
 /// secret that authorizes the upload (only its hash is stored).
-pub fn create_slug(
+pub(super) fn create_slug(
     conn: &mut Connection,
     app: &AppRef,
     new: &NewSlug,
 ) -> Result<(Slug, String), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found = find_app(&tx, app)?;
+    let made = create_slug_in(&tx, app, new)?;
+    tx.commit()?;
+    Ok(made)
+}
+
+/// [`create_slug`] inside the caller's transaction.
+pub(super) fn create_slug_in(
+    tx: &Connection,
+    app: &AppRef,
+    new: &NewSlug,
+) -> Result<(Slug, String), StoreError> {
+    let found = find_app(tx, app)?;
     let id = Uuid::new_v4();
     let mut secret_bytes = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret_bytes);
@@ -133,13 +144,12 @@ pub fn create_slug(
             at
         ],
     )?;
-    let slug = find_slug(&tx, &found, id)?;
-    tx.commit()?;
+    let slug = find_slug(tx, &found, id)?;
     Ok((slug, secret))
 }
 
 /// One slug of an app.
-pub fn get_slug(conn: &mut Connection, app: &AppRef, id: Uuid) -> Result<Slug, StoreError> {
+pub(super) fn get_slug(conn: &mut Connection, app: &AppRef, id: Uuid) -> Result<Slug, StoreError> {
     let found = find_app(conn, app)?;
     find_slug(conn, &found, id)
 }
@@ -147,7 +157,11 @@ pub fn get_slug(conn: &mut Connection, app: &AppRef, id: Uuid) -> Result<Slug, S
 /// The slug an upload URL names, if `secret` is its upload secret and it
 /// has not been uploaded yet. Any mismatch is "not found": the URL is the
 /// credential, and a wrong one should reveal nothing.
-pub fn slug_for_upload(conn: &mut Connection, id: Uuid, secret: &str) -> Result<Slug, StoreError> {
+pub(super) fn slug_for_upload(
+    conn: &mut Connection,
+    id: Uuid,
+    secret: &str,
+) -> Result<Slug, StoreError> {
     conn.query_row(
         &format!(
             "{SLUG_SELECT} WHERE s.id = ?1 AND s.upload_secret_hash = ?2 AND s.digest IS NULL"
@@ -160,13 +174,25 @@ pub fn slug_for_upload(conn: &mut Connection, id: Uuid, secret: &str) -> Result<
 }
 
 /// Marks a slug uploaded with the digest and size the slug store computed.
-pub fn complete_upload(
+pub(super) fn complete_upload(
     conn: &mut Connection,
     id: Uuid,
     digest: SlugDigest,
     size: u64,
 ) -> Result<Slug, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let slug = complete_upload_in(&tx, id, digest, size)?;
+    tx.commit()?;
+    Ok(slug)
+}
+
+/// [`complete_upload`] inside the caller's transaction.
+pub(super) fn complete_upload_in(
+    tx: &Connection,
+    id: Uuid,
+    digest: SlugDigest,
+    size: u64,
+) -> Result<Slug, StoreError> {
     let changed = tx.execute(
         "UPDATE slugs SET digest = ?1, size = ?2, upload_secret_hash = NULL, updated_at = ?3
          WHERE id = ?4 AND digest IS NULL",
@@ -190,13 +216,12 @@ pub fn complete_upload(
         )
         .optional()?
         .ok_or(StoreError::NotFound("slug"))??;
-    tx.commit()?;
     Ok(slug)
 }
 
 /// The digest of a release's slug, if it has one.
-pub fn release_slug_digest(
-    conn: &mut Connection,
+pub(super) fn release_slug_digest(
+    conn: &Connection,
     release: &Release,
 ) -> Result<Option<SlugDigest>, StoreError> {
     let Some(slug_id) = release.slug_id else {
@@ -261,7 +286,7 @@ fn sync_formation(
 }
 
 /// Releases an uploaded slug with the app's current config vars.
-pub fn deploy_slug(
+pub(super) fn deploy_slug(
     conn: &mut Connection,
     app: &AppRef,
     slug_id: Uuid,
@@ -269,22 +294,35 @@ pub fn deploy_slug(
     user: &Account,
 ) -> Result<Release, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found = find_app(&tx, app)?;
-    let slug = find_slug(&tx, &found, slug_id)?;
+    let release = deploy_slug_in(&tx, app, slug_id, description, user)?;
+    tx.commit()?;
+    Ok(release)
+}
+
+/// [`deploy_slug`] inside the caller's transaction.
+pub(super) fn deploy_slug_in(
+    tx: &Connection,
+    app: &AppRef,
+    slug_id: Uuid,
+    description: Option<&str>,
+    user: &Account,
+) -> Result<Release, StoreError> {
+    let found = find_app(tx, app)?;
+    let slug = find_slug(tx, &found, slug_id)?;
     if slug.digest.is_none() {
         return Err(StoreError::Conflict(
             "This slug has not been uploaded yet; PUT its bytes to the slug's blob URL first."
                 .to_owned(),
         ));
     }
-    let config = read_config(&tx, found.id)?;
+    let config = read_config(tx, found.id)?;
     let description = match (description, &slug.commit) {
         (Some(d), _) if !d.trim().is_empty() => d.trim().to_owned(),
         (_, Some(commit)) => format!("Deploy {}", commit.chars().take(7).collect::<String>()),
         _ => "Deploy".to_owned(),
     };
     let version = insert_release(
-        &tx,
+        tx,
         found.id,
         &description,
         &config,
@@ -292,15 +330,14 @@ pub fn deploy_slug(
         &slug.process_types,
         user,
     )?;
-    sync_formation(&tx, &found, &slug.process_types)?;
-    let release = find_release(&tx, &found, ReleaseRef::Version(version))?;
-    tx.commit()?;
+    sync_formation(tx, &found, &slug.process_types)?;
+    let release = find_release(tx, &found, ReleaseRef::Version(version))?;
     Ok(release)
 }
 
 /// Heroku's rollback: a new release with the code *and* config vars of
 /// `target`, which must have succeeded and carry a slug.
-pub fn rollback(
+pub(super) fn rollback(
     conn: &mut Connection,
     app: &AppRef,
     target: ReleaseRef,
@@ -335,7 +372,7 @@ pub fn rollback(
 /// `retain` releases and its current release, those of the releases that
 /// recorded dynos run, and uploaded slugs that no release uses yet but were
 /// made within `fresh` (a deploy in progress).
-pub fn live_slug_digests(
+pub(super) fn live_slug_digests(
     conn: &mut Connection,
     retain: u32,
     fresh: chrono::Duration,
@@ -377,7 +414,7 @@ pub fn live_slug_digests(
 }
 
 /// The newest release of an app, for "rollback to the previous release".
-pub fn previous_release(conn: &mut Connection, app: &AppRef) -> Result<Release, StoreError> {
+pub(super) fn previous_release(conn: &mut Connection, app: &AppRef) -> Result<Release, StoreError> {
     let found = find_app(conn, app)?;
     let current = current_release(conn, &found)?.ok_or(StoreError::NotFound("release"))?;
     let mut version = current.version.0;

@@ -115,7 +115,7 @@ fn app_domains(conn: &Connection, app: &App) -> Result<Vec<Domain>, StoreError> 
 }
 
 /// An app's SNI endpoints, oldest first.
-pub fn list_sni_endpoints(
+pub(super) fn list_sni_endpoints(
     conn: &mut Connection,
     app: &AppRef,
 ) -> Result<SniView<Vec<SniEndpoint>>, StoreError> {
@@ -138,7 +138,7 @@ pub fn list_sni_endpoints(
 }
 
 /// One SNI endpoint of an app.
-pub fn get_sni_endpoint(
+pub(super) fn get_sni_endpoint(
     conn: &mut Connection,
     app: &AppRef,
     which: &SniEndpointRef,
@@ -156,7 +156,7 @@ pub fn get_sni_endpoint(
 }
 
 /// Adds an SNI endpoint with a fresh name. The caller has checked `pem`.
-pub fn add_sni_endpoint(
+pub(super) fn add_sni_endpoint(
     conn: &mut Connection,
     app: &AppRef,
     pem: &PemPair,
@@ -192,7 +192,7 @@ pub fn add_sni_endpoint(
 
 /// Replaces an SNI endpoint's certificate and key (a renewal). The caller
 /// has checked `pem`.
-pub fn update_sni_endpoint(
+pub(super) fn update_sni_endpoint(
     conn: &mut Connection,
     app: &AppRef,
     which: &SniEndpointRef,
@@ -216,7 +216,7 @@ pub fn update_sni_endpoint(
 }
 
 /// Removes an SNI endpoint; the answer is what was removed.
-pub fn remove_sni_endpoint(
+pub(super) fn remove_sni_endpoint(
     conn: &mut Connection,
     app: &AppRef,
     which: &SniEndpointRef,

@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use super::domains::*;
+use super::dynos::*;
+use super::slugs::*;
 use super::*;
 use crate::model::{Quantity, QuantityChange};
 
-fn setup() -> (Store, Account) {
-    let store = Store::open_in_memory().expect("store");
+fn setup() -> (SqliteStore, Account) {
+    let store = SqliteStore::open_in_memory().expect("store");
     let token = store
         .call_blocking(|c| create_token(c, "tester", Some("tester@example.com")))
         .expect("token");
@@ -23,7 +26,7 @@ fn var(s: &str) -> ConfigVarName {
 
 #[test]
 fn tokens_authenticate_only_their_own_secret() {
-    let store = Store::open_in_memory().expect("store");
+    let store = SqliteStore::open_in_memory().expect("store");
     let token = store
         .call_blocking(|c| create_token(c, "ci", None))
         .expect("token");
@@ -238,7 +241,7 @@ fn renames_keep_the_id_and_refuse_taken_names() {
         .is_err());
 }
 
-fn uploaded_slug(store: &Store, app: &AppRef, byte: u8, commit: Option<&str>) -> Slug {
+fn uploaded_slug(store: &SqliteStore, app: &AppRef, byte: u8, commit: Option<&str>) -> Slug {
     let web = ProcessType::parse("web").expect("type");
     let new = NewSlug {
         process_types: BTreeMap::from([(web, "./server".to_owned())]),
@@ -604,4 +607,95 @@ fn route_apps_gives_every_app_its_domains_maintenance_and_settings() {
             ),
         ]
     );
+}
+
+/// What a crashed or finished `release_build` left: slugs, releases, and
+/// whether the buildpack's default config var is set.
+fn build_release_traces(store: &SqliteStore) -> (i64, i64, bool) {
+    store
+        .call_blocking(|c| {
+            let slugs = c.query_row("SELECT COUNT(*) FROM slugs", [], |r| r.get(0))?;
+            let releases = c.query_row("SELECT COUNT(*) FROM releases", [], |r| r.get(0))?;
+            let default = get_config(c, &AppRef::Name(name("demo")))?
+                .get("FROM_BUILDPACK")
+                .is_some();
+            Ok((slugs, releases, default))
+        })
+        .expect("count")
+}
+
+/// The child half of the next test: releases a build into the database
+/// `CORRAL_TEST_DB` names, and is aborted by `CORRAL_TEST_ABORT_AFTER`.
+#[test]
+#[ignore = "run in a child process by a_build_release_killed_at_any_step_leaves_none_or_all_of_it"]
+fn release_build_in_a_child_process() {
+    let Ok(path) = std::env::var("CORRAL_TEST_DB") else {
+        panic!("run only by a_build_release_killed_at_any_step_leaves_none_or_all_of_it");
+    };
+    let store = SqliteStore::open(std::path::Path::new(&path)).expect("store");
+    let me = store.call_blocking(config_account).expect("account");
+    let built = BuiltSlug {
+        slug: NewSlug {
+            process_types: BTreeMap::from([(
+                ProcessType::parse("web").expect("type"),
+                "./server".to_owned(),
+            )]),
+            commit: Some("0123456789abcdef".to_owned()),
+            ..NewSlug::default()
+        },
+        digest: crate::model::SlugDigest::from_bytes([7; 32]),
+        size: 1234,
+        default_config: BTreeMap::from([(var("FROM_BUILDPACK"), "1".to_owned())]),
+    };
+    store
+        .call_blocking(|c| sqlite::release_build(c, &AppRef::Name(name("demo")), &built, &me))
+        .expect("release");
+}
+
+#[test]
+fn a_build_release_killed_at_any_step_leaves_none_or_all_of_it() {
+    let child = |db: &std::path::Path, abort_after: Option<&str>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        cmd.args([
+            "--exact",
+            "state::tests::release_build_in_a_child_process",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env("CORRAL_TEST_DB", db)
+        .env_remove("CORRAL_TEST_ABORT_AFTER")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        if let Some(step) = abort_after {
+            cmd.env("CORRAL_TEST_ABORT_AFTER", step);
+        }
+        cmd.status().expect("run the child")
+    };
+    let fresh = |dir: &tempfile::TempDir| {
+        let db = dir.path().join("corral.db");
+        let store = SqliteStore::open(&db).expect("store");
+        let me = store.call_blocking(config_account).expect("account");
+        store
+            .call_blocking(|c| create_app(c, &name("demo"), &me))
+            .expect("create");
+        (db, store)
+    };
+
+    for step in sqlite::RELEASE_BUILD_STEPS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (db, store) = fresh(&dir);
+        let status = child(&db, Some(step));
+        assert!(!status.success(), "the child was to abort after {step}");
+        // v1 only: no slug, no release, no default config var.
+        assert_eq!(
+            build_release_traces(&store),
+            (0, 1, false),
+            "aborted after {step}"
+        );
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, store) = fresh(&dir);
+    assert!(child(&db, None).success(), "the child releases the build");
+    assert_eq!(build_release_traces(&store), (1, 2, true));
 }

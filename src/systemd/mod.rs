@@ -251,7 +251,7 @@ impl Systemd {
 
     /// Runs one call with the timeout. A transport failure or a timeout
     /// drops the connection; an error reply from systemd does not.
-    async fn call<T, F, Fut>(&self, method: &'static str, f: F) -> Result<T, SystemdError>
+    async fn dbus_call<T, F, Fut>(&self, method: &'static str, f: F) -> Result<T, SystemdError>
     where
         F: FnOnce(Bus) -> Fut,
         Fut: Future<Output = zbus::Result<T>>,
@@ -275,7 +275,7 @@ impl Systemd {
 
     /// systemd's version string (the `Version` property of the Manager).
     pub async fn version(&self) -> Result<String, SystemdError> {
-        self.call(
+        self.dbus_call(
             "Get(Version)",
             |bus| async move { bus.manager.version().await },
         )
@@ -286,7 +286,7 @@ impl Systemd {
     pub async fn list_units(&self, patterns: &[&str]) -> Result<Vec<UnitInfo>, SystemdError> {
         let patterns: Vec<String> = patterns.iter().map(|p| (*p).to_owned()).collect();
         let units = self
-            .call("ListUnitsByPatterns", |bus| async move {
+            .dbus_call("ListUnitsByPatterns", |bus| async move {
                 bus.manager.list_units_by_patterns(&[], &patterns).await
             })
             .await?;
@@ -439,7 +439,7 @@ impl Systemd {
     /// Sends `signal` to every process of the unit (`whom` = `all`), without
     /// changing its state. [`SystemdError::NoSuchUnit`] if it is not loaded.
     pub async fn kill_unit(&self, name: &str, signal: i32) -> Result<(), SystemdError> {
-        self.call("KillUnit", |bus| async move {
+        self.dbus_call("KillUnit", |bus| async move {
             bus.manager.kill_unit(name, "all", signal).await
         })
         .await
@@ -450,7 +450,7 @@ impl Systemd {
     /// be started again. A unit that is not loaded is fine.
     pub async fn reset_failed(&self, name: &str) -> Result<(), SystemdError> {
         match self
-            .call("ResetFailedUnit", |bus| async move {
+            .dbus_call("ResetFailedUnit", |bus| async move {
                 bus.manager.reset_failed_unit(name).await
             })
             .await
@@ -469,7 +469,7 @@ impl Systemd {
         name: &str,
     ) -> Result<Option<OwnedObjectPath>, SystemdError> {
         match self
-            .call(
+            .dbus_call(
                 "GetUnit",
                 |bus| async move { bus.manager.get_unit(name).await },
             )
@@ -489,7 +489,7 @@ impl Systemd {
         let Some(path) = self.loaded_unit(name).await? else {
             return Ok(None);
         };
-        self.call("Get(unit status)", |bus| read_status(bus, name, path))
+        self.dbus_call("Get(unit status)", |bus| read_status(bus, name, path))
             .await
     }
 

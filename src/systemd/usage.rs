@@ -173,7 +173,7 @@ impl Systemd {
             return Ok(None);
         };
         let read = self
-            .call("Get(unit usage)", |bus| read_usage(bus, path))
+            .dbus_call("Get(unit usage)", |bus| read_usage(bus, path))
             .await?;
         let Some((mut usage, control_group)) = read else {
             return Ok(None);

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use corral::config::Config;
 use corral::daemon::{self, Listeners};
-use corral::state;
 use tokio_util::sync::CancellationToken;
 
 /// corrald running in this process, on its own runtime thread, with a
@@ -47,7 +46,7 @@ impl TestDaemon {
         config.router.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         let store = daemon::open_store(&config).expect("store");
         let token = store
-            .call_blocking(|c| state::create_token(c, "tester", Some("tester@example.com")))
+            .create_token_blocking("tester", Some("tester@example.com"))
             .expect("token")
             .secret;
         let shutdown = CancellationToken::new();
@@ -70,7 +69,7 @@ impl TestDaemon {
                         .send(tcp.local_addr().expect("addr"))
                         .expect("send addr");
                     listeners.tcp = Some(tcp);
-                    daemon::serve(config, store, listeners, shutdown)
+                    daemon::serve(config, store.shared(), listeners, shutdown)
                         .await
                         .expect("serve");
                 });

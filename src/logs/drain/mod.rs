@@ -38,7 +38,7 @@ use uuid::Uuid;
 use crate::config::LogsConfig;
 use crate::logs::reader::{AppReader, Start};
 use crate::logs::LogEntry;
-use crate::state::{self, LogDrain, Store};
+use crate::state::{LogDrain, SharedStore};
 use pump::{CursorSink, Pump, MAX_BATCH};
 use transport::{Connector, Https, Syslog};
 use url::{AddressPolicy, DrainUrl, Scheme, UrlError};
@@ -114,7 +114,7 @@ impl DrainWaker {
 /// Keeps one task per stored drain.
 #[derive(Debug)]
 pub struct DrainSupervisor {
-    store: Store,
+    store: SharedStore,
     settings: Arc<DrainSettings>,
     connector: Connector,
     tracker: TaskTracker,
@@ -127,7 +127,7 @@ impl DrainSupervisor {
     /// A supervisor running drains on `tracker`; reads the operator's CA
     /// file now, so a bad one fails corrald's start, not each delivery.
     pub fn new(
-        store: Store,
+        store: SharedStore,
         config: &LogsConfig,
         tracker: TaskTracker,
     ) -> Result<Self, DrainError> {
@@ -152,7 +152,7 @@ impl DrainSupervisor {
     pub async fn run(self, waker: DrainWaker, shutdown: CancellationToken) {
         let mut running: HashMap<Uuid, (String, CancellationToken)> = HashMap::new();
         loop {
-            match self.store.call(state::all_drains).await {
+            match self.store.all_drains().await {
                 Ok(drains) => {
                     let wanted: HashMap<Uuid, &LogDrain> =
                         drains.iter().map(|d| (d.id, d)).collect();
@@ -197,18 +197,14 @@ impl DrainSupervisor {
 
 /// Saves a drain's cursor in the store.
 struct StoreCursors {
-    store: Store,
+    store: SharedStore,
     id: Uuid,
 }
 
 impl CursorSink for StoreCursors {
     async fn save(&mut self, cursor: String) {
         let id = self.id;
-        if let Err(e) = self
-            .store
-            .call(move |c| state::save_drain_cursor(c, id, &cursor))
-            .await
-        {
+        if let Err(e) = self.store.save_drain_cursor(id, cursor).await {
             // The batch is delivered; at worst it is delivered again.
             tracing::warn!(error = %e, "cannot save the log drain's cursor");
         }
@@ -219,7 +215,7 @@ async fn run_drain(
     drain: LogDrain,
     settings: Arc<DrainSettings>,
     connector: Connector,
-    store: Store,
+    store: SharedStore,
     stop: CancellationToken,
 ) {
     let url = match DrainUrl::parse(&drain.url, settings.allow_http) {
