@@ -4,16 +4,16 @@
 # nix-community/nixpkgs.lib or any nixpkgs' lib/). Run:
 #   nix-instantiate --eval --strict --json nix/tests/eval-module.nix --arg lib 'import /path/to/nixpkgs/lib'
 # The module's own options get nixpkgs' real option types and merging; the
-# NixOS options it sets (systemd.*, environment.*, ...) are declared here
-# with similar types, and pkgs is a stub, so nothing is built. It checks
-# that the module renders the same settings as render-sample.nix (which
-# tests/nix_settings.rs feeds to `corrald check-config`), that a clash
-# between an option and `settings` trips an assertion, and returns what the
-# module sets, for a reader to inspect.
+# NixOS options it sets (systemd.*, environment.*, ...) are declared in
+# nixos-stub.nix with similar types, and pkgs is a stub, so nothing is
+# built. It checks that the module renders the same settings as
+# render-sample.nix (which tests/nix_settings.rs feeds to `corrald
+# check-config`), that a clash between an option and `settings` trips an
+# assertion, and returns what the module sets, for a reader to inspect.
 { lib }:
 
 let
-  inherit (lib) mkOption types;
+  inherit (lib) types;
 
   fakePackage = name: {
     type = "derivation";
@@ -35,55 +35,10 @@ let
     [ "python3" "nodejs" "git" "gnutar" "gzip" "coreutils" "findutils" "bash" ]
     fakePackage;
 
-  unitOptions = {
-    wantedBy = mkOption { type = types.listOf types.str; default = [ ]; };
-    restartTriggers = mkOption { type = types.listOf types.unspecified; default = [ ]; };
-  };
-
-  # The NixOS options nix/module.nix sets, with types close to NixOS's.
-  nixosStub = {
-    options = {
-      assertions = mkOption { type = types.listOf types.unspecified; default = [ ]; };
-      environment.systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
-      environment.etc = mkOption {
-        type = types.attrsOf (types.submodule { options.source = mkOption { type = types.unspecified; }; });
-        default = { };
-      };
-      networking.firewall.allowedTCPPorts = mkOption { type = types.listOf types.port; default = [ ]; };
-      systemd.packages = mkOption { type = types.listOf types.package; default = [ ]; };
-      systemd.tmpfiles.packages = mkOption { type = types.listOf types.package; default = [ ]; };
-      systemd.tmpfiles.rules = mkOption { type = types.listOf types.str; default = [ ]; };
-      users.groups = mkOption { type = types.attrsOf (types.submodule { }); default = { }; };
-      systemd.services = mkOption {
-        type = types.attrsOf (types.submodule {
-          options = unitOptions // {
-            path = mkOption { type = types.listOf types.package; default = [ ]; };
-            serviceConfig = mkOption {
-              type = types.attrsOf (types.oneOf [ types.str types.int types.bool (types.listOf types.str) ]);
-              default = { };
-            };
-          };
-        });
-        default = { };
-      };
-      systemd.sockets = mkOption {
-        type = types.attrsOf (types.submodule {
-          options = unitOptions // {
-            socketConfig = mkOption {
-              type = types.attrsOf (types.oneOf [ types.str types.int types.bool (types.listOf types.str) ]);
-              default = { };
-            };
-          };
-        });
-        default = { };
-      };
-    };
-  };
-
   evaluate = corral: (lib.evalModules {
     modules = [
       ../module.nix
-      nixosStub
+      (import ./nixos-stub.nix { inherit lib; })
       { services.corral = corral // { enable = true; package = fakePackage "corral"; }; }
     ];
     specialArgs = { inherit pkgs; };
