@@ -64,6 +64,7 @@ assert check "a clash between baseDomain and settings.router.base-domain passed"
   services = lib.mapAttrs (_: s: removeAttrs s [ "restartTriggers" ]) config.systemd.services;
   inherit (config.systemd) sockets tmpfiles;
   firewall = config.networking.firewall.allowedTCPPorts;
+  sysctl = config.boot.kernel.sysctl;
   groups = lib.attrNames config.users.groups;
   clashMessages = clashFailed;
 }

@@ -18,6 +18,10 @@ in
 {
   options = {
     assertions = mkOption { type = types.listOf types.unspecified; default = [ ]; };
+    boot.kernel.sysctl = mkOption {
+      type = types.attrsOf (types.oneOf [ types.str types.int types.bool ]);
+      default = { };
+    };
     environment.systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
     environment.etc = mkOption {
       type = types.attrsOf (types.submodule { options.source = mkOption { type = types.unspecified; }; });
