@@ -9,7 +9,8 @@
 # built. It checks that the module renders the same settings as
 # render-sample.nix (which tests/nix_settings.rs feeds to `corrald
 # check-config`), that a clash between an option and `settings` trips an
-# assertion, and returns what the module sets, for a reader to inspect.
+# assertion, as does a Unix socket in router.listen with openFirewall, and
+# returns what the module sets, for a reader to inspect.
 { lib }:
 
 let
@@ -54,11 +55,20 @@ let
   clash = evaluate (sample // { settings = sample.settings // { router.base-domain = "other.example.com"; }; });
   clashFailed = map (a: a.message) (lib.filter (a: !a.assertion) clash.assertions);
 
+  # ListenStream= takes a socket path, which has no port to open.
+  socket = evaluate (sample // { openFirewall = true; router.listen = [ "80" "/run/corral/router.sock" ]; });
+  socketFailed = map (a: a.message) (lib.filter (a: !a.assertion) socket.assertions);
+
   check = what: ok: if ok then true else throw "eval-module: ${what}";
 in
 assert check "assertions failed on the sample: ${toString failed}" (failed == [ ]);
 assert check "the module renders other settings than render-sample.nix:\n${builtins.toJSON fromModule}\n${builtins.toJSON expected}" (fromModule == expected);
 assert check "a clash between baseDomain and settings.router.base-domain passed" (lib.any (lib.hasInfix "router.base-domain") clashFailed);
+assert check "a Unix socket in router.listen with openFirewall passed" (lib.any (lib.hasInfix "\"/run/corral/router.sock\": not a TCP port") socketFailed);
+# Whatever reads the firewall's ports without checking assertions first
+# (one unit, say, as flake.nix's module check reads) must still get them:
+# the TCP ones, without the socket.
+assert check "openFirewall with a Unix socket opens ${builtins.toJSON socket.networking.firewall.allowedTCPPorts}, not [80]" (socket.networking.firewall.allowedTCPPorts == [ 80 ]);
 {
   settings = fromModule;
   services = lib.mapAttrs (_: s: removeAttrs s [ "restartTriggers" ]) config.systemd.services;
@@ -67,4 +77,5 @@ assert check "a clash between baseDomain and settings.router.base-domain passed"
   sysctl = config.boot.kernel.sysctl;
   groups = lib.attrNames config.users.groups;
   clashMessages = clashFailed;
+  socketMessages = socketFailed;
 }
