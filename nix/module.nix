@@ -47,6 +47,14 @@ let
   # "80", "0.0.0.0:80" and "[::]:80" all end in the port.
   portOf = listen: lib.toInt (lib.last (lib.splitString ":" listen));
 
+  # ListenStream= also takes Unix socket paths ("/run/corral/router.sock",
+  # "@name") and other families, which have no TCP port for openFirewall
+  # to open: an assertion names them, and only TCP ones reach portOf.
+  isTcpListen = listen:
+    builtins.match "[0-9]+|[0-9.]+:[0-9]+|\\[[^]]*]:[0-9]+" listen != null;
+  routerListens = cfg.router.listen ++ cfg.router.listenTls;
+  notTcpListens = lib.filter (listen: !isTcpListen listen) routerListens;
+
   formationType = lib.types.either lib.types.ints.unsigned (lib.types.submodule {
     options = {
       quantity = lib.mkOption {
@@ -166,7 +174,11 @@ in
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = false;
-      description = "Open the router's TCP ports (router.listen and router.listenTls) in the firewall.";
+      description = ''
+        Open the router's TCP ports (router.listen and router.listenTls) in
+        the firewall. Every value of those must then be a TCP port or
+        address:port; a Unix socket path is an error (it needs no opening).
+      '';
     };
 
     dynoSizes = lib.mkOption {
@@ -267,6 +279,10 @@ in
         assertion = rendered.conflicts == [ ];
         message = "services.corral.settings sets ${lib.concatStringsSep ", " rendered.conflicts}, which a services.corral option sets differently; set it through the option";
       }
+      {
+        assertion = cfg.openFirewall -> notTcpListens == [ ];
+        message = "services.corral.openFirewall opens the router's TCP ports, but services.corral.router.listen or listenTls also has ${lib.concatMapStringsSep ", " builtins.toJSON notTcpListens}: not a TCP port (\"80\", \"0.0.0.0:80\" or \"[::]:80\"). A Unix socket needs no firewall opening: set openFirewall = false, and put the TCP ports in networking.firewall.allowedTCPPorts";
+      }
     ];
 
     environment.systemPackages = [ cfg.package ] ++ cfg.runtimePackages;
@@ -280,7 +296,7 @@ in
     boot.kernel.sysctl."net.ipv4.ip_local_reserved_ports" = lib.mkDefault dynoPorts;
 
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall
-      (map portOf (cfg.router.listen ++ cfg.router.listenTls));
+      (map portOf (lib.filter isTcpListen routerListens));
 
     # corrald.service, corral-router.{service,socket}, corral-router-tls.socket
     # and corral.slice come from the package; the settings below become
