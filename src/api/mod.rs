@@ -76,8 +76,7 @@ fn metrics_json(
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The stack every app reports: runtimes come from the host.
-pub(crate) const STACK_NAME: &str = "host";
-pub(crate) const STACK_ID: Uuid = Uuid::from_u128(0x6f8c_3a0e_5b1d_4c6a_9e2f_0d7b_1a3c_5e01);
+pub(crate) use crate::model::{STACK_ID, STACK_NAME};
 /// The one region a Corral host is.
 const REGION_NAME: &str = "local";
 const REGION_ID: Uuid = Uuid::from_u128(0x2d4e_6f80_1a3b_4c5d_8e7f_9a0b_1c2d_3e02);

@@ -49,7 +49,9 @@ use self::unit::{build_service, plan_file, BuildInput, Selection, DRIVER};
 use crate::config::Config;
 use crate::dynos::release_phase::{ReleasePhase, ReleasePhaseError};
 use crate::dynos::DynoWaker;
-use crate::model::{parse_procfile, AppName, ProcessType, UnitName, PROCFILE_MAX_BYTES};
+use crate::model::{
+    parse_procfile, AppName, ProcessType, UnitName, PROCFILE_MAX_BYTES, STACK_NAME,
+};
 use crate::slug::SlugStore;
 use crate::state::{self, Account, AppRef, BuildStatus, NewSlug, ReleaseStatus, SharedStore};
 use crate::systemd::{Stdio, Systemd};
@@ -702,11 +704,8 @@ impl Builds {
     ) -> Result<(Uuid, crate::model::ReleaseVersion), String> {
         let app_ref = AppRef::Id(push.app_id);
         let sha = update.new.as_str();
-        out.say(format!(
-            "-----> Building on the {} stack\n",
-            crate::api::STACK_NAME
-        ))
-        .await;
+        out.say(format!("-----> Building on the {} stack\n", STACK_NAME))
+            .await;
         prepare_dirs(dir).await?;
 
         // The pushed commit, from git's quarantine.
@@ -784,7 +783,7 @@ impl Builds {
             timeout: Duration::from_secs(self.config.builds.timeout_secs),
             path: &self.config.builds.path,
             source_version: sha,
-            stack: crate::api::STACK_NAME,
+            stack: STACK_NAME,
         });
         let (tx, mut rx) = pipe::pipe().map_err(io_fail("cannot make a pipe"))?;
         let stdout = tx

@@ -12,6 +12,7 @@ mod hostname;
 mod procfile;
 mod settings;
 mod slug_digest;
+mod stack;
 
 pub use app_name::AppName;
 pub use config_vars::{ConfigVarName, ConfigVars, CONFIG_VARS_MAX_BYTES};
@@ -23,6 +24,7 @@ pub use hostname::Hostname;
 pub use procfile::{check_process_types, parse_procfile, PROCFILE_MAX_BYTES};
 pub use settings::AppSettings;
 pub use slug_digest::SlugDigest;
+pub use stack::{STACK_ID, STACK_NAME};
 
 /// A value that failed validation, with a message a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
