@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::api::{server, Api};
-use crate::build::Builds;
+use crate::builds::Builds;
 use crate::config::Config;
 use crate::config::RouterMode;
 use crate::dynos::release_phase::ReleasePhase;

@@ -49,7 +49,7 @@ pub async fn gc_once(
     if let Some(roots) = nix_roots {
         let gone = report.removed.clone();
         // Nix's own GC may then take the store paths of collected slugs.
-        match tokio::task::spawn_blocking(move || crate::build::nix::remove_roots(&roots, &gone))
+        match tokio::task::spawn_blocking(move || crate::builds::nix::remove_roots(&roots, &gone))
             .await
         {
             Ok(Ok(_)) => {}

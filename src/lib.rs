@@ -20,7 +20,7 @@
 //! - [`daemon`]: the composition root wiring the parts under one
 //!   cancellation tree.
 //! - [`cli`]: the `corral` command, speaking the API with [`api::types`].
-//! - [`build`]: `git push` to a release: smart HTTP served by real git,
+//! - [`builds`]: `git push` to a release: smart HTTP served by real git,
 //!   the pre-receive hook calling back into corrald, classic buildpacks
 //!   run in sandboxed transient build units, slugs, the release phase.
 //! - [`attach`]: the framed protocol between `corral run` and a one-off
@@ -60,7 +60,7 @@
 
 pub mod api;
 pub mod attach;
-pub mod build;
+pub mod builds;
 pub mod cli;
 pub mod config;
 pub mod daemon;

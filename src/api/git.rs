@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 
 use super::Api;
-use crate::build::git::{self, GitRequest, GitService};
+use crate::builds::git::{self, GitRequest, GitService};
 use crate::model::AppName;
 use crate::state::AppRef;
 

@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use tokio_util::task::TaskTracker;
 
-use crate::build::Builds;
+use crate::builds::Builds;
 use crate::config::Config;
 use crate::dynos::{DynoWaker, OneOffs, RuntimeMetrics};
 use crate::logs::sessions::{Framing, LogSessions, SessionSpec};
@@ -172,7 +172,7 @@ impl Api {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display + Send,
     {
         if let Some(request) =
-            crate::build::git::parse_request(req.method(), req.uri().path(), req.uri().query())
+            crate::builds::git::parse_request(req.method(), req.uri().path(), req.uri().query())
         {
             return self.serve_git(request, req).await;
         }
@@ -572,7 +572,7 @@ impl Api {
                 let req: types::BuildpackInstallationsUpdate = decode(&body)?;
                 let mut list = Vec::with_capacity(req.updates.len());
                 for update in req.updates {
-                    crate::build::buildpacks::BuildpackRef::parse(&update.buildpack)
+                    crate::builds::buildpacks::BuildpackRef::parse(&update.buildpack)
                         .map_err(|e| ApiError::Invalid(e.0))?;
                     list.push(update.buildpack.trim().to_owned());
                 }
@@ -873,8 +873,8 @@ fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
 /// The token from `Authorization: Bearer T`, or from Basic auth with the
 /// token as password (what git and `curl -u :T` send).
 fn buildpack_name(url: &str) -> String {
-    match crate::build::buildpacks::BuildpackRef::parse(url) {
-        Ok(crate::build::buildpacks::BuildpackRef::Shipped(name)) => format!("corral/{name}"),
+    match crate::builds::buildpacks::BuildpackRef::parse(url) {
+        Ok(crate::builds::buildpacks::BuildpackRef::Shipped(name)) => format!("corral/{name}"),
         _ => url.to_owned(),
     }
 }

@@ -67,7 +67,7 @@ enum TokenCommand {
 fn main() -> ExitCode {
     // The hook talks to git on stdout; it must stay free of log lines.
     if std::env::args().nth(1).as_deref() == Some("git-hook") {
-        return ExitCode::from(u8::try_from(corral::build::hook::run_client()).unwrap_or(1));
+        return ExitCode::from(u8::try_from(corral::builds::hook::run_client()).unwrap_or(1));
     }
     init_logging();
     match run(Args::parse()) {

@@ -9,7 +9,7 @@ use super::{output, CliError};
 use crate::api::types::{
     App, Build, BuildpackInstallation, BuildpackInstallationsUpdate, BuildpackUpdate,
 };
-use crate::build::buildpacks::BuildpackRef;
+use crate::builds::buildpacks::BuildpackRef;
 use crate::model::AppName;
 
 pub(super) async fn list(client: &Client, app: &AppName, json: bool) -> Result<(), CliError> {

@@ -123,7 +123,7 @@ impl Sandbox {
         let mut config = format!("{config}{}", options.extra_config);
         // corrald runs from a bind of bin_dir, far from the source tree's
         // buildpacks/; name them, bound at a path of their own.
-        let buildpacks = crate::build::buildpacks::find_shipped_dir(
+        let buildpacks = crate::builds::buildpacks::find_shipped_dir(
             None,
             Some(&options.bin_dir.join("corrald")),
         );

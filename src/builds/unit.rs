@@ -34,7 +34,7 @@ pub struct BuildInput<'a> {
     pub app: &'a AppName,
     /// The `CacheDirectory=` name, relative to `/var/cache`.
     pub cache: &'a str,
-    /// The build's directory on the host (see the layout in the module docs of `build`).
+    /// The build's directory on the host (see the layout in the module docs of `builds`).
     pub dir: &'a Path,
     /// Host directories of the buildpacks, in order.
     pub buildpacks: &'a [std::path::PathBuf],
