@@ -89,36 +89,71 @@ pub fn run_client() -> i32 {
     }
 }
 
-fn client() -> Result<i32, String> {
+/// Why the hook could not hand the push to corrald or hear how it ended.
+#[derive(Debug, thiserror::Error)]
+enum HookError {
+    /// The hook runs outside corrald's push.
+    #[error("{0} is not set: this hook runs under corrald")]
+    NotUnderCorrald(&'static str),
+    /// git's ref updates could not be read.
+    #[error("cannot read the pushed refs: {0}")]
+    ReadRefs(std::io::Error),
+    /// A ref update line is malformed.
+    #[error("unexpected ref update {0:?}")]
+    BadRefUpdate(String),
+    /// The hook socket is unreachable.
+    #[error("cannot reach corrald at {socket}: {source}")]
+    Connect {
+        /// The socket's path.
+        socket: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The request could not be encoded.
+    #[error("{0}")]
+    Encode(serde_json::Error),
+    /// The request could not be sent.
+    #[error("cannot talk to corrald: {0}")]
+    Send(std::io::Error),
+    /// The connection broke while the build ran.
+    #[error("lost the connection to corrald: {0}")]
+    Lost(std::io::Error),
+    /// corrald sent something else than a [`HookMessage`].
+    #[error("corrald sent an unreadable line: {0}")]
+    Unreadable(serde_json::Error),
+    /// corrald ended the connection without an exit status.
+    #[error("corrald closed the connection before the build finished (was it restarted?)")]
+    Closed,
+}
+
+fn client() -> Result<i32, HookError> {
     let socket = std::env::var("CORRAL_HOOK_SOCKET")
-        .map_err(|_| "CORRAL_HOOK_SOCKET is not set: this hook runs under corrald".to_owned())?;
+        .map_err(|_| HookError::NotUnderCorrald("CORRAL_HOOK_SOCKET"))?;
     let push = std::env::var("CORRAL_PUSH_ID")
-        .map_err(|_| "CORRAL_PUSH_ID is not set: this hook runs under corrald".to_owned())?;
+        .map_err(|_| HookError::NotUnderCorrald("CORRAL_PUSH_ID"))?;
     let mut updates = Vec::new();
     for line in std::io::stdin().lock().lines() {
-        let line = line.map_err(|e| format!("cannot read the pushed refs: {e}"))?;
+        let line = line.map_err(HookError::ReadRefs)?;
         if line.trim().is_empty() {
             continue;
         }
-        updates.push(
-            RefUpdate::parse(&line).ok_or_else(|| format!("unexpected ref update {line:?}"))?,
-        );
+        updates.push(RefUpdate::parse(&line).ok_or(HookError::BadRefUpdate(line))?);
     }
     let env = QUARANTINE_VARS
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
         .collect();
     let request = HookRequest { push, updates, env };
-    let mut stream = std::os::unix::net::UnixStream::connect(&socket)
-        .map_err(|e| format!("cannot reach corrald at {socket}: {e}"))?;
-    let mut line = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+    let mut stream = match std::os::unix::net::UnixStream::connect(&socket) {
+        Ok(stream) => stream,
+        Err(source) => return Err(HookError::Connect { socket, source }),
+    };
+    let mut line = serde_json::to_vec(&request).map_err(HookError::Encode)?;
     line.push(b'\n');
-    stream
-        .write_all(&line)
-        .map_err(|e| format!("cannot talk to corrald: {e}"))?;
+    stream.write_all(&line).map_err(HookError::Send)?;
     let mut stdout = std::io::stdout().lock();
     for line in BufReader::new(stream).lines() {
-        let line = line.map_err(|e| format!("lost the connection to corrald: {e}"))?;
+        let line = line.map_err(HookError::Lost)?;
         match serde_json::from_str::<HookMessage>(&line) {
             Ok(HookMessage::Out(text)) => {
                 // The pusher may have gone; the build goes on regardless.
@@ -126,10 +161,10 @@ fn client() -> Result<i32, String> {
                 let _ = stdout.flush();
             }
             Ok(HookMessage::Exit(code)) => return Ok(code),
-            Err(e) => return Err(format!("corrald sent an unreadable line: {e}")),
+            Err(e) => return Err(HookError::Unreadable(e)),
         }
     }
-    Err("corrald closed the connection before the build finished (was it restarted?)".to_owned())
+    Err(HookError::Closed)
 }
 
 #[cfg(test)]
