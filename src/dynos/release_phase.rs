@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -57,6 +57,18 @@ pub enum ReleasePhaseError {
     Task(String),
 }
 
+/// A release whose phase has ended, as [`ReleasePhase::subscribe_settled`]
+/// announces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// The release's app.
+    pub app_id: Uuid,
+    /// The release.
+    pub version: ReleaseVersion,
+    /// How its phase ended.
+    pub status: ReleaseStatus,
+}
+
 /// Runs release phases, one at a time per release.
 #[derive(Debug)]
 pub struct ReleasePhase {
@@ -66,6 +78,7 @@ pub struct ReleasePhase {
     config: DynosConfig,
     waker: DynoWaker,
     running: Mutex<HashSet<(Uuid, u32)>>,
+    settled: broadcast::Sender<Settled>,
 }
 
 /// Frees a claimed release when its phase ends, however it ends.
@@ -105,7 +118,24 @@ impl ReleasePhase {
             config,
             waker,
             running: Mutex::new(HashSet::new()),
+            // Settles are rare; a receiver that lags looks in the store.
+            settled: broadcast::channel(16).0,
         }
+    }
+
+    /// Announces every release this runner settles from now on, so a
+    /// waiter need not poll the store.
+    pub fn subscribe_settled(&self) -> broadcast::Receiver<Settled> {
+        self.settled.subscribe()
+    }
+
+    fn announce(&self, app_id: Uuid, version: ReleaseVersion, status: ReleaseStatus) {
+        // No receiver is no error: nobody waits.
+        let _ = self.settled.send(Settled {
+            app_id,
+            version,
+            status,
+        });
     }
 
     fn claim(&self, app_id: Uuid, version: ReleaseVersion) -> Option<Claim<'_>> {
@@ -290,6 +320,7 @@ impl ReleasePhase {
     ) -> Result<ReleaseStatus, ReleasePhaseError> {
         let app = AppRef::Id(app_id);
         self.store.settle_release(app, version, status).await?;
+        self.announce(app_id, version, status);
         self.waker.wake();
         Ok(status)
     }
@@ -308,10 +339,11 @@ impl ReleasePhase {
                         "release phase failed to run; the release is marked failed");
                     let app = AppRef::Id(release.app_id);
                     let version = release.version;
-                    let _ = self
-                        .store
-                        .settle_release(app, version, ReleaseStatus::Failed)
-                        .await;
+                    let failed = ReleaseStatus::Failed;
+                    let settled = self.store.settle_release(app, version, failed).await;
+                    if settled.is_ok() {
+                        self.announce(release.app_id, version, failed);
+                    }
                 }
             }
         }
