@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::api::{server, Api};
-use crate::builds::Builds;
+use crate::builds::{Builds, BuildsDeps};
 use crate::config::Config;
 use crate::config::RouterMode;
 use crate::dynos::release_phase::ReleasePhase;
@@ -507,12 +507,14 @@ pub async fn serve(
         waker.clone(),
     ));
     let builds = Arc::new(Builds::new(
-        store.clone(),
-        Arc::clone(&slugs),
-        Arc::clone(&systemd),
-        Arc::clone(&config),
-        waker.clone(),
-        Arc::clone(&releases),
+        BuildsDeps {
+            store: store.clone(),
+            slugs: Arc::clone(&slugs),
+            systemd: Arc::clone(&systemd),
+            config: Arc::clone(&config),
+            waker: waker.clone(),
+            releases: Arc::clone(&releases),
+        },
         std::env::current_exe().ok(),
     ));
     match builds.shipped_buildpacks() {

@@ -560,7 +560,7 @@ impl Api {
                     builds
                         .purge_cache(found.id)
                         .await
-                        .map_err(ApiError::Conflict)?;
+                        .map_err(|e| ApiError::Conflict(e.to_string()))?;
                 }
                 Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})))
             }

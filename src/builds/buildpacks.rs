@@ -137,18 +137,55 @@ fn scalar(y: &Yaml) -> Option<String> {
     }
 }
 
+/// Why a buildpack's `bin/release` output was refused; the message says
+/// which key is wrong, for the push output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseYamlError {
+    /// More than [`MAX_RELEASE_BYTES`].
+    #[error("bin/release printed more than {MAX_RELEASE_BYTES} bytes")]
+    TooLarge,
+    /// Not YAML.
+    #[error("bin/release printed invalid YAML: {0}")]
+    Yaml(String),
+    /// YAML, but not a mapping at the top.
+    #[error("bin/release must print a YAML mapping")]
+    NotMapping,
+    /// A process type's name is invalid.
+    #[error("bin/release: process type {name:?}: {reason}")]
+    ProcessType {
+        /// The name as printed.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A process type's command is not a string.
+    #[error("bin/release: the command of {0} must be a string")]
+    Command(String),
+    /// A config var's name is invalid.
+    #[error("bin/release: config var {name:?}: {reason}")]
+    ConfigVar {
+        /// The name as printed.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `default_process_types` or `config_vars` is not a mapping.
+    #[error("bin/release: {0} must be a mapping")]
+    KeyNotMapping(String),
+    /// `addons` is not a list.
+    #[error("bin/release: addons must be a list")]
+    AddonsNotList,
+}
+
 /// Parses `bin/release` output: YAML with optional
 /// `default_process_types`, `config_vars` (maps of strings) and `addons`
-/// (a list). Empty output is an empty release. The error says which key
-/// is wrong, for the push output.
-pub fn parse_release(text: &str) -> Result<ReleaseInfo, String> {
+/// (a list). Empty output is an empty release.
+pub fn parse_release(text: &str) -> Result<ReleaseInfo, ReleaseYamlError> {
     if text.len() > MAX_RELEASE_BYTES {
-        return Err(format!(
-            "bin/release printed more than {MAX_RELEASE_BYTES} bytes"
-        ));
+        return Err(ReleaseYamlError::TooLarge);
     }
-    let docs = YamlLoader::load_from_str(text)
-        .map_err(|e| format!("bin/release printed invalid YAML: {e}"))?;
+    let docs =
+        YamlLoader::load_from_str(text).map_err(|e| ReleaseYamlError::Yaml(e.to_string()))?;
     let mut info = ReleaseInfo::default();
     let Some(doc) = docs.into_iter().next() else {
         return Ok(info);
@@ -156,7 +193,7 @@ pub fn parse_release(text: &str) -> Result<ReleaseInfo, String> {
     let top = match doc {
         Yaml::Hash(h) => h,
         Yaml::Null => return Ok(info),
-        _ => return Err("bin/release must print a YAML mapping".to_owned()),
+        _ => return Err(ReleaseYamlError::NotMapping),
     };
     for (key, value) in top {
         let Some(key) = scalar(&key) else { continue };
@@ -165,20 +202,24 @@ pub fn parse_release(text: &str) -> Result<ReleaseInfo, String> {
             ("default_process_types", Yaml::Hash(types)) => {
                 for (name, command) in types {
                     let name = scalar(&name).unwrap_or_default();
-                    let process_type = ProcessType::parse(&name).map_err(|e| {
-                        format!("bin/release: process type {name:?}: {}", e.message)
-                    })?;
-                    let command = scalar(&command).ok_or_else(|| {
-                        format!("bin/release: the command of {name} must be a string")
-                    })?;
+                    let process_type =
+                        ProcessType::parse(&name).map_err(|e| ReleaseYamlError::ProcessType {
+                            name: name.clone(),
+                            reason: e.message,
+                        })?;
+                    let command =
+                        scalar(&command).ok_or_else(|| ReleaseYamlError::Command(name.clone()))?;
                     info.default_process_types.insert(process_type, command);
                 }
             }
             ("config_vars", Yaml::Hash(vars)) => {
                 for (name, value) in vars {
                     let name = scalar(&name).unwrap_or_default();
-                    let var = ConfigVarName::parse(&name)
-                        .map_err(|e| format!("bin/release: config var {name:?}: {}", e.message))?;
+                    let var =
+                        ConfigVarName::parse(&name).map_err(|e| ReleaseYamlError::ConfigVar {
+                            name: name.clone(),
+                            reason: e.message,
+                        })?;
                     let value = scalar(&value).unwrap_or_default();
                     info.config_vars.insert(var, value);
                 }
@@ -187,9 +228,9 @@ pub fn parse_release(text: &str) -> Result<ReleaseInfo, String> {
                 info.addons.extend(addons.iter().filter_map(scalar));
             }
             ("default_process_types" | "config_vars", _) => {
-                return Err(format!("bin/release: {key} must be a mapping"));
+                return Err(ReleaseYamlError::KeyNotMapping(key.clone()));
             }
-            ("addons", _) => return Err("bin/release: addons must be a list".to_owned()),
+            ("addons", _) => return Err(ReleaseYamlError::AddonsNotList),
             // Unknown keys are ignored, as Heroku does.
             _ => {}
         }

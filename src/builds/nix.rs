@@ -7,16 +7,46 @@
 //! when the slug is collected, so `nix-collect-garbage` never takes a store
 //! path from under a dyno.
 
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use crate::model::SlugDigest;
 
 /// The most store paths one slug may root.
 pub const MAX_PATHS: usize = 64;
 
+/// Why a slug's store paths were not rooted.
+#[derive(Debug, thiserror::Error)]
+pub enum NixRootError {
+    /// The list is longer than [`MAX_PATHS`].
+    #[error(".corral/nix-store-paths lists more than {MAX_PATHS} paths")]
+    TooMany,
+    /// A line is not a store path.
+    #[error("{0:?} in .corral/nix-store-paths is not a path directly under /nix/store")]
+    NotStorePath(String),
+    /// A store path is not on this host.
+    #[error("{0} is not in the host's Nix store")]
+    Missing(String),
+    /// The roots directory could not be made.
+    #[error("cannot create {}: {source}", .dir.display())]
+    CreateDir {
+        /// The roots directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A root could not be made.
+    #[error("cannot make the GC root {}: {source}", .root.display())]
+    Link {
+        /// The root's path.
+        root: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Checks one line of `nix-store-paths`: an absolute path directly under
 /// `/nix/store`, with nothing that could lead elsewhere.
-pub fn check_store_path(line: &str) -> Result<&str, String> {
+pub fn check_store_path(line: &str) -> Result<&str, NixRootError> {
     let path = Path::new(line);
     let mut components = path.components();
     let ok = matches!(components.next(), Some(Component::RootDir))
@@ -27,34 +57,34 @@ pub fn check_store_path(line: &str) -> Result<&str, String> {
     if ok && !line.ends_with('/') {
         Ok(line)
     } else {
-        Err(format!(
-            "{line:?} in .corral/nix-store-paths is not a path directly under /nix/store"
-        ))
+        Err(NixRootError::NotStorePath(line.to_owned()))
     }
 }
 
 /// Roots each of `paths` for `digest` in `dir` (created if missing).
 /// Returns how many roots it made.
-pub fn add_roots(dir: &Path, digest: &SlugDigest, paths: &str) -> Result<usize, String> {
+pub fn add_roots(dir: &Path, digest: &SlugDigest, paths: &str) -> Result<usize, NixRootError> {
     let lines: Vec<&str> = paths.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.len() > MAX_PATHS {
-        return Err(format!(
-            ".corral/nix-store-paths lists more than {MAX_PATHS} paths"
-        ));
+        return Err(NixRootError::TooMany);
     }
     let checked = lines
         .iter()
         .map(|l| check_store_path(l.trim()))
         .collect::<Result<Vec<_>, _>>()?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| NixRootError::CreateDir {
+        dir: dir.to_owned(),
+        source,
+    })?;
     for (n, path) in checked.iter().enumerate() {
         if !Path::new(path).exists() {
-            return Err(format!("{path} is not in the host's Nix store"));
+            return Err(NixRootError::Missing((*path).to_owned()));
         }
         let root = dir.join(format!("{}-{n}", digest.to_hex()));
         let _ = std::fs::remove_file(&root);
-        std::os::unix::fs::symlink(path, &root)
-            .map_err(|e| format!("cannot make the GC root {}: {e}", root.display()))?;
+        if let Err(source) = std::os::unix::fs::symlink(path, &root) {
+            return Err(NixRootError::Link { root, source });
+        }
     }
     Ok(checked.len())
 }
