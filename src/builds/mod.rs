@@ -7,20 +7,20 @@
 //!    with a push id in its environment ([`Builds::register_push`]).
 //! 2. git runs the repository's pre-receive hook, `corrald git-hook`,
 //!    which sends the ref updates over [`hook`]'s socket.
-//! 3. [`Builds::serve_hooks`] ([`pushes`]) takes the update of `main` or
+//! 3. [`Builds::serve_hooks`] (`pushes.rs`) takes the update of `main` or
 //!    `master` and waits for the app's previous build (one at a time per
 //!    app).
-//! 4. [`run`] archives the pushed commit out of git's quarantine
-//!    ([`source`]) and runs the build unit ([`unit`](mod@unit)): detect,
+//! 4. `run.rs` archives the pushed commit out of git's quarantine
+//!    (`source.rs`) and runs the build unit ([`unit`](mod@unit)): detect,
 //!    compile, release of each buildpack.
-//! 5. [`release`] packs the compiled `/app` into a slug, releases it with
+//! 5. `release.rs` packs the compiled `/app` into a slug, releases it with
 //!    the Procfile's process types (over the buildpacks' defaults), runs
 //!    its release phase if it has one, and wakes the dyno manager.
 //!
 //! Every line of output goes back through the hook to the pusher as it
-//! happens, and into the build's log for followers ([`output`]). Anything
-//! that fails rejects the push with a [`BuildError`] and leaves the
-//! running release as it was.
+//! happens, and into the build's log for followers (`output.rs`).
+//! Anything that fails rejects the push with a [`BuildError`] and leaves
+//! the running release as it was.
 
 pub mod buildpacks;
 mod error;

@@ -267,7 +267,100 @@ pub fn human_size(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::builds::BuildsDeps;
+    use crate::config::Config;
+    use crate::dynos::release_phase::ReleasePhase;
+    use crate::dynos::DynoWaker;
+    use crate::model::{AppName, SlugDigest};
+    use crate::slug::{SlugStore, SlugStoreConfig};
+    use crate::state::{SharedStore, SqliteStore};
+    use crate::systemd::Systemd;
+
+    /// The build service over an in-memory store, with one app whose
+    /// release v2 waits for its release phase. Nothing here reaches
+    /// systemd: the phase fails before it would start a unit, because
+    /// its slug was never stored.
+    async fn pending_release(state: &Path) -> (Builds, Uuid, ReleaseVersion) {
+        let sqlite = SqliteStore::open_in_memory().expect("store");
+        let me = sqlite
+            .create_token_blocking("tester", None)
+            .expect("token")
+            .account;
+        let store: SharedStore = Arc::new(sqlite);
+        let demo = AppName::parse("demo").expect("app name");
+        let (app, _) = store.create_app(demo, me.clone()).await.expect("app");
+        let release_type = ProcessType::parse(ProcessType::RELEASE).expect("type");
+        let built = state::BuiltSlug {
+            slug: NewSlug {
+                process_types: BTreeMap::from([(release_type, "true".to_owned())]),
+                ..NewSlug::default()
+            },
+            digest: SlugDigest::from_bytes([7; 32]),
+            size: 1,
+            default_config: BTreeMap::new(),
+        };
+        let made = store
+            .release_build(AppRef::Id(app.id), built, me)
+            .await
+            .expect("release");
+        assert_eq!(made.release.status, ReleaseStatus::Pending);
+        let config = Arc::new(Config {
+            state_dir: state.to_owned(),
+            ..Config::default()
+        });
+        let slugs = Arc::new(
+            SlugStore::open(&state.join("slugs"), SlugStoreConfig::default()).expect("slugs"),
+        );
+        let systemd = Arc::new(Systemd::new());
+        let waker = DynoWaker::default();
+        let releases = Arc::new(ReleasePhase::new(
+            store.clone(),
+            Arc::clone(&slugs),
+            Arc::clone(&systemd),
+            config.dynos.clone(),
+            waker.clone(),
+        ));
+        let deps = BuildsDeps {
+            store,
+            slugs,
+            systemd,
+            config,
+            waker,
+            releases,
+        };
+        (Builds::new(deps, None), app.id, made.release.version)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_build_hears_when_another_runner_settles_its_release() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let (builds, app_id, version) = pending_release(t.path()).await;
+        let started = tokio::time::Instant::now();
+        let (waited, ran) = tokio::join!(
+            builds.wait_settled(app_id, version),
+            builds.releases.run_once()
+        );
+        ran.expect("the runner settles the release");
+        assert_eq!(waited.expect("settled"), ReleaseStatus::Failed);
+        // Woken by the settle itself, not by a poll's timer.
+        assert_eq!(started.elapsed(), std::time::Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_release_phase_that_never_settles_stops_the_wait_after_an_hour() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let (builds, app_id, version) = pending_release(t.path()).await;
+        let started = tokio::time::Instant::now();
+        let waited = builds.wait_settled(app_id, version).await;
+        assert!(
+            matches!(waited, Err(BuildError::ReleasePhaseTimeout)),
+            "{waited:?}"
+        );
+        assert!(started.elapsed() >= RELEASE_TIMEOUT);
+    }
 
     #[test]
     fn sizes_print_like_herokus() {
