@@ -24,10 +24,22 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use tokio::sync::oneshot;
 
-use super::table::{AppRoute, Backend, Policy};
+use super::backend::Backend;
 
 /// How many queued requests per available dyno before H11.
 pub const MAX_QUEUE_PER_DYNO: usize = 50;
+
+/// How the router chooses among an app's up dynos.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// The fewest requests in flight, ties at random (the default).
+    #[default]
+    LeastOutstanding,
+    /// Uniformly at random, like Heroku's router (for comparison).
+    Random,
+    /// In turn (for comparison).
+    RoundRobin,
+}
 
 /// A busy dyno that has answered nothing for this many times the app's
 /// mean service time loses ties to one that has.
@@ -309,41 +321,45 @@ fn least_busy(
         .map(|(_, _, b)| Arc::clone(b))
 }
 
-/// Chooses a dyno for one request of `route`.
-pub fn pick(route: &AppRoute) -> Pick {
-    let available = route.backends.iter().filter(|b| b.available()).count();
+/// Chooses one of an app's `backends` for one request, queueing it on
+/// `queue` when each has `max_concurrency` requests in flight.
+pub fn pick(
+    backends: &[Arc<Backend>],
+    queue: &Arc<AppQueue>,
+    policy: Policy,
+    max_concurrency: Option<u32>,
+) -> Pick {
+    let available = backends.iter().filter(|b| b.available()).count();
     if available == 0 {
         return Pick::NoDyno;
     }
-    let Some(max) = route.settings.max_concurrency else {
-        let chosen = if route.settings.policy == Policy::LeastOutstanding {
-            least_loaded(&route.backends, route.queue.stuck_after(), None)
+    let Some(max) = max_concurrency else {
+        let chosen = if policy == Policy::LeastOutstanding {
+            least_loaded(backends, queue.stuck_after(), None)
         } else {
-            candidates(&route.backends, route.settings.policy, &route.queue)
-                .into_iter()
-                .next()
+            candidates(backends, policy, queue).into_iter().next()
         };
         let backend = chosen.map(|b| {
             b.add_in_flight();
             Arc::clone(b)
         });
         return match backend {
-            Some(backend) => Pick::Slot(Slot::new(backend, Arc::clone(&route.queue), false)),
+            Some(backend) => Pick::Slot(Slot::new(backend, Arc::clone(queue), false)),
             None => Pick::NoDyno,
         };
     };
     // Nobody jumps the queue: while requests wait, a new one waits too.
-    if route.queue.is_empty() {
-        let order = candidates(&route.backends, route.settings.policy, &route.queue);
+    if queue.is_empty() {
+        let order = candidates(backends, policy, queue);
         if let Some(backend) = order
             .into_iter()
             .find(|b| try_acquire(b, max))
             .map(Arc::clone)
         {
-            return Pick::Slot(Slot::new(backend, Arc::clone(&route.queue), true));
+            return Pick::Slot(Slot::new(backend, Arc::clone(queue), true));
         }
     }
-    let mut waiters = route.queue.waiters();
+    let mut waiters = queue.waiters();
     if waiters.len() >= MAX_QUEUE_PER_DYNO * available {
         return Pick::Full;
     }
@@ -359,7 +375,7 @@ mod tests {
 
     use super::*;
     use crate::model::AppName;
-    use crate::router::table::{RouteSettings, Unavailable};
+    use crate::router::table::{AppRoute, RouteSettings, Unavailable};
 
     fn route(n: u16, max: Option<u32>) -> AppRoute {
         AppRoute {
@@ -395,9 +411,9 @@ mod tests {
     #[test]
     fn requests_go_to_the_least_busy_dyno() {
         let r = route(3, None);
-        let a = slot(pick(&r));
-        let b = slot(pick(&r));
-        let c = slot(pick(&r));
+        let a = slot(r.pick());
+        let b = slot(r.pick());
+        let c = slot(r.pick());
         let mut dynos = vec![
             a.backend().dyno.clone(),
             b.backend().dyno.clone(),
@@ -411,7 +427,7 @@ mod tests {
         );
         let freed = b.backend().dyno.clone();
         drop(b);
-        assert_eq!(slot(pick(&r)).backend().dyno, freed);
+        assert_eq!(slot(r.pick()).backend().dyno, freed);
     }
 
     #[test]
@@ -419,7 +435,7 @@ mod tests {
         let mut r = route(3, None);
         r.settings.policy = Policy::RoundRobin;
         let turns: Vec<String> = (0..6)
-            .map(|_| slot(pick(&r)).backend().dyno.clone())
+            .map(|_| slot(r.pick()).backend().dyno.clone())
             .collect();
         assert_eq!(turns[..3], turns[3..], "{turns:?}");
         let mut distinct = turns[..3].to_vec();
@@ -429,7 +445,7 @@ mod tests {
         // Random ignores load: 30000 held requests do not come out even
         // (the odds of exactly 10000 each are about 3 in 100000).
         r.settings.policy = Policy::Random;
-        let held: Vec<Slot> = (0..30_000).map(|_| slot(pick(&r))).collect();
+        let held: Vec<Slot> = (0..30_000).map(|_| slot(r.pick())).collect();
         let counts: Vec<usize> = r.backends.iter().map(|b| b.in_flight()).collect();
         let spread = counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0);
         assert!(spread > 1, "{counts:?}");
@@ -441,7 +457,7 @@ mod tests {
         let r = route(4, None);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..200 {
-            seen.insert(slot(pick(&r)).backend().dyno.clone());
+            seen.insert(slot(r.pick()).backend().dyno.clone());
         }
         assert_eq!(seen.len(), 4, "every idle dyno gets picked sometimes");
     }
@@ -449,7 +465,7 @@ mod tests {
     #[test]
     fn ties_go_to_a_dyno_that_answered_lately_over_one_stuck_on_a_long_request() {
         let r = route(3, None);
-        let held: Vec<Slot> = (0..3).map(|_| slot(pick(&r))).collect();
+        let held: Vec<Slot> = (0..3).map(|_| slot(r.pick())).collect();
         let (old, fresh) = (&r.backends[0], &r.backends[1]);
         // Ten seconds on: web.1 and web.3 have answered nothing since they
         // started, web.2 answered 1 ms ago. The app's requests take 10 ms.
@@ -470,7 +486,7 @@ mod tests {
         assert_eq!(got.dyno, "web.1");
         // Unknown service times (nothing measured yet): random ties.
         let mut seen = std::collections::BTreeSet::new();
-        held.push(slot(pick(&r)));
+        held.push(slot(r.pick()));
         assert_eq!(old.in_flight(), 1);
         for _ in 0..200 {
             seen.insert(
@@ -504,11 +520,11 @@ mod tests {
         // A slot given up because the dyno was unreachable frees the
         // count without feeding the mean.
         let r = route(1, None);
-        slot(pick(&r)).abandon();
+        slot(r.pick()).abandon();
         assert_eq!(r.backends[0].in_flight(), 0);
         assert_eq!(r.queue.stuck_after(), None);
         // A finished request marks its dyno's progress and feeds the mean.
-        let held = slot(pick(&r));
+        let held = slot(r.pick());
         drop(held);
         assert_eq!(r.backends[0].in_flight(), 0);
         assert!(r.queue.stuck_after().is_some());
@@ -518,12 +534,12 @@ mod tests {
     #[test]
     fn max_concurrency_queues_in_fifo_order_and_hands_slots_over() {
         let r = route(2, Some(1));
-        let a = slot(pick(&r));
-        let b = slot(pick(&r));
-        let Pick::Queued(mut first) = pick(&r) else {
+        let a = slot(r.pick());
+        let b = slot(r.pick());
+        let Pick::Queued(mut first) = r.pick() else {
             panic!("third request queues");
         };
-        let Pick::Queued(mut second) = pick(&r) else {
+        let Pick::Queued(mut second) = r.pick() else {
             panic!("fourth request queues");
         };
         assert_eq!(r.queue.len(), 2);
@@ -540,8 +556,8 @@ mod tests {
     #[test]
     fn a_waiter_that_gave_up_is_skipped_and_counts_stay_exact() {
         let r = route(1, Some(1));
-        let a = slot(pick(&r));
-        let Pick::Queued(gone) = pick(&r) else {
+        let a = slot(r.pick());
+        let Pick::Queued(gone) = r.pick() else {
             panic!("queues");
         };
         drop(gone);
@@ -554,23 +570,23 @@ mod tests {
     #[test]
     fn a_full_queue_is_h11_and_no_dyno_is_reported() {
         let r = route(1, Some(1));
-        let _held = slot(pick(&r));
+        let _held = slot(r.pick());
         let mut queued = Vec::new();
         for _ in 0..MAX_QUEUE_PER_DYNO {
-            match pick(&r) {
+            match r.pick() {
                 Pick::Queued(rx) => queued.push(rx),
                 other => panic!("{other:?}"),
             }
         }
-        assert!(matches!(pick(&r), Pick::Full));
-        assert!(matches!(pick(&route(0, None)), Pick::NoDyno));
+        assert!(matches!(r.pick(), Pick::Full));
+        assert!(matches!(route(0, None).pick(), Pick::NoDyno));
     }
 
     #[tokio::test]
     async fn a_new_dyno_takes_queued_requests() {
         let mut r = route(1, Some(1));
-        let _held = slot(pick(&r));
-        let Pick::Queued(rx) = pick(&r) else {
+        let _held = slot(r.pick());
+        let Pick::Queued(rx) = r.pick() else {
             panic!("queues");
         };
         r.backends.push(Arc::new(Backend::new(

@@ -14,8 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio_util::task::TaskTracker;
 
 use super::log::RequestLog;
-use super::proxy::Peer;
-use super::{pages, RouterBody};
+use super::{pages, Peer, RouterBody};
 
 /// Where git requests go.
 #[derive(Debug, Clone)]

@@ -11,7 +11,9 @@
 //! Each request also adds to its app's counters ([`metrics`]): requests
 //! by status class, service and queue times, per minute.
 
+mod backend;
 pub mod balance;
+mod certs;
 pub mod framing;
 pub mod git;
 pub mod log;
@@ -24,16 +26,27 @@ pub mod split;
 pub mod table;
 pub mod tls;
 
-pub use proxy::{Context, Peer};
+pub use certs::OperatorCert;
+pub use proxy::Context;
 pub use server::{serve, serve_tls, Limits};
 pub use split::RouteHub;
 pub use table::{
     AppDynos, AppInfo, Policy, RouteFeed, RouteSettings, RouteTable, Snapshot, TableHandle, UpDyno,
 };
-pub use tls::OperatorCert;
 
 /// A boxed error for response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: std::net::SocketAddr,
+    /// The router's port it connected to (`X-Forwarded-Port`).
+    pub local_port: u16,
+    /// `http` or `https` (`X-Forwarded-Proto`).
+    pub scheme: &'static str,
+}
 
 /// The body of every response the router sends.
 pub type RouterBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;

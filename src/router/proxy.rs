@@ -3,7 +3,6 @@
 //! router log line when the response has been sent.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -21,12 +20,12 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::balance::{pick, Pick, Slot};
+use super::balance::{Pick, Slot};
 use super::log::RequestLog;
 use super::pages::{self, Code};
 use super::pool::Upstream;
 use super::table::{AppRoute, Backend, TableHandle, Unavailable};
-use super::{BoxError, RouterBody};
+use super::{BoxError, Peer, RouterBody};
 
 /// Longest request line or header line the router accepts (Heroku: 8 KB).
 pub const MAX_LINE_BYTES: usize = 8192;
@@ -62,17 +61,6 @@ pub struct Context {
     pub https_port: Option<u16>,
     /// Where requests for `git.<base-domain>` go, if anywhere.
     pub git: Option<super::git::GitUpstream>,
-}
-
-/// Where a request came from.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer {
-    /// The client's address.
-    pub addr: SocketAddr,
-    /// The router's port it connected to (`X-Forwarded-Port`).
-    pub local_port: u16,
-    /// `http` or `https` (`X-Forwarded-Proto`).
-    pub scheme: &'static str,
 }
 
 /// Logs H27 if the request's future is dropped before it answered (the
@@ -304,7 +292,6 @@ pub fn refuse_ambiguous<B>(peer: Peer, req: &Request<B>) -> Response<RouterBody>
 
 /// Serves one request.
 pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Response<RouterBody> {
-    let received = Instant::now();
     let host = request_host(&req);
     let fwd = match req
         .headers()
@@ -355,7 +342,7 @@ pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Re
     // goes away meanwhile, dropping it logs H27 with what is known by then.
     let mut interrupted = Interrupted { log: Some(log) };
     let response = match interrupted.log.as_mut() {
-        Some(log) => forward(&ctx, peer, req, route, &host, log, received).await,
+        Some(log) => forward(&ctx, peer, req, route, &host, log).await,
         None => pages::error_page(Code::H13),
     };
     interrupted.done();
@@ -422,7 +409,7 @@ async fn acquire(
     // Only a request that waits for a booting dyno watches the table.
     let mut versions = None;
     loop {
-        match pick(&route) {
+        match route.pick() {
             Pick::Slot(slot) => return Ok((slot, route)),
             Pick::Full => return Err(Code::H11),
             Pick::Queued(rx) => {
@@ -485,7 +472,6 @@ async fn forward(
     route: Arc<AppRoute>,
     host: &str,
     log: &mut RequestLog,
-    received: Instant,
 ) -> Response<RouterBody> {
     let waited = Instant::now();
     let mut route = route;
@@ -589,7 +575,6 @@ async fn forward(
             }
             Ok(Ok(response)) => response,
         };
-    let _ = received;
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {

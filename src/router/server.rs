@@ -25,7 +25,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::framing::{Inspect, Verdicts};
-use super::proxy::{self, Context, Peer};
+use super::proxy::{self, Context};
+use super::Peer;
 
 /// Limits on what clients may hold.
 #[derive(Debug, Clone, Copy)]

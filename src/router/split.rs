@@ -22,9 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::certs::OperatorCert;
 use super::metrics::{now_secs, Window};
 use super::table::{AppDynos, AppInfo, Policy, RouteFeed, RouteSettings, Snapshot, UpDyno};
-use super::tls::OperatorCert;
 use crate::model::AppName;
 use crate::tls::PemPair;
 

@@ -9,70 +9,18 @@
 //! wildcard; and for no SNI or no match the operator's wildcard for the
 //! base domain, if there is one. Otherwise the handshake fails.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use super::certs::OperatorCert;
 use super::table::{normalize_host, RouteTable, TableHandle};
-use crate::tls::{Certificate, PemPair};
+use crate::tls::PemPair;
 
 /// File names in the operator's directory spell `*.` as this.
 pub const WILDCARD_FILE_PREFIX: &str = "_wildcard.";
-
-/// One certificate of the operator's directory: `<hostname>.crt` and
-/// `<hostname>.key`, for `hostname` (`*.example.com` from
-/// `_wildcard.example.com.crt`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct OperatorCert {
-    /// The name it is served for, lowercase.
-    pub hostname: String,
-    /// The chain and key.
-    pub pem: PemPair,
-}
-
-/// The operator's certificates, parsed, by the hostname they are for.
-#[derive(Debug, Default)]
-pub struct OperatorCerts {
-    by_name: HashMap<String, Arc<CertifiedKey>>,
-    fallback: Option<Arc<CertifiedKey>>,
-}
-
-impl OperatorCerts {
-    /// Parses `certs`; the one for `*.<base_domain>` also answers
-    /// handshakes without SNI or without a match. A certificate that does
-    /// not parse is left out with a warning (the others still serve).
-    pub fn build(certs: &[OperatorCert], base_domain: &str) -> Self {
-        let mut by_name = HashMap::new();
-        for cert in certs {
-            match Certificate::parse(&cert.pem) {
-                Ok(parsed) => {
-                    if !parsed.covers(&cert.hostname) {
-                        tracing::warn!(hostname = %cert.hostname, names = ?parsed.info.names, "an operator certificate does not name the host its file is named for; clients will refuse it");
-                    }
-                    by_name.insert(cert.hostname.clone(), parsed.key);
-                }
-                Err(e) => {
-                    tracing::warn!(hostname = %cert.hostname, error = %e, "skipping an operator certificate");
-                }
-            }
-        }
-        let fallback = by_name.get(&format!("*.{base_domain}")).cloned();
-        Self { by_name, fallback }
-    }
-
-    /// How many certificates there are.
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
-}
 
 /// The certificate for a handshake naming `sni` (see the module doc).
 pub fn pick(table: &RouteTable, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
@@ -215,6 +163,7 @@ mod tests {
     use crate::model::AppName;
     use crate::router::table::{AppInfo, RouteFeed, RouteSettings};
     use crate::tls::testing::Ca;
+    use crate::tls::Certificate;
 
     fn info(name: &str, domains: &[&str], certs: Vec<PemPair>) -> AppInfo {
         AppInfo {
