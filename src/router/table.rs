@@ -101,9 +101,13 @@ pub struct Backend {
     /// Where it listens.
     pub addr: SocketAddr,
     in_flight: AtomicUsize,
-    /// Milliseconds since `epoch` until which the dyno is skipped after it
-    /// refused a connection.
+    /// Milliseconds since `clock_epoch` until which the dyno is skipped
+    /// after it refused a connection.
     quarantined_until_ms: AtomicU64,
+    /// When the backend was made, on tokio's clock, which the quarantine
+    /// reads so that a test with a paused clock can step through one
+    /// (outside such a test it is the monotonic clock, as `epoch` is).
+    clock_epoch: tokio::time::Instant,
     /// Microseconds since `epoch` of the dyno's last sign of progress: a
     /// request answered, or one started while it was idle.
     progress_us: AtomicU64,
@@ -128,6 +132,7 @@ impl Backend {
             addr,
             in_flight: AtomicUsize::new(0),
             quarantined_until_ms: AtomicU64::new(0),
+            clock_epoch: tokio::time::Instant::now(),
             progress_us: AtomicU64::new(0),
             epoch: Instant::now(),
             retired: AtomicBool::new(false),
@@ -194,14 +199,19 @@ impl Backend {
         !self.retired.load(Ordering::Acquire) && !self.quarantined()
     }
 
+    /// How long ago the backend was made, by the quarantine's clock.
+    fn age(&self) -> Duration {
+        tokio::time::Instant::now().saturating_duration_since(self.clock_epoch)
+    }
+
     fn quarantined(&self) -> bool {
         let until = self.quarantined_until_ms.load(Ordering::Acquire);
-        until != 0 && (self.epoch.elapsed().as_millis() as u64) < until
+        until != 0 && (self.age().as_millis() as u64) < until
     }
 
     /// Skips the dyno for a few seconds (it refused a connection).
     pub fn quarantine(&self) {
-        let until = self.epoch.elapsed() + QUARANTINE;
+        let until = self.age() + QUARANTINE;
         self.quarantined_until_ms
             .store(until.as_millis() as u64, Ordering::Release);
         self.pool.clear();
@@ -779,11 +789,51 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_quarantined_backend_is_skipped_for_a_while() {
-        let b = Backend::new("web.1", "u", SocketAddr::from(([127, 0, 0, 1], 1)));
-        assert!(b.available());
-        b.quarantine();
-        assert!(!b.available());
+    /// The dyno a pick for `route` chose, and the slot that holds it.
+    fn picked(route: &AppRoute) -> (String, super::super::balance::Slot) {
+        match super::super::balance::pick(route) {
+            super::super::balance::Pick::Slot(slot) => (slot.backend().dyno.clone(), slot),
+            other => panic!("no dyno picked: {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quarantined_backend_is_skipped_for_five_seconds() {
+        let feed = RouteFeed::new("apps.test", TableHandle::default());
+        feed.set_apps(vec![info("one", &[])]);
+        let mut dynos = BTreeMap::new();
+        dynos.insert(
+            app("one"),
+            AppDynos {
+                up: vec![up("web.1", "u1", 30001), up("web.2", "u2", 30002)],
+                starting: 0,
+                crashed: 0,
+            },
+        );
+        feed.set_dynos(dynos);
+        let table = feed.handle().load();
+        let route = table.lookup("one.apps.test").expect("one");
+        route.backends[0].quarantine();
+        // web.2 is kept busy, so least-outstanding would choose the idle
+        // web.1 every time, were it not skipped.
+        let mut held = Vec::new();
+        let start = tokio::time::Instant::now();
+        let last_ms = QUARANTINE - Duration::from_millis(1);
+        for at in (0..10)
+            .map(|i| Duration::from_millis(500 * i))
+            .chain([last_ms])
+        {
+            tokio::time::advance(at - start.elapsed()).await;
+            let (dyno, slot) = picked(route);
+            assert_eq!(dyno, "web.2", "web.1 chosen {at:?} into its quarantine");
+            held.push(slot);
+        }
+        tokio::time::advance(QUARANTINE - start.elapsed()).await;
+        let (dyno, _slot) = picked(route);
+        assert_eq!(
+            dyno, "web.1",
+            "web.1 still skipped {QUARANTINE:?} after its quarantine began"
+        );
+        assert_eq!(route.backends[1].in_flight(), held.len());
     }
 }
