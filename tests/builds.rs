@@ -512,3 +512,154 @@ fn shipped_buildpacks_build_serve_and_rebuild_the_same_slug() {
     }
     sandbox.stop().expect("teardown");
 }
+
+/// Each release's (version, status, current) as `corral releases` says.
+fn release_statuses(
+    cli: &dyn Fn(&[&str]) -> std::process::Output,
+    app: &str,
+) -> Vec<(u64, String, bool)> {
+    let (releases, _) = ok(&cli(&["releases", "-a", app, "--json"]));
+    let releases: serde_json::Value = serde_json::from_str(&releases).expect("json");
+    releases
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| {
+            (
+                r["version"].as_u64().unwrap_or(0),
+                r["status"].as_str().unwrap_or("").to_owned(),
+                r["current"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// The release phase of releases made through the API rather than a push:
+/// a deployed directory, a config change and a rollback each run the
+/// release command before they go live, and one whose command fails
+/// leaves the running release serving.
+#[test]
+fn the_release_phase_runs_for_deploys_config_changes_and_rollbacks() {
+    let mut options = SandboxOptions::new(
+        format!("relph-{}", std::process::id()),
+        free_port(),
+        free_port(),
+    );
+    options.bin_dir = support::bin_dir();
+    options.extra_config = "[dynos]\nport-range-start = 31900\nport-range-end = 31999\n".into();
+    let sandbox = Sandbox::start(&options).expect("sandbox starts");
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("home");
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
+    ok(&cli(&["apps:create", "phased"]));
+    // The web dyno shows the config it started with; the release command
+    // says which config it saw, and fails when FAIL_RELEASE=1.
+    let dir = home.path().join("phased");
+    std::fs::create_dir_all(&dir).expect("app dir");
+    std::fs::write(
+        dir.join("Procfile"),
+        "web: echo \"mark=${MARK:-none}\" > index.html && exec python3 -m http.server $PORT --bind 127.0.0.1\n\
+         release: sh release.sh\n",
+    )
+    .expect("Procfile");
+    std::fs::write(
+        dir.join("release.sh"),
+        "echo \"release phase sees MARK=${MARK:-none}\"\n\
+         if [ \"${FAIL_RELEASE:-}\" = 1 ]; then echo failing on purpose >&2; exit 4; fi\n",
+    )
+    .expect("release.sh");
+    // The app's journal: its dynos' output and corrald's platform lines.
+    let journal = || {
+        sandbox
+            .run(&["journalctl", "--no-pager", "-o", "cat", "CORRAL_APP=phased"])
+            .unwrap_or_default()
+    };
+    let wait_for_line = |what: &str, line: &str| {
+        wait_for_or(what, TIMEOUT, journal, || {
+            journal().lines().any(|l| l.contains(line)).then_some(())
+        })
+    };
+    let page = |want: &'static str| {
+        wait_for_page(&sandbox, "phased.localhost", want, |body| body == want);
+    };
+    let web_units = || {
+        sandbox
+            .run(&[
+                "systemctl",
+                "list-units",
+                "--plain",
+                "--no-legend",
+                "corral-phased-web.*",
+            ])
+            .unwrap_or_default()
+    };
+
+    // A deploy (v2).
+    ok(&cli(&[
+        "deploy:dir",
+        dir.to_str().expect("utf-8"),
+        "-a",
+        "phased",
+    ]));
+    wait_for_line("v2's release phase", "Release v2 command succeeded");
+    page("mark=none\n");
+    assert!(
+        journal().contains("release phase sees MARK=none"),
+        "{}",
+        journal()
+    );
+
+    // A config change (v3): its release command runs with the new config
+    // before the dynos get it.
+    ok(&cli(&["config:set", "-a", "phased", "MARK=two"]));
+    wait_for_line("v3's release phase", "Release v3 command succeeded");
+    page("mark=two\n");
+    assert!(
+        journal().contains("release phase sees MARK=two"),
+        "{}",
+        journal()
+    );
+
+    // A config change whose release command fails (v4): marked failed,
+    // v3 stays current, and its dyno serves on untouched.
+    let serving = web_units();
+    ok(&cli(&[
+        "config:set",
+        "-a",
+        "phased",
+        "MARK=three",
+        "FAIL_RELEASE=1",
+    ]));
+    wait_for_line("v4's release phase to fail", "Release v4 command failed");
+    let log = journal();
+    assert!(
+        log.contains("release phase sees MARK=three") && log.contains("failing on purpose"),
+        "{log}"
+    );
+    let statuses = release_statuses(&cli, "phased");
+    assert!(
+        statuses.contains(&(3, "succeeded".into(), true))
+            && statuses.contains(&(4, "failed".into(), false)),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        get(sandbox.router_addr, "phased.localhost").expect("get").1,
+        "mark=two\n"
+    );
+    assert_eq!(web_units(), serving, "the web dyno was restarted");
+
+    // A rollback (v5, the code and config of v2) runs it too.
+    ok(&cli(&["releases:rollback", "v2", "-a", "phased"]));
+    wait_for_line("v5's release phase", "Release v5 command succeeded");
+    page("mark=none\n");
+    let runs = journal()
+        .lines()
+        .filter(|l| l.contains("release phase sees MARK=none"))
+        .count();
+    assert_eq!(runs, 2, "v2's and v5's release phases:\n{}", journal());
+    assert!(
+        release_statuses(&cli, "phased").contains(&(5, "succeeded".into(), true)),
+        "{:?}",
+        release_statuses(&cli, "phased")
+    );
+    sandbox.stop().expect("teardown");
+}
