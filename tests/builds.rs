@@ -5,9 +5,13 @@ mod support;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 
 use corral::sandbox::{Sandbox, SandboxOptions};
 use support::{corral_cli, free_port, git, ok, wait_for, wait_for_or, Load};
@@ -287,15 +291,19 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         .expect("slow buildpack");
     ok(&cli(&["buildpacks:set", slow, "-a", "pushy"]));
     commit(&work, "never finishes");
-    let mut child = Command::new("git")
-        .args(["push", "--force", &remote, "HEAD:main"])
-        .current_dir(&work)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("HOME", &work)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("git push");
-    let stderr = child.stderr.take().expect("stderr");
+    let mut child = Group(
+        Command::new("git")
+            .args(["push", "--force", &remote, "HEAD:main"])
+            .current_dir(&work)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("HOME", &work)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("git push"),
+    );
+    let stderr = child.0.stderr.take().expect("stderr");
     let (lines_tx, lines_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
@@ -331,9 +339,23 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         journal.contains("corrald is shutting down; the build was stopped"),
         "{journal}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     sandbox.stop().expect("teardown");
+}
+
+/// A child in a process group of its own, killed with all of it when
+/// dropped: `git push` leaves helpers (git-remote-http, send-pack) that
+/// would outlive it, holding whatever it inherited, such as the lock a
+/// test run holds.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.0.wait();
+    }
 }
 
 fn copy_tree(from: &Path, to: &Path) {
