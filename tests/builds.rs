@@ -119,14 +119,25 @@ fn git_push_builds_releases_and_refuses_what_fails() {
 
     // The first push: detected, compiled in a build unit, released after
     // its release phase, served through the router.
-    // Shell metacharacters in the commit message and in branch names
-    // reach no shell (checked below: the marker file never appears).
+    // Shell metacharacters in a config var (which reaches the build unit
+    // as a file in ENV_DIR), a file name, the commit message and branch
+    // names reach no shell. Wherever an injected command ran, it would
+    // leave a marker that outlives it: corrald in its state directory, the
+    // build unit in /app (which becomes the slug) and in its cache
+    // directory (both checked below).
     const MARKER: &str = "/var/lib/corral/pwned";
+    const INJECT: &str =
+        "touch /var/lib/corral/pwned /app/pwned ${CACHE_DIRECTORY:-/nonexistent}/pwned";
+    let payload = format!("$({INJECT}) `{INJECT}`;{INJECT}");
+    ok(&cli(&[
+        "config:set",
+        "-a",
+        "pushy",
+        &format!("PAYLOAD={payload}"),
+    ]));
     write_app(&work, "version one\n", "echo migrating the database\n");
-    commit(
-        &work,
-        &format!("first $(touch {MARKER}) `touch {MARKER}`;touch {MARKER}\n-h --help"),
-    );
+    std::fs::write(work.join("$(touch${IFS}pwned)"), "").expect("odd file name");
+    commit(&work, &format!("first {payload}\n-h --help"));
     let (pushed, said) = push(&work, &remote);
     assert!(pushed, "{said}\n{}", sandbox.journal("corrald.service"));
     for expected in [
@@ -138,7 +149,7 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         "-----> Running release command...",
         "remote: migrating the database",
         "Release command succeeded.",
-        "Released v2",
+        "Released v3",
         "http://pushy.localhost/ deployed to Corral",
     ] {
         assert!(
@@ -146,10 +157,33 @@ fn git_push_builds_releases_and_refuses_what_fails() {
             "{expected:?} missing from:\n{said}"
         );
     }
-    let body = wait_for_page(&sandbox, "pushy.localhost", "v2 through the router", |_| {
+    let body = wait_for_page(&sandbox, "pushy.localhost", "v3 through the router", |_| {
         true
     });
     assert_eq!(body, "version one\n");
+    let digest = slug_digest(&said);
+    let slug = format!(
+        "/var/lib/corral/slugs/sha256/{}/{digest}.tar.gz",
+        &digest[..2]
+    );
+    let listing = sandbox.run(&["tar", "-tzf", &slug]).expect("list the slug");
+    assert!(
+        listing.lines().any(|l| l.ends_with("index.html")),
+        "not the app's slug: {listing}"
+    );
+    assert!(
+        !listing
+            .lines()
+            .any(|l| l.trim_end_matches('/').rsplit('/').next() == Some("pwned")),
+        "a command ran in the build unit (a marker in the slug): {listing}"
+    );
+    let cached = sandbox
+        .run(&["find", "/var/cache", "-name", "pwned"])
+        .expect("search the build cache");
+    assert!(
+        cached.trim().is_empty(),
+        "a command ran in the build unit (a marker in its cache): {cached}"
+    );
     // The release phase's dyno left no runtime files: web.1's alone are
     // there.
     let dirs = sandbox.run(&["ls", "/run/corral/dynos"]).expect("ls");
@@ -212,8 +246,8 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         })
         .collect();
     assert!(
-        statuses.contains(&(2, "succeeded".into(), true))
-            && statuses.contains(&(3, "failed".into(), false)),
+        statuses.contains(&(3, "succeeded".into(), true))
+            && statuses.contains(&(4, "failed".into(), false)),
         "{statuses:?}"
     );
     assert_eq!(
@@ -245,7 +279,7 @@ fn git_push_builds_releases_and_refuses_what_fails() {
             first.1, second.1
         ),
     };
-    assert!(won.contains("Released v4"), "{won}");
+    assert!(won.contains("Released v5"), "{won}");
     assert!(
         lost.contains("Another build of pushy is running; this push waits for it.")
             && lost.contains("main moved while this push waited"),
@@ -254,7 +288,7 @@ fn git_push_builds_releases_and_refuses_what_fails() {
     wait_for_page(
         &sandbox,
         "pushy.localhost",
-        "v4 through the router",
+        "v5 through the router",
         |body| body == page,
     );
 
