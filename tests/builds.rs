@@ -307,6 +307,59 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         "{builds}"
     );
 
+    // A buildpack from a git URL is cloned for the build and runs. It is
+    // kept on a branch of another app's repository (a push there stores it
+    // without building), served over loopback by corrald's smart HTTP.
+    ok(&cli(&["apps:create", "packs"]));
+    let pack = home.path().join("pack");
+    std::fs::create_dir_all(pack.join("bin")).expect("pack dir");
+    for (step, script) in [
+        ("detect", "#!/bin/sh\necho Cloned\n"),
+        (
+            "compile",
+            "#!/bin/sh\necho '-----> compiled by the cloned buildpack'\n\
+             echo 'built by a cloned buildpack' > \"$1/index.html\"\n",
+        ),
+    ] {
+        let path = pack.join("bin").join(step);
+        std::fs::write(&path, script).expect("buildpack step");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    assert!(git(&pack, &["init", "--quiet", "--initial-branch=main"])
+        .status
+        .success());
+    commit(&pack, "a buildpack");
+    let packs = remote.replace("/pushy.git", "/packs.git");
+    let out = git(&pack, &["push", &packs, "HEAD:refs/heads/buildpack"]);
+    assert!(out.status.success(), "{out:?}");
+    ok(&cli(&[
+        "buildpacks:set",
+        &format!("{packs}#buildpack"),
+        "-a",
+        "pushy",
+    ]));
+    commit(&work, "built by a cloned buildpack");
+    let (pushed, said) = push(&work, &remote);
+    assert!(pushed, "{said}\n{}", sandbox.journal("corrald.service"));
+    for expected in [
+        "-----> Fetching buildpack",
+        "-----> Cloned app detected",
+        "-----> compiled by the cloned buildpack",
+        "Released v6",
+    ] {
+        assert!(
+            said.contains(expected),
+            "{expected:?} missing from:\n{said}"
+        );
+    }
+    wait_for_page(
+        &sandbox,
+        "pushy.localhost",
+        "the cloned buildpack's page",
+        |body| body == "built by a cloned buildpack\n",
+    );
+
     // corrald stopping mid-build stops the build unit too, and the push
     // says why. A buildpack whose compile never ends holds the build.
     // Made inside the host, under /run: corrald.service has PrivateTmp=,
