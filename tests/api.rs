@@ -242,7 +242,16 @@ fn lists_paginate_with_range_and_next_range() {
     }
     let mut seen = Vec::new();
     let mut range = "name ..; max=2".to_owned();
+    // Five apps at two a page end on the third page; a Next-Range that
+    // never stops (or points back) must fail here, not hang the test.
+    const MAX_PAGES: usize = 3;
+    let mut pages = 0;
     loop {
+        pages += 1;
+        assert!(
+            pages <= MAX_PAGES,
+            "still paging after {MAX_PAGES} pages: Range {range:?}, seen so far {seen:?}"
+        );
         let r = http(
             d.addr,
             "GET",

@@ -5,9 +5,13 @@ mod support;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 
 use corral::sandbox::{Sandbox, SandboxOptions};
 use support::{corral_cli, free_port, git, ok, wait_for, wait_for_or, Load};
@@ -115,14 +119,25 @@ fn git_push_builds_releases_and_refuses_what_fails() {
 
     // The first push: detected, compiled in a build unit, released after
     // its release phase, served through the router.
-    // Shell metacharacters in the commit message and in branch names
-    // reach no shell (checked below: the marker file never appears).
+    // Shell metacharacters in a config var (which reaches the build unit
+    // as a file in ENV_DIR), a file name, the commit message and branch
+    // names reach no shell. Wherever an injected command ran, it would
+    // leave a marker that outlives it: corrald in its state directory, the
+    // build unit in /app (which becomes the slug) and in its cache
+    // directory (both checked below).
     const MARKER: &str = "/var/lib/corral/pwned";
+    const INJECT: &str =
+        "touch /var/lib/corral/pwned /app/pwned ${CACHE_DIRECTORY:-/nonexistent}/pwned";
+    let payload = format!("$({INJECT}) `{INJECT}`;{INJECT}");
+    ok(&cli(&[
+        "config:set",
+        "-a",
+        "pushy",
+        &format!("PAYLOAD={payload}"),
+    ]));
     write_app(&work, "version one\n", "echo migrating the database\n");
-    commit(
-        &work,
-        &format!("first $(touch {MARKER}) `touch {MARKER}`;touch {MARKER}\n-h --help"),
-    );
+    std::fs::write(work.join("$(touch${IFS}pwned)"), "").expect("odd file name");
+    commit(&work, &format!("first {payload}\n-h --help"));
     let (pushed, said) = push(&work, &remote);
     assert!(pushed, "{said}\n{}", sandbox.journal("corrald.service"));
     for expected in [
@@ -134,7 +149,7 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         "-----> Running release command...",
         "remote: migrating the database",
         "Release command succeeded.",
-        "Released v2",
+        "Released v3",
         "http://pushy.localhost/ deployed to Corral",
     ] {
         assert!(
@@ -142,10 +157,33 @@ fn git_push_builds_releases_and_refuses_what_fails() {
             "{expected:?} missing from:\n{said}"
         );
     }
-    let body = wait_for_page(&sandbox, "pushy.localhost", "v2 through the router", |_| {
+    let body = wait_for_page(&sandbox, "pushy.localhost", "v3 through the router", |_| {
         true
     });
     assert_eq!(body, "version one\n");
+    let digest = slug_digest(&said);
+    let slug = format!(
+        "/var/lib/corral/slugs/sha256/{}/{digest}.tar.gz",
+        &digest[..2]
+    );
+    let listing = sandbox.run(&["tar", "-tzf", &slug]).expect("list the slug");
+    assert!(
+        listing.lines().any(|l| l.ends_with("index.html")),
+        "not the app's slug: {listing}"
+    );
+    assert!(
+        !listing
+            .lines()
+            .any(|l| l.trim_end_matches('/').rsplit('/').next() == Some("pwned")),
+        "a command ran in the build unit (a marker in the slug): {listing}"
+    );
+    let cached = sandbox
+        .run(&["find", "/var/cache", "-name", "pwned"])
+        .expect("search the build cache");
+    assert!(
+        cached.trim().is_empty(),
+        "a command ran in the build unit (a marker in its cache): {cached}"
+    );
     // The release phase's dyno left no runtime files: web.1's alone are
     // there.
     let dirs = sandbox.run(&["ls", "/run/corral/dynos"]).expect("ls");
@@ -208,8 +246,8 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         })
         .collect();
     assert!(
-        statuses.contains(&(2, "succeeded".into(), true))
-            && statuses.contains(&(3, "failed".into(), false)),
+        statuses.contains(&(3, "succeeded".into(), true))
+            && statuses.contains(&(4, "failed".into(), false)),
         "{statuses:?}"
     );
     assert_eq!(
@@ -241,7 +279,7 @@ fn git_push_builds_releases_and_refuses_what_fails() {
             first.1, second.1
         ),
     };
-    assert!(won.contains("Released v4"), "{won}");
+    assert!(won.contains("Released v5"), "{won}");
     assert!(
         lost.contains("Another build of pushy is running; this push waits for it.")
             && lost.contains("main moved while this push waited"),
@@ -250,7 +288,7 @@ fn git_push_builds_releases_and_refuses_what_fails() {
     wait_for_page(
         &sandbox,
         "pushy.localhost",
-        "v4 through the router",
+        "v5 through the router",
         |body| body == page,
     );
 
@@ -267,6 +305,59 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         statuses,
         ["succeeded", "failed", "failed", "succeeded"],
         "{builds}"
+    );
+
+    // A buildpack from a git URL is cloned for the build and runs. It is
+    // kept on a branch of another app's repository (a push there stores it
+    // without building), served over loopback by corrald's smart HTTP.
+    ok(&cli(&["apps:create", "packs"]));
+    let pack = home.path().join("pack");
+    std::fs::create_dir_all(pack.join("bin")).expect("pack dir");
+    for (step, script) in [
+        ("detect", "#!/bin/sh\necho Cloned\n"),
+        (
+            "compile",
+            "#!/bin/sh\necho '-----> compiled by the cloned buildpack'\n\
+             echo 'built by a cloned buildpack' > \"$1/index.html\"\n",
+        ),
+    ] {
+        let path = pack.join("bin").join(step);
+        std::fs::write(&path, script).expect("buildpack step");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    assert!(git(&pack, &["init", "--quiet", "--initial-branch=main"])
+        .status
+        .success());
+    commit(&pack, "a buildpack");
+    let packs = remote.replace("/pushy.git", "/packs.git");
+    let out = git(&pack, &["push", &packs, "HEAD:refs/heads/buildpack"]);
+    assert!(out.status.success(), "{out:?}");
+    ok(&cli(&[
+        "buildpacks:set",
+        &format!("{packs}#buildpack"),
+        "-a",
+        "pushy",
+    ]));
+    commit(&work, "built by a cloned buildpack");
+    let (pushed, said) = push(&work, &remote);
+    assert!(pushed, "{said}\n{}", sandbox.journal("corrald.service"));
+    for expected in [
+        "-----> Fetching buildpack",
+        "-----> Cloned app detected",
+        "-----> compiled by the cloned buildpack",
+        "Released v6",
+    ] {
+        assert!(
+            said.contains(expected),
+            "{expected:?} missing from:\n{said}"
+        );
+    }
+    wait_for_page(
+        &sandbox,
+        "pushy.localhost",
+        "the cloned buildpack's page",
+        |body| body == "built by a cloned buildpack\n",
     );
 
     // corrald stopping mid-build stops the build unit too, and the push
@@ -287,15 +378,19 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         .expect("slow buildpack");
     ok(&cli(&["buildpacks:set", slow, "-a", "pushy"]));
     commit(&work, "never finishes");
-    let mut child = Command::new("git")
-        .args(["push", "--force", &remote, "HEAD:main"])
-        .current_dir(&work)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("HOME", &work)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("git push");
-    let stderr = child.stderr.take().expect("stderr");
+    let mut child = Group(
+        Command::new("git")
+            .args(["push", "--force", &remote, "HEAD:main"])
+            .current_dir(&work)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("HOME", &work)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("git push"),
+    );
+    let stderr = child.0.stderr.take().expect("stderr");
     let (lines_tx, lines_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
@@ -331,9 +426,23 @@ fn git_push_builds_releases_and_refuses_what_fails() {
         journal.contains("corrald is shutting down; the build was stopped"),
         "{journal}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     sandbox.stop().expect("teardown");
+}
+
+/// A child in a process group of its own, killed with all of it when
+/// dropped: `git push` leaves helpers (git-remote-http, send-pack) that
+/// would outlive it, holding whatever it inherited, such as the lock a
+/// test run holds.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.0.wait();
+    }
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -510,5 +619,156 @@ fn shipped_buildpacks_build_serve_and_rebuild_the_same_slug() {
             );
         }
     }
+    sandbox.stop().expect("teardown");
+}
+
+/// Each release's (version, status, current) as `corral releases` says.
+fn release_statuses(
+    cli: &dyn Fn(&[&str]) -> std::process::Output,
+    app: &str,
+) -> Vec<(u64, String, bool)> {
+    let (releases, _) = ok(&cli(&["releases", "-a", app, "--json"]));
+    let releases: serde_json::Value = serde_json::from_str(&releases).expect("json");
+    releases
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| {
+            (
+                r["version"].as_u64().unwrap_or(0),
+                r["status"].as_str().unwrap_or("").to_owned(),
+                r["current"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// The release phase of releases made through the API rather than a push:
+/// a deployed directory, a config change and a rollback each run the
+/// release command before they go live, and one whose command fails
+/// leaves the running release serving.
+#[test]
+fn the_release_phase_runs_for_deploys_config_changes_and_rollbacks() {
+    let mut options = SandboxOptions::new(
+        format!("relph-{}", std::process::id()),
+        free_port(),
+        free_port(),
+    );
+    options.bin_dir = support::bin_dir();
+    options.extra_config = "[dynos]\nport-range-start = 31900\nport-range-end = 31999\n".into();
+    let sandbox = Sandbox::start(&options).expect("sandbox starts");
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("home");
+    let cli = |args: &[&str]| corral_cli(&sandbox.api_url, &sandbox.token, home.path(), args);
+    ok(&cli(&["apps:create", "phased"]));
+    // The web dyno shows the config it started with; the release command
+    // says which config it saw, and fails when FAIL_RELEASE=1.
+    let dir = home.path().join("phased");
+    std::fs::create_dir_all(&dir).expect("app dir");
+    std::fs::write(
+        dir.join("Procfile"),
+        "web: echo \"mark=${MARK:-none}\" > index.html && exec python3 -m http.server $PORT --bind 127.0.0.1\n\
+         release: sh release.sh\n",
+    )
+    .expect("Procfile");
+    std::fs::write(
+        dir.join("release.sh"),
+        "echo \"release phase sees MARK=${MARK:-none}\"\n\
+         if [ \"${FAIL_RELEASE:-}\" = 1 ]; then echo failing on purpose >&2; exit 4; fi\n",
+    )
+    .expect("release.sh");
+    // The app's journal: its dynos' output and corrald's platform lines.
+    let journal = || {
+        sandbox
+            .run(&["journalctl", "--no-pager", "-o", "cat", "CORRAL_APP=phased"])
+            .unwrap_or_default()
+    };
+    let wait_for_line = |what: &str, line: &str| {
+        wait_for_or(what, TIMEOUT, journal, || {
+            journal().lines().any(|l| l.contains(line)).then_some(())
+        })
+    };
+    let page = |want: &'static str| {
+        wait_for_page(&sandbox, "phased.localhost", want, |body| body == want);
+    };
+    let web_units = || {
+        sandbox
+            .run(&[
+                "systemctl",
+                "list-units",
+                "--plain",
+                "--no-legend",
+                "corral-phased-web.*",
+            ])
+            .unwrap_or_default()
+    };
+
+    // A deploy (v2).
+    ok(&cli(&[
+        "deploy:dir",
+        dir.to_str().expect("utf-8"),
+        "-a",
+        "phased",
+    ]));
+    wait_for_line("v2's release phase", "Release v2 command succeeded");
+    page("mark=none\n");
+    assert!(
+        journal().contains("release phase sees MARK=none"),
+        "{}",
+        journal()
+    );
+
+    // A config change (v3): its release command runs with the new config
+    // before the dynos get it.
+    ok(&cli(&["config:set", "-a", "phased", "MARK=two"]));
+    wait_for_line("v3's release phase", "Release v3 command succeeded");
+    page("mark=two\n");
+    assert!(
+        journal().contains("release phase sees MARK=two"),
+        "{}",
+        journal()
+    );
+
+    // A config change whose release command fails (v4): marked failed,
+    // v3 stays current, and its dyno serves on untouched.
+    let serving = web_units();
+    ok(&cli(&[
+        "config:set",
+        "-a",
+        "phased",
+        "MARK=three",
+        "FAIL_RELEASE=1",
+    ]));
+    wait_for_line("v4's release phase to fail", "Release v4 command failed");
+    let log = journal();
+    assert!(
+        log.contains("release phase sees MARK=three") && log.contains("failing on purpose"),
+        "{log}"
+    );
+    let statuses = release_statuses(&cli, "phased");
+    assert!(
+        statuses.contains(&(3, "succeeded".into(), true))
+            && statuses.contains(&(4, "failed".into(), false)),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        get(sandbox.router_addr, "phased.localhost").expect("get").1,
+        "mark=two\n"
+    );
+    assert_eq!(web_units(), serving, "the web dyno was restarted");
+
+    // A rollback (v5, the code and config of v2) runs it too.
+    ok(&cli(&["releases:rollback", "v2", "-a", "phased"]));
+    wait_for_line("v5's release phase", "Release v5 command succeeded");
+    page("mark=none\n");
+    let runs = journal()
+        .lines()
+        .filter(|l| l.contains("release phase sees MARK=none"))
+        .count();
+    assert_eq!(runs, 2, "v2's and v5's release phases:\n{}", journal());
+    assert!(
+        release_statuses(&cli, "phased").contains(&(5, "succeeded".into(), true)),
+        "{:?}",
+        release_statuses(&cli, "phased")
+    );
     sandbox.stop().expect("teardown");
 }

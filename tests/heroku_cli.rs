@@ -383,21 +383,79 @@ fn heroku_ps_commands_drive_real_dynos() {
             .run(&["systemctl", "list-units", "--plain", "--no-legend", pattern])
             .unwrap_or_default()
     };
-    let before = units("corral-psdemo-web.1@*.service");
-    let (_, err) = heroku.ok(&["ps:restart", "--dyno-name", "web.1", "-a", "psdemo"]);
-    assert!(err.contains("Restarting") && err.contains("done"), "{err}");
-    support::wait_for("web.1 restarted as a new unit", timeout, || {
-        let now = units("corral-psdemo-web.1@*.service");
-        (!now.is_empty() && now != before && now.contains("running")).then_some(())
-    });
-    let (_, err) = heroku.ok(&["ps:restart", "--process-type", "web", "-a", "psdemo"]);
-    assert!(err.contains("Restarting") && err.contains("done"), "{err}");
-    let (_, err) = heroku.ok(&["ps:restart", "-a", "psdemo"]);
-    assert!(err.contains("Restarting") && err.contains("done"), "{err}");
-    let (_, err) = heroku.ok(&["ps:stop", "--dyno-name", "web.2", "-a", "psdemo"]);
-    assert!(err.contains("Stopping") && err.contains("done"), "{err}");
-    let (_, err) = heroku.ok(&["ps:stop", "--process-type", "web", "-a", "psdemo"]);
-    assert!(err.contains("Stopping") && err.contains("done"), "{err}");
+    // Each running web unit as (dyno, generation): a restarted or stopped
+    // formation dyno comes back as a new unit, one generation higher.
+    let generations = || -> Vec<(String, u32)> {
+        let mut found: Vec<(String, u32)> = units("corral-psdemo-web.*")
+            .lines()
+            .filter(|l| l.contains(" running "))
+            .filter_map(|l| {
+                let unit = l.split_whitespace().next()?;
+                let name = unit
+                    .strip_prefix("corral-psdemo-")?
+                    .strip_suffix(".service")?;
+                let (dyno, generation) = name.split_once('@')?;
+                Some((dyno.to_owned(), generation.parse().ok()?))
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    // Runs `args`, then waits until each of `targets` runs as exactly one
+    // newer unit (the old one stopped), and checks the others were left
+    // alone.
+    let renews = |args: &[&str], targets: &[&str]| {
+        let before = generations();
+        assert_eq!(
+            before.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>(),
+            ["web.1", "web.2"],
+            "{before:?}"
+        );
+        let (_, err) = heroku.ok(args);
+        assert!(err.contains("done"), "{args:?}: {err}");
+        let what = format!("{targets:?} back as new units after {args:?}");
+        let now = support::wait_for(&what, timeout, || {
+            let now = generations();
+            targets
+                .iter()
+                .all(|target| {
+                    let old = before.iter().find(|(d, _)| d == target).map(|(_, g)| *g);
+                    let running: Vec<u32> = now
+                        .iter()
+                        .filter(|(d, _)| d == target)
+                        .map(|(_, g)| *g)
+                        .collect();
+                    matches!((old, running.as_slice()), (Some(old), [new]) if *new > old)
+                })
+                .then_some(now)
+        });
+        for (dyno, generation) in before
+            .iter()
+            .filter(|(d, _)| !targets.contains(&d.as_str()))
+        {
+            assert!(
+                now.contains(&(dyno.clone(), *generation)),
+                "{args:?} touched {dyno}: {before:?} -> {now:?}"
+            );
+        }
+    };
+    renews(
+        &["ps:restart", "--dyno-name", "web.1", "-a", "psdemo"],
+        &["web.1"],
+    );
+    renews(
+        &["ps:restart", "--process-type", "web", "-a", "psdemo"],
+        &["web.1", "web.2"],
+    );
+    renews(&["ps:restart", "-a", "psdemo"], &["web.1", "web.2"]);
+    renews(
+        &["ps:stop", "--dyno-name", "web.2", "-a", "psdemo"],
+        &["web.2"],
+    );
+    renews(
+        &["ps:stop", "--process-type", "web", "-a", "psdemo"],
+        &["web.1", "web.2"],
+    );
     support::wait_for("both web dynos up again", timeout, || {
         let out = ps();
         (out.contains("web.1: up") && out.contains("web.2: up")).then_some(())

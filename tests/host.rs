@@ -307,12 +307,55 @@ fn drop_tears_down() {
 #[test]
 fn name_in_use_is_refused() {
     let host = Host::boot(HostConfig::new("t-dup")).expect("boot");
+    let before = cgroup_tree("t-dup");
+    assert!(
+        before.iter().any(|(_, procs)| procs.contains(&host.pid())),
+        "the first host's systemd is in none of its cgroups: {before:?}"
+    );
+    let init_cgroups =
+        fs::read_to_string(format!("/proc/{}/cgroup", host.pid())).expect("init's cgroups");
     let err = Host::boot(HostConfig::new("t-dup")).expect_err("second boot with the same name");
     assert!(err.to_string().contains("exists"), "{err}");
-    // The refused boot must not have touched the first host's cgroups.
+    // The refused boot must not have touched the first host's cgroups:
+    // the same directories, systemd still in its own, and still running.
+    assert_eq!(
+        cgroup_tree("t-dup"),
+        before,
+        "the first host's cgroups changed"
+    );
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{}/cgroup", host.pid())).expect("init's cgroups"),
+        init_cgroups,
+        "the first host's systemd moved"
+    );
     let out = run(&host, &["systemctl", "is-system-running"]);
     assert!(out.status.success(), "{}", text(&out));
     host.shutdown().expect("shutdown");
+}
+
+/// Every cgroup directory of host `name`, its child cgroups and all that
+/// its systemd made below them, with the processes in each, sorted.
+fn cgroup_tree(name: &str) -> Vec<(PathBuf, Vec<u32>)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u32>)>) {
+        let mut procs: Vec<u32> = fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        procs.sort_unstable();
+        out.push((dir.to_path_buf(), procs));
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&entry.path(), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for top in cgroup_dirs_of(name) {
+        walk(&top, &mut out);
+    }
+    out.sort();
+    out
 }
 
 #[test]

@@ -35,6 +35,32 @@ signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown
 server.serve_forever()
 "#;
 
+/// [`get`] with an `X-Request-Id` of ours, which the router keeps and
+/// logs, so a request's router line can be found: (status, body).
+fn get_with_id(
+    router: SocketAddr,
+    host: &str,
+    path: &str,
+    id: &str,
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(router)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Request-Id: {id}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
 fn journal(sandbox: &Sandbox) -> String {
     sandbox
         .run(&[
@@ -204,13 +230,33 @@ fn the_router_serves_apps_by_host_and_drops_nothing_while_dynos_change() {
 
     // Heroku's errors from real dynos: H12 with a 1 s request timeout,
     // H80 in maintenance mode, H14 with no web dynos.
+    // The 503 must be the router giving up after 1 s, not the dyno's
+    // answer 3 s in (or any other 503): its router line, found by the
+    // request id sent, says H12, and it came well before the dyno's 3 s.
     ok(&cli(&["apps:settings", "-a", "beta", "request_timeout=1"]));
-    let (status, _) = wait_for("H12", TIMEOUT, || {
-        get(router, "beta.localhost", "/slow")
-            .ok()
-            .filter(|(s, _)| *s == 503)
+    let mut attempt = 0;
+    let (request_id, took, body) = wait_for("a 503 for /slow", TIMEOUT, || {
+        attempt += 1;
+        let id = format!("routing-h12-check-{attempt:04}");
+        let started = std::time::Instant::now();
+        let (status, body) = get_with_id(router, "beta.localhost", "/slow", &id).ok()?;
+        (status == 503).then(|| (id, started.elapsed(), body))
     });
-    assert_eq!(status, 503);
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(2900),
+        "the 503 came after {took:?}, not at the 1 s request timeout"
+    );
+    assert!(body.contains("Application Error"), "{body}");
+    let line = wait_for("the H12 request's router line", TIMEOUT, || {
+        journal(&sandbox)
+            .lines()
+            .find(|l| l.contains(&format!("request_id={request_id}")))
+            .map(str::to_owned)
+    });
+    assert!(
+        line.contains("code=H12") && line.contains("status=503"),
+        "{line}"
+    );
     let api: SocketAddr = sandbox
         .api_url
         .trim_start_matches("http://")

@@ -146,10 +146,21 @@ fn installed_units_verify_clean_and_run_corrald_and_its_dynos() {
             .ok()
             .filter(|r| r.status == 200 && r.body.contains("\"reachable\":true"))
     });
+    // The systemd it reaches is the host's: the version it reports is the
+    // one `systemctl --version` prints there.
+    let (version, _) = run_ok(&host, &["systemctl", "--version"]);
+    let major = version
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    let reported = health.json()["systemd"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
-        health.body.contains("\"reachable\":true"),
-        "{}",
-        health.body
+        !major.is_empty() && reported.starts_with(&major),
+        "corrald reports systemd {reported:?}, the host runs {version:?}"
     );
     let (props, _) = run_ok(
         &host,
@@ -288,27 +299,86 @@ fn installed_units_verify_clean_and_run_corrald_and_its_dynos() {
         cgroup.starts_with("/corral.slice/corral-demo.slice/"),
         "{cgroup}"
     );
-    let (slice, _) = run_ok(
+    let show = |unit: &str, key: &str| -> u64 {
+        let (value, _) = run_ok(&host, &["systemctl", "show", "-p", key, "--value", unit]);
+        value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{unit} has no finite {key}: {value:?}"))
+    };
+    let (state, _) = run_ok(
         &host,
         &[
             "systemctl",
             "show",
             "-p",
-            "ActiveState,MemoryMax,TasksMax",
+            "ActiveState",
+            "--value",
             "corral.slice",
         ],
     );
-    assert!(slice.contains("ActiveState=active"), "{slice}");
-    for key in ["MemoryMax=", "TasksMax="] {
-        let value = slice
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .unwrap_or_default();
-        assert!(
-            value.parse::<u64>().is_ok(),
-            "corral.slice has a finite {key}: {slice}"
-        );
-    }
+    assert_eq!(state.trim(), "active");
+    show("corral.slice", "TasksMax");
+    // The slice's MemoryMax= is the shipped share of the host's memory.
+    let percent: u64 = corral::install::CORRAL_SLICE
+        .lines()
+        .find_map(|l| l.strip_prefix("MemoryMax=")?.strip_suffix('%'))
+        .and_then(|p| p.parse().ok())
+        .expect("the shipped slice's MemoryMax= is a percentage");
+    let (meminfo, _) = run_ok(&host, &["cat", "/proc/meminfo"]);
+    let total_kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix(" kB"))
+        .and_then(|kb| kb.trim().parse().ok())
+        .expect("MemTotal");
+    let expected = total_kb * 1024 / 100 * percent;
+    let slice_max = show("corral.slice", "MemoryMax");
+    assert!(
+        slice_max.abs_diff(expected) <= 1 << 20,
+        "corral.slice MemoryMax={slice_max}, expected {percent}% of {total_kb} kB = {expected}"
+    );
+    // And the kernel holds a dyno to it, below the dyno's own limit: 150 MB
+    // fits a Standard-1X one-off until the slice is capped at 100 MB, and
+    // then the OOM killer ends it (128 + SIGKILL).
+    let dyno_max = show(dyno, "MemoryMax");
+    assert!(dyno_max > 150 << 20, "{dyno} MemoryMax={dyno_max}");
+    let allocate = || {
+        cli(&[
+            "run",
+            "-a",
+            "demo",
+            "--no-tty",
+            "--",
+            "python3",
+            "-c",
+            "x = bytearray(150 * 1024 * 1024); print('allocated', len(x))",
+        ])
+    };
+    let (out, _) = ok(&allocate());
+    assert!(out.contains("allocated 157286400"), "{out}");
+    run_ok(
+        &host,
+        &[
+            "systemctl",
+            "set-property",
+            "--runtime",
+            "corral.slice",
+            "MemoryMax=100M",
+        ],
+    );
+    assert_eq!(show("corral.slice", "MemoryMax"), 100 << 20);
+    let killed = allocate();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&killed.stdout),
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    assert_eq!(
+        killed.status.code(),
+        Some(137),
+        "150 MB under a 100 MB corral.slice: {said}"
+    );
+    assert!(!said.contains("allocated"), "{said}");
 
     host.shutdown().expect("clean teardown");
     assert_eq!(

@@ -16,9 +16,13 @@ pub struct Backend {
     /// Where it listens.
     pub addr: SocketAddr,
     in_flight: AtomicUsize,
-    /// Milliseconds since `epoch` until which the dyno is skipped after it
-    /// refused a connection.
+    /// Milliseconds since `clock_epoch` until which the dyno is skipped
+    /// after it refused a connection.
     quarantined_until_ms: AtomicU64,
+    /// When the backend was made, on tokio's clock, which the quarantine
+    /// reads so that a test with a paused clock can step through one
+    /// (outside such a test it is the monotonic clock, as `epoch` is).
+    clock_epoch: tokio::time::Instant,
     /// Microseconds since `epoch` of the dyno's last sign of progress: a
     /// request answered, or one started while it was idle.
     progress_us: AtomicU64,
@@ -32,7 +36,7 @@ pub struct Backend {
 }
 
 /// How long a dyno that refused a connection is skipped.
-const QUARANTINE: Duration = Duration::from_secs(5);
+pub(super) const QUARANTINE: Duration = Duration::from_secs(5);
 
 impl Backend {
     /// A backend with nothing in flight.
@@ -43,6 +47,7 @@ impl Backend {
             addr,
             in_flight: AtomicUsize::new(0),
             quarantined_until_ms: AtomicU64::new(0),
+            clock_epoch: tokio::time::Instant::now(),
             progress_us: AtomicU64::new(0),
             epoch: Instant::now(),
             retired: AtomicBool::new(false),
@@ -109,14 +114,19 @@ impl Backend {
         !self.retired.load(Ordering::Acquire) && !self.quarantined()
     }
 
+    /// How long ago the backend was made, by the quarantine's clock.
+    fn age(&self) -> Duration {
+        tokio::time::Instant::now().saturating_duration_since(self.clock_epoch)
+    }
+
     fn quarantined(&self) -> bool {
         let until = self.quarantined_until_ms.load(Ordering::Acquire);
-        until != 0 && (self.epoch.elapsed().as_millis() as u64) < until
+        until != 0 && (self.age().as_millis() as u64) < until
     }
 
     /// Skips the dyno for a few seconds (it refused a connection).
     pub fn quarantine(&self) {
-        let until = self.epoch.elapsed() + QUARANTINE;
+        let until = self.age() + QUARANTINE;
         self.quarantined_until_ms
             .store(until.as_millis() as u64, Ordering::Release);
         self.pool.clear();

@@ -492,6 +492,7 @@ impl RouteFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::backend::QUARANTINE;
 
     fn app(name: &str) -> AppName {
         AppName::parse(name).expect("app")
@@ -652,11 +653,51 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_quarantined_backend_is_skipped_for_a_while() {
-        let b = Backend::new("web.1", "u", SocketAddr::from(([127, 0, 0, 1], 1)));
-        assert!(b.available());
-        b.quarantine();
-        assert!(!b.available());
+    /// The dyno a pick for `route` chose, and the slot that holds it.
+    fn picked(route: &AppRoute) -> (String, super::super::balance::Slot) {
+        match route.pick() {
+            super::super::balance::Pick::Slot(slot) => (slot.backend().dyno.clone(), slot),
+            other => panic!("no dyno picked: {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quarantined_backend_is_skipped_for_five_seconds() {
+        let feed = RouteFeed::new("apps.test", TableHandle::default());
+        feed.set_apps(vec![info("one", &[])]);
+        let mut dynos = BTreeMap::new();
+        dynos.insert(
+            app("one"),
+            AppDynos {
+                up: vec![up("web.1", "u1", 30001), up("web.2", "u2", 30002)],
+                starting: 0,
+                crashed: 0,
+            },
+        );
+        feed.set_dynos(dynos);
+        let table = feed.handle().load();
+        let route = table.lookup("one.apps.test").expect("one");
+        route.backends[0].quarantine();
+        // web.2 is kept busy, so least-outstanding would choose the idle
+        // web.1 every time, were it not skipped.
+        let mut held = Vec::new();
+        let start = tokio::time::Instant::now();
+        let last_ms = QUARANTINE - Duration::from_millis(1);
+        for at in (0..10)
+            .map(|i| Duration::from_millis(500 * i))
+            .chain([last_ms])
+        {
+            tokio::time::advance(at - start.elapsed()).await;
+            let (dyno, slot) = picked(route);
+            assert_eq!(dyno, "web.2", "web.1 chosen {at:?} into its quarantine");
+            held.push(slot);
+        }
+        tokio::time::advance(QUARANTINE - start.elapsed()).await;
+        let (dyno, _slot) = picked(route);
+        assert_eq!(
+            dyno, "web.1",
+            "web.1 still skipped {QUARANTINE:?} after its quarantine began"
+        );
+        assert_eq!(route.backends[1].in_flight(), held.len());
     }
 }
