@@ -36,7 +36,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let tree = work.join("tree");
     let (files, bytes) = generate(&tree)?;
     println!(
-        "tree: {files} files, {:.1} MB, gzip level {LEVEL}, {reps} runs each",
+        "tree: {files} files, {:.1} MB, gzip level {LEVEL}, {reps} runs each, in one order on odd runs and the reverse on even ones",
         bytes as f64 / 1e6
     );
 
@@ -45,18 +45,21 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut t = Times::default();
     for rep in 0..reps {
         // Ours, as the daemon does it: pack into a fresh store (temp file,
-        // hash while writing, fsync, rename).
-        let store_root = work.join(format!("store-{rep}"));
-        let store = SlugStore::open(&store_root, SlugStoreConfig::default())?;
-        settle()?;
-        let start = Instant::now();
-        let stored = store.store_dir(&tree)?;
-        t.store_dir.push(start.elapsed().as_secs_f64());
-        fs::copy(store.path(&stored.digest), &ours_tgz)?;
-        remove(&store_root)?;
-
-        // Ours packing alone into a file, and GNU tar, in alternating order
-        // so neither always runs right after the other's disk traffic.
+        // hash while writing, fsync, rename). Its archive is what both
+        // unpacks read; packing is deterministic, so on the reps where
+        // this runs last they read the same bytes from the rep before.
+        let store_dir = || -> Result<f64, Box<dyn std::error::Error>> {
+            let store_root = work.join(format!("store-{rep}"));
+            let store = SlugStore::open(&store_root, SlugStoreConfig::default())?;
+            settle()?;
+            let start = Instant::now();
+            let stored = store.store_dir(&tree)?;
+            let secs = start.elapsed().as_secs_f64();
+            fs::copy(store.path(&stored.digest), &ours_tgz)?;
+            remove(&store_root)?;
+            Ok(secs)
+        };
+        // Ours packing alone into a file, and GNU tar.
         let ours_pack = || -> Result<f64, Box<dyn std::error::Error>> {
             settle()?;
             let start = Instant::now();
@@ -100,16 +103,27 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             remove(&dest)?;
             Ok(secs)
         };
-        if rep % 2 == 0 {
-            t.pack.push(ours_pack()?);
-            t.gnu_pack.push(gnu_pack()?);
-            t.unpack.push(ours_unpack()?);
-            t.gnu_unpack.push(gnu_unpack()?);
-        } else {
-            t.gnu_pack.push(gnu_pack()?);
-            t.pack.push(ours_pack()?);
-            t.gnu_unpack.push(gnu_unpack()?);
-            t.unpack.push(ours_unpack()?);
+        // In one order on even reps and the reverse on odd ones, so that
+        // neither side always runs first (on a cold cache, or right after
+        // the other's disk traffic).
+        let mut steps = [
+            Step::StoreDir,
+            Step::Pack,
+            Step::GnuPack,
+            Step::Unpack,
+            Step::GnuUnpack,
+        ];
+        if rep % 2 == 1 {
+            steps.reverse();
+        }
+        for step in steps {
+            match step {
+                Step::StoreDir => t.store_dir.push(store_dir()?),
+                Step::Pack => t.pack.push(ours_pack()?),
+                Step::GnuPack => t.gnu_pack.push(gnu_pack()?),
+                Step::Unpack => t.unpack.push(ours_unpack()?),
+                Step::GnuUnpack => t.gnu_unpack.push(gnu_unpack()?),
+            }
         }
 
         println!(
@@ -153,6 +167,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     remove(&work)?;
     Ok(())
+}
+
+/// One timed measurement of a rep.
+#[derive(Clone, Copy)]
+enum Step {
+    StoreDir,
+    Pack,
+    GnuPack,
+    Unpack,
+    GnuUnpack,
 }
 
 #[derive(Default)]

@@ -493,6 +493,12 @@ pub struct ApiConfig {
     /// A TCP address to serve the API on as well, e.g. `127.0.0.1:5000`.
     /// Off by default: the socket's file permissions are the first gate.
     pub listen: Option<SocketAddr>,
+    /// A PEM file of CA certificates trusted besides the Mozilla roots
+    /// (webpki-roots) when the API says whether an app's certificate is
+    /// CA-signed (`ca_signed?` of its SNI endpoints, the `Trusted` column
+    /// of `corral certs`), e.g. an internal CA the apps' clients trust.
+    /// Read each time certificates are listed. Off by default.
+    pub trusted_ca_file: Option<PathBuf>,
 }
 
 /// The router's settings.
@@ -639,6 +645,14 @@ impl Config {
                 "state-dir must be an absolute path, not {:?}",
                 self.state_dir
             ));
+        }
+        if self
+            .api
+            .trusted_ca_file
+            .as_ref()
+            .is_some_and(|p| !p.is_absolute())
+        {
+            return Err("api.trusted-ca-file must be an absolute path".to_owned());
         }
         if let Some(socket) = &self.api.socket {
             if !socket.is_absolute() {

@@ -438,21 +438,10 @@ pub async fn run_router(config: Config, shutdown: CancellationToken) -> Result<(
 async fn refresh_routes(
     store: SharedStore,
     routes: Arc<RouteHub>,
-    certificates_dir: Option<PathBuf>,
     waker: DynoWaker,
     shutdown: CancellationToken,
 ) {
     loop {
-        if let Some(dir) = certificates_dir.clone() {
-            // Re-read each time, so renewed files are served within 30 s.
-            let read =
-                tokio::task::spawn_blocking(move || router::tls::read_certificates_dir(&dir)).await;
-            match read {
-                Ok(Ok(certs)) => routes.set_operator_certificates(certs),
-                Ok(Err(e)) => tracing::warn!(error = %e, "keeping the last operator certificates"),
-                Err(e) => tracing::warn!(error = %e, "reading the certificates directory failed"),
-            }
-        }
         match store.route_apps().await {
             Ok(apps) => routes.set_apps(
                 apps.into_iter()
@@ -608,12 +597,22 @@ pub async fn serve(
         refresh_routes(
             store.clone(),
             Arc::clone(&routes),
-            config.router.certificates_dir.clone(),
             waker.clone(),
             shutdown.clone(),
         )
         .instrument(tracing::info_span!("route_refresher")),
     );
+    if let Some(dir) = config.router.certificates_dir.clone() {
+        let routes = Arc::clone(&routes);
+        tracker.spawn(
+            router::tls::watch_certificates_dir(
+                dir,
+                move |certs| routes.set_operator_certificates(certs),
+                shutdown.clone(),
+            )
+            .instrument(tracing::info_span!("operator_certificates")),
+        );
+    }
     spawn_router(
         &config,
         routes.feed().handle(),

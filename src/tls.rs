@@ -3,17 +3,20 @@
 //! The API checks a certificate when it is uploaded ([`Certificate::parse`]
 //! plus [`Certificate::check_current`]); the router parses the same PEM
 //! again once per route table change into a [`rustls`] `CertifiedKey`, never
-//! per handshake. Only structure is checked: the key matches the first
-//! certificate, each certificate is issued (by name) by the next one, and
-//! the first names at least one host. Whether a public CA signed it is
-//! for clients to judge.
+//! per handshake. An upload is checked for structure only: the key matches
+//! the first certificate, each certificate is issued (by name) by the next
+//! one, and the first names at least one host. Whether a trusted CA signed
+//! it ([`Certificate::is_trusted`], the API's `ca_signed?`) is verified
+//! against [`TrustRoots`] when the API describes it; a certificate no
+//! client would trust is still served, as Heroku serves one.
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use serde::{Deserialize, Serialize};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
@@ -175,6 +178,111 @@ impl Certificate {
     }
 }
 
+/// The certificate authorities a chain must lead to for the API to call
+/// it CA-signed: the Mozilla roots (webpki-roots, what browsers trust)
+/// and any the operator adds (`api.trusted-ca-file`).
+#[derive(Debug, Clone)]
+pub struct TrustRoots {
+    roots: Arc<rustls::RootCertStore>,
+}
+
+/// Why the operator's trusted CA file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustRootsError {
+    /// The file could not be read.
+    #[error("cannot read the trusted CA file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// It holds no certificate a trust anchor can be made of.
+    #[error("the trusted CA file {path} holds no usable PEM CA certificate ({reason}); put the CA certificates in it as PEM (-----BEGIN CERTIFICATE-----)")]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+static MOZILLA: LazyLock<Arc<rustls::RootCertStore>> = LazyLock::new(|| {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    Arc::new(roots)
+});
+
+impl TrustRoots {
+    /// The Mozilla roots alone.
+    pub fn mozilla() -> Self {
+        Self {
+            roots: Arc::clone(&MOZILLA),
+        }
+    }
+
+    /// The Mozilla roots and the CA certificates in `pem` (read from
+    /// `path`, which labels errors).
+    pub fn with_pem(pem: &[u8], path: &Path) -> Result<Self, TrustRootsError> {
+        let unusable = |reason: String| TrustRootsError::Unusable {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut roots = rustls::RootCertStore::clone(&MOZILLA);
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| unusable(e.to_string()))?;
+            roots.add(cert).map_err(|e| unusable(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(unusable("no certificate in it".to_owned()));
+        }
+        Ok(Self {
+            roots: Arc::new(roots),
+        })
+    }
+
+    /// The Mozilla roots, and those of the file at `path` if given.
+    /// Blocking.
+    pub fn load(path: Option<&Path>) -> Result<Self, TrustRootsError> {
+        let Some(path) = path else {
+            return Ok(Self::mozilla());
+        };
+        let pem = std::fs::read(path).map_err(|source| TrustRootsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::with_pem(&pem, path)
+    }
+}
+
+impl Certificate {
+    /// Whether the chain leads from the server certificate, through the
+    /// chain's other certificates, to one of `roots`, every signature good
+    /// and every certificate valid at `now` and allowed to serve TLS. No
+    /// host name is checked: that is each client's, per name.
+    pub fn is_trusted(&self, roots: &TrustRoots, now: UnixTime) -> bool {
+        let Some((leaf, intermediates)) = self.key.cert.split_first() else {
+            return false;
+        };
+        let Ok(leaf) = rustls::server::ParsedCertificate::try_from(leaf) else {
+            return false;
+        };
+        let algorithms = rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .all;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &leaf,
+            &roots.roots,
+            intermediates,
+            now,
+            algorithms,
+        )
+        .is_ok()
+    }
+}
+
 fn info(cert: &X509Certificate<'_>) -> Result<CertificateInfo, CertificateError> {
     let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
@@ -314,6 +422,38 @@ mod tests {
             !format!("{pem:?}").contains("PRIVATE"),
             "Debug hides the key"
         );
+    }
+
+    #[test]
+    fn only_a_chain_to_a_trusted_root_is_trusted() {
+        let ca = Ca::new("Private CA");
+        let cert = Certificate::parse(&ca.leaf(&["www.example.com"])).expect("parses");
+        let now = UnixTime::now();
+        assert!(
+            !cert.is_trusted(&TrustRoots::mozilla(), now),
+            "no Mozilla root issued it"
+        );
+        let file = Path::new("/ca.pem");
+        let trusting = TrustRoots::with_pem(ca.pem.as_bytes(), file).expect("roots");
+        assert!(cert.is_trusted(&trusting, now));
+        let other = TrustRoots::with_pem(Ca::new("Other CA").pem.as_bytes(), file).expect("roots");
+        assert!(
+            !cert.is_trusted(&other, now),
+            "another CA of the same name shape"
+        );
+        // Trust holds at a time: not once the certificate has expired.
+        let expired =
+            Certificate::parse(&ca.leaf_valid(&["old.example.com"], (-10, -2))).expect("parses");
+        assert!(!expired.is_trusted(&trusting, now));
+
+        assert!(matches!(
+            TrustRoots::with_pem(b"not pem", file),
+            Err(TrustRootsError::Unusable { .. })
+        ));
+        assert!(matches!(
+            TrustRoots::load(Some(Path::new("/nonexistent/ca.pem"))),
+            Err(TrustRootsError::Read { .. })
+        ));
     }
 
     #[test]

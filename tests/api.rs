@@ -815,7 +815,7 @@ fn sni_endpoints_end_to_end() {
     );
     assert_eq!(ssl["subject"], "/CN=www.example.com");
     assert_eq!(ssl["issuer"], "/CN=Corral Test CA");
-    assert_eq!(ssl["ca_signed?"], true);
+    assert_eq!(ssl["ca_signed?"], false);
     assert_eq!(ssl["self_signed?"], false);
     assert_eq!(ssl["acm"], false);
     for field in ["starts_at", "expires_at"] {
@@ -947,7 +947,7 @@ fn certs_through_the_cli() {
     );
     let row = lines.next().expect("row");
     assert!(
-        row.contains("www.example.com") && row.ends_with("True     SNI   1"),
+        row.contains("www.example.com") && row.ends_with("False    SNI   1"),
         "{out}"
     );
 

@@ -876,3 +876,129 @@ async fn a_stalled_tls_handshake_is_cut_off_by_the_header_timeout() {
     assert!(closed.is_ok(), "the router closed the silent connection");
     assert!(rest.is_empty(), "{rest:?}");
 }
+
+/// `request` as written on a fresh connection: (status, lowercase head,
+/// body).
+async fn send_raw(addr: SocketAddr, request: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// The last router line for `host` and `path`, waiting up to 5 s for it.
+async fn router_line(lines: &Lines, host: &str, path: &str) -> String {
+    let wanted = (format!("host={host} "), format!("path=\"{path}\" "));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = lines.text();
+        if let Some(line) = text
+            .lines()
+            .rev()
+            .find(|l| l.contains(&wanted.0) && l.contains(&wanted.1))
+        {
+            return line.to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no router line for {host}{path} in:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_over_8_kb_are_refused_and_never_reach_the_dyno() {
+    let lines = capture();
+    let r = router(Limits::default()).await;
+    let port = backend("lines").await;
+    r.feed
+        .set_apps(vec![info("lines", &[], RouteSettings::default())]);
+    r.feed
+        .set_dynos(BTreeMap::from([(app("lines"), up(&[port]))]));
+    let request = |path: &str, header: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nhost: lines.apps.test\r\n{header}\r\nconnection: close\r\n\r\n"
+        )
+    };
+    // A header line is its name, ": " and its value: 8,192 bytes pass,
+    // one more does not.
+    let value = |line_bytes: usize| "v".repeat(line_bytes - "x-big: ".len());
+    let fits = format!("x-big: {}", value(8192));
+    assert_eq!(fits.len(), 8192);
+    let (status, _, body) = send_raw(r.addr, &request("/fits", &fits)).await;
+    assert_eq!((status, body.as_str()), (200, "lines /fits"));
+    let over = format!("x-big: {}", value(8193));
+    let (status, _, body) = send_raw(r.addr, &request("/over", &over)).await;
+    assert_eq!(status, 431, "{body}");
+    assert!(!body.contains("lines /"), "the dyno answered: {body}");
+    let line = router_line(&lines, "lines.apps.test", "/over").await;
+    assert!(
+        line.contains(" dyno= ") && line.contains(" status=431 "),
+        "{line}"
+    );
+
+    // The request target: 8,192 bytes pass, 8,193 get 414.
+    let target = |bytes: usize| format!("/{}", "t".repeat(bytes - 1));
+    let (status, _, body) = send_raw(r.addr, &request(&target(8192), "x-small: 1")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with("lines /ttt"),
+        "{}",
+        &body[..40.min(body.len())]
+    );
+    let (status, _, body) = send_raw(r.addr, &request(&target(8193), "x-small: 1")).await;
+    assert_eq!(status, 414, "{body}");
+    assert!(!body.contains("lines /"), "the dyno answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_before_the_answer_is_logged_as_h27() {
+    let lines = capture();
+    let r = router(Limits::default()).await;
+    let port = backend("leaver").await;
+    r.feed
+        .set_apps(vec![info("leaver", &[], RouteSettings::default())]);
+    r.feed
+        .set_dynos(BTreeMap::from([(app("leaver"), up(&[port]))]));
+    let mut stream = TcpStream::connect(r.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /sleep/5000 HTTP/1.1\r\nhost: leaver.apps.test\r\n\r\n")
+        .await
+        .expect("write");
+    // Gone once the router has given the request a dyno, long before the
+    // dyno answers.
+    let backend = r
+        .feed
+        .handle()
+        .load()
+        .lookup("leaver.apps.test")
+        .map(|route| Arc::clone(&route.backends[0]))
+        .expect("route");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while backend.in_flight() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request never reached the dyno"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(stream);
+    let line = router_line(&lines, "leaver.apps.test", "/sleep/5000").await;
+    assert!(
+        line.contains("at=info code=H27 desc=\"Client Request Interrupted\""),
+        "{line}"
+    );
+    assert!(
+        line.contains(" dyno=web.1 ") && line.contains(" status=499 "),
+        "{line}"
+    );
+}

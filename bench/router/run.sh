@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Router throughput and p99 latency: wrk with keep-alive against (a) one
-# backend directly, (b) Corral's router, (c) nginx and (d) HAProxy, the three
-# proxies in front of the same two backends with upstream keep-alive and
+# Router throughput and p99 latency: wrk with keep-alive against (a) the
+# two backends directly, (b) Corral's router, (c) nginx and (d) HAProxy, the
+# three proxies in front of the same two backends with upstream keep-alive and
 # least-connections balancing; prints a table and the ratios corral/direct,
 # corral/nginx, corral/haproxy (goal: throughput >= 1.0 against nginx and
 # HAProxy, p99 <= 1.0).
@@ -19,7 +19,12 @@ rounds="${2:-2}"
 # (nginx worker_processes, HAProxy nbthread, the router's tokio workers),
 # and each backend a 2-thread runtime; all share this machine's cores with
 # wrk, so the ratios compare the proxies' efficiency, not their peak.
-wrk_args=(-t2 -c64 --latency -H "Host: bench.localhost")
+wrk_common=(--latency -H "Host: bench.localhost")
+wrk_args=(-t2 -c64 "${wrk_common[@]}")
+# direct has no proxy to spread the load over both backends, so it gets
+# one wrk per backend with half the threads and connections each: the
+# same 2 threads and 64 connections in all, on the same two backends.
+wrk_half=(-t1 -c32 "${wrk_common[@]}")
 workers=2
 
 missing=()
@@ -96,6 +101,7 @@ pids+=($!)
 backend1_pid=$!
 "$bin/bench_backend" "$backend2" "$workers" &
 pids+=($!)
+backend2_pid=$!
 # Tracing at warn: no per-request router log line, as the others log nothing.
 RUST_LOG=warn "$bin/bench_router" --threads="$workers" "$corral" "$backend1" "$backend2" &
 pids+=($!)
@@ -182,16 +188,19 @@ pids+=($!)
 haproxy_pid=$!
 
 names=(direct corral nginx haproxy)
-declare -A ports=([direct]="$backend1" [corral]="$corral" [nginx]="$nginx_port" [haproxy]="$haproxy_port")
+# A target's ports: direct is both backends, each proxy one port.
+declare -A ports=([direct]="$backend1 $backend2" [corral]="$corral" [nginx]="$nginx_port" [haproxy]="$haproxy_port")
 for name in "${names[@]}"; do
-    wait_port "${ports[$name]}"
-    check "$name" "${ports[$name]}"
+    for p in ${ports[$name]}; do
+        wait_port "$p"
+        check "$name" "$p"
+    done
 done
 
 # The processes whose CPU time a target's requests cost: the backend for
 # direct, the proxy (nginx's workers, not its idle master) for the others.
 nginx_workers="$(pgrep -P "$nginx_pid" | tr '\n' ' ')"
-declare -A serving=([direct]="$backend1_pid" [corral]="$corral_pid" [nginx]="$nginx_workers" [haproxy]="$haproxy_pid")
+declare -A serving=([direct]="$backend1_pid $backend2_pid" [corral]="$corral_pid" [nginx]="$nginx_workers" [haproxy]="$haproxy_pid")
 tick="$(getconf CLK_TCK)"
 
 # User and system clock ticks of all threads of the given processes.
@@ -209,43 +218,63 @@ cpu_ticks() {
     echo "$user $system"
 }
 
+# Runs wrk for DURATION against target NAME, its output in OUT.<n>.txt:
+# one wrk of wrk_args for a proxy, one of wrk_half per backend at once for
+# direct.
+run_wrk() {
+    local name="$1" duration="$2" out="$3" args i=0 p waiting=() target_ports
+    read -r -a target_ports <<<"${ports[$name]}"
+    if ((${#target_ports[@]} == 1)); then
+        args=("${wrk_args[@]}")
+    else
+        args=("${wrk_half[@]}")
+    fi
+    for p in "${target_ports[@]}"; do
+        wrk "${args[@]}" -d"$duration" "http://127.0.0.1:$p/" >"$out.$i.txt" &
+        waiting+=($!)
+        i=$((i + 1))
+    done
+    # Only these: a bare `wait` would wait for the servers too.
+    wait "${waiting[@]}"
+}
+
 shown=()
 for arg in "${wrk_args[@]}"; do
     [[ "$arg" == *" "* ]] && arg="'$arg'"
     shown+=("$arg")
 done
-echo "wrk ${shown[*]} -d${seconds}s; $rounds rounds; $workers workers per proxy and backend; $(nproc) cores"
+echo "wrk ${shown[*]} -d${seconds}s; direct: one wrk -t1 -c32 per backend, the two summed (p99 the higher); $rounds rounds; $workers workers per proxy and backend; $(nproc) cores"
 for round in $(seq "$rounds"); do
     order=("${names[@]}")
     if ((round % 2 == 0)); then
         order=(haproxy nginx corral direct)
     fi
     for name in "${order[@]}"; do
-        url="http://127.0.0.1:${ports[$name]}/"
-        wrk "${wrk_args[@]}" -d2s "$url" >/dev/null
+        run_wrk "$name" 2s "$tmp/warmup"
         # shellcheck disable=SC2086 # one word per pid
         read -r user0 system0 < <(cpu_ticks ${serving[$name]})
-        wrk "${wrk_args[@]}" -d"${seconds}s" "$url" >"$tmp/$name.$round.txt"
+        run_wrk "$name" "${seconds}s" "$tmp/$name.$round"
         # shellcheck disable=SC2086
         read -r user1 system1 < <(cpu_ticks ${serving[$name]})
         # Requests/sec, the 99% latency in ms, failed requests, and CPU µs
-        # per request (user, system).
+        # per request (user, system); summed over direct's two wrk runs,
+        # with the higher of their two p99s.
         awk -v name="$name" -v round="$round" -v tick="$tick" \
             -v utime="$((user1 - user0))" -v stime="$((system1 - system0))" '
-            /^Requests\/sec:/ { rps = $2 }
+            /^Requests\/sec:/ { rps += $2 }
             $1 == "99%" {
                 v = $2; unit = v; sub(/^[0-9.]+/, "", unit); v += 0
                 if (unit == "us") v /= 1000; else if (unit == "s") v *= 1000; else if (unit == "m") v *= 60000
-                p99 = v
+                if (v > p99) p99 = v
             }
             /Non-2xx or 3xx responses:/ { errors += $NF }
             /Socket errors:/ { for (i = 4; i <= NF; i += 2) { n = $i; sub(/,/, "", n); errors += n } }
-            / requests in / { requests = $1 }
+            / requests in / { requests += $1 }
             END {
                 us = requests > 0 ? 1e6 / tick / requests : 0
                 printf "%s %s %.1f %.3f %d %.1f %.1f\n", name, round, rps, p99, errors, utime * us, stime * us
             }
-        ' "$tmp/$name.$round.txt" | tee -a "$tmp/results.txt" |
+        ' "$tmp/$name.$round".*.txt | tee -a "$tmp/results.txt" |
             awk '{ printf "round %s  %-8s %10.0f req/s  p99 %7.2f ms  errors %d  cpu %5.1f+%5.1f us/req\n", $2, $1, $3, $4, $5, $6, $7 }'
     done
 done

@@ -5,7 +5,7 @@ use http::StatusCode;
 use super::error::ApiError;
 use super::{json, types, Api, ApiResponse};
 use crate::state::{self, AppRef, SniEndpointRef, SniView};
-use crate::tls::{Certificate, PemPair};
+use crate::tls::{Certificate, PemPair, TrustRoots};
 
 /// Checks an upload: the chain parses and is in order, the key matches
 /// the certificate, and it has not expired.
@@ -31,11 +31,13 @@ fn capitalized(e: &impl std::fmt::Display) -> String {
 }
 
 /// An endpoint as JSON; the custom domains its certificate covers are
-/// listed by id.
+/// listed by id, and `ca_signed?` says whether its chain leads to one of
+/// `roots`.
 pub(super) fn endpoint_json(
     app: &state::App,
     endpoint: &state::SniEndpoint,
     domains: &[state::Domain],
+    roots: &TrustRoots,
     rid: &str,
 ) -> Result<types::SniEndpoint, ApiError> {
     let cert = Certificate::parse(&endpoint.pem).map_err(|e| {
@@ -62,7 +64,7 @@ pub(super) fn endpoint_json(
         name: endpoint.name.clone(),
         ssl_cert: types::SslCert {
             acm: false,
-            ca_signed: !info.self_signed,
+            ca_signed: cert.is_trusted(roots, rustls_pki_types::UnixTime::now()),
             cert_domains: info.names.clone(),
             expires_at: info.expires_at,
             issuer: info.issuer.clone(),
@@ -74,11 +76,37 @@ pub(super) fn endpoint_json(
     })
 }
 
-fn one(view: &SniView<state::SniEndpoint>, rid: &str) -> Result<types::SniEndpoint, ApiError> {
-    endpoint_json(&view.app, &view.endpoints, &view.domains, rid)
+fn one(
+    view: &SniView<state::SniEndpoint>,
+    roots: &TrustRoots,
+    rid: &str,
+) -> Result<types::SniEndpoint, ApiError> {
+    endpoint_json(&view.app, &view.endpoints, &view.domains, roots, rid)
 }
 
 impl Api {
+    /// What `ca_signed?` is checked against. The operator's file is read
+    /// for every answer, so a changed file counts at once; one that
+    /// cannot be read is logged and left out (the Mozilla roots still
+    /// count) rather than failing the request.
+    async fn trust_roots(&self) -> TrustRoots {
+        let Some(path) = self.config.api.trusted_ca_file.clone() else {
+            return TrustRoots::mozilla();
+        };
+        let loaded = tokio::task::spawn_blocking(move || TrustRoots::load(Some(&path))).await;
+        match loaded {
+            Ok(Ok(roots)) => roots,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "certificates are checked against the Mozilla roots only");
+                TrustRoots::mozilla()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading api.trusted-ca-file failed");
+                TrustRoots::mozilla()
+            }
+        }
+    }
+
     pub(super) async fn list_sni_endpoints(
         &self,
         app: AppRef,
@@ -89,10 +117,11 @@ impl Api {
             .list_sni_endpoints(app)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
+        let roots = self.trust_roots().await;
         let endpoints = view
             .endpoints
             .iter()
-            .map(|e| endpoint_json(&view.app, e, &view.domains, rid))
+            .map(|e| endpoint_json(&view.app, e, &view.domains, &roots, rid))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(json(StatusCode::OK, &endpoints))
     }
@@ -109,7 +138,10 @@ impl Api {
             .add_sni_endpoint(app, pem)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
-        Ok(json(StatusCode::CREATED, &one(&view, rid)?))
+        Ok(json(
+            StatusCode::CREATED,
+            &one(&view, &self.trust_roots().await, rid)?,
+        ))
     }
 
     pub(super) async fn get_sni_endpoint(
@@ -123,7 +155,10 @@ impl Api {
             .get_sni_endpoint(app, which)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
-        Ok(json(StatusCode::OK, &one(&view, rid)?))
+        Ok(json(
+            StatusCode::OK,
+            &one(&view, &self.trust_roots().await, rid)?,
+        ))
     }
 
     pub(super) async fn update_sni_endpoint(
@@ -139,7 +174,10 @@ impl Api {
             .update_sni_endpoint(app, which, pem)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
-        Ok(json(StatusCode::OK, &one(&view, rid)?))
+        Ok(json(
+            StatusCode::OK,
+            &one(&view, &self.trust_roots().await, rid)?,
+        ))
     }
 
     pub(super) async fn delete_sni_endpoint(
@@ -153,7 +191,10 @@ impl Api {
             .remove_sni_endpoint(app, which)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
-        Ok(json(StatusCode::OK, &one(&view, rid)?))
+        Ok(json(
+            StatusCode::OK,
+            &one(&view, &self.trust_roots().await, rid)?,
+        ))
     }
 }
 

@@ -819,6 +819,28 @@ mod tests {
     }
 
     #[test]
+    fn lines_of_8_kb_pass_and_longer_ones_are_refused() {
+        // A header line is the name, ": " and the value.
+        let value = |line: usize| "v".repeat(line - "x-big: ".len());
+        assert!(refusal(&req(&[("x-big", &value(MAX_LINE_BYTES))])).is_none());
+        assert_eq!(
+            refusal(&req(&[("x-big", &value(MAX_LINE_BYTES + 1))])).map(|r| r.0),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
+        let target = |len: usize| {
+            Request::builder()
+                .uri(format!("/{}", "t".repeat(len - 1)))
+                .body(())
+                .expect("request")
+        };
+        assert!(refusal(&target(MAX_LINE_BYTES)).is_none());
+        assert_eq!(
+            refusal(&target(MAX_LINE_BYTES + 1)).map(|r| r.0),
+            Some(StatusCode::URI_TOO_LONG)
+        );
+    }
+
+    #[test]
     fn request_ids_are_kept_when_valid() {
         let good = "a".repeat(20);
         assert_eq!(request_id(&req(&[("x-request-id", &good)])), good);

@@ -9,11 +9,13 @@
 //! wildcard; and for no SNI or no match the operator's wildcard for the
 //! base domain, if there is one. Otherwise the handshake fails.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use tokio_util::sync::CancellationToken;
 
 use super::certs::OperatorCert;
 use super::table::{normalize_host, RouteTable, TableHandle};
@@ -138,6 +140,33 @@ pub fn read_certificates_dir(dir: &Path) -> Result<Vec<OperatorCert>, Certificat
     Ok(certs)
 }
 
+/// How often [`watch_certificates_dir`] reads the operator's directory
+/// again, so renewed files are served without a restart.
+pub const CERTIFICATES_REREAD: Duration = Duration::from_secs(30);
+
+/// Reads the operator's directory `dir` now and every
+/// [`CERTIFICATES_REREAD`] until `shutdown`, handing each read to
+/// `publish`; a read that fails keeps the last certificates, with a
+/// warning.
+pub async fn watch_certificates_dir(
+    dir: PathBuf,
+    publish: impl Fn(Vec<OperatorCert>) + Send,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let path = dir.clone();
+        match tokio::task::spawn_blocking(move || read_certificates_dir(&path)).await {
+            Ok(Ok(certs)) => publish(certs),
+            Ok(Err(e)) => tracing::warn!(error = %e, "keeping the last operator certificates"),
+            Err(e) => tracing::warn!(error = %e, "reading the certificates directory failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(CERTIFICATES_REREAD) => {}
+        }
+    }
+}
+
 /// `name` lowercase if it is a DNS name, or `*.` and one. Looser than
 /// [`crate::model::Hostname`], which wants two labels under a wildcard:
 /// the operator may serve `*.localhost`, the default base domain.
@@ -233,6 +262,50 @@ mod tests {
         assert!(pick(&table, None).is_none());
         assert!(pick(&table, Some("unknown.example.com")).is_none());
         assert!(pick(&table, Some("www.shop.org")).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_operators_directory_is_read_again_every_30_seconds() {
+        let ca = Ca::new("Test CA");
+        let dir = tempfile::tempdir().expect("dir");
+        let write = |host: &str| {
+            let pem = ca.leaf(&[host]);
+            std::fs::write(dir.path().join(format!("{host}.crt")), &pem.chain).expect("write");
+            std::fs::write(dir.path().join(format!("{host}.key")), &pem.key).expect("write");
+        };
+        write("a.example.com");
+        let (tx, mut reads) = tokio::sync::mpsc::unbounded_channel();
+        let publish = move |certs: Vec<OperatorCert>| {
+            let names: Vec<String> = certs.into_iter().map(|c| c.hostname).collect();
+            let _ = tx.send((tokio::time::Instant::now(), names));
+        };
+        let shutdown = CancellationToken::new();
+        let watcher = tokio::spawn(watch_certificates_dir(
+            dir.path().to_owned(),
+            publish,
+            shutdown.clone(),
+        ));
+        let (first_at, names) = reads.recv().await.expect("read at start");
+        assert_eq!(names, ["a.example.com"]);
+
+        // A renewed or added file is picked up by the next read, 30 s on
+        // (the clock is paused: it moves only when everything waits).
+        write("b.example.com");
+        let (at, names) = reads.recv().await.expect("read again");
+        assert_eq!(names, ["a.example.com", "b.example.com"]);
+        assert_eq!(at - first_at, Duration::from_secs(30));
+
+        // A directory that cannot be read keeps what was served.
+        let moved = dir.path().with_extension("moved");
+        std::fs::rename(dir.path(), &moved).expect("move away");
+        let none = tokio::time::timeout(Duration::from_secs(95), reads.recv()).await;
+        assert!(none.is_err(), "published {none:?} from a missing directory");
+        std::fs::rename(&moved, dir.path()).expect("move back");
+        let (_, names) = reads.recv().await.expect("read once it is back");
+        assert_eq!(names.len(), 2);
+
+        shutdown.cancel();
+        watcher.await.expect("watcher stops");
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //! Everything here is blocking std I/O; async callers use `spawn_blocking`.
 //!
 //! gzip backend: flate2 with `zlib-rs` (pure Rust, runtime SIMD detection),
-//! chosen by measurement. `bench/slug/run.sh` on a tmpfs, level 6, a
+//! chosen by a one-off measurement: `bench/slug/run.sh`, with flate2's
+//! backend feature switched by hand in `Cargo.toml` for each row (the
+//! script itself builds only the shipped one), on a tmpfs, level 6, a
 //! 94.5 MB app-like tree (5,000 source-like files, 2 x 20 MB
 //! semi-compressible, 15 MB incompressible, 15 MB text), medians of 5, on
 //! the 2-core dev VM:

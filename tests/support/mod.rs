@@ -33,6 +33,12 @@ pub struct TestDaemon {
 
 impl TestDaemon {
     pub fn start() -> Self {
+        Self::start_with(|_, _| {})
+    }
+
+    /// [`TestDaemon::start`] with `configure` changing the configuration
+    /// first (its state directory is already set; `dir` holds it).
+    pub fn start_with(configure: impl FnOnce(&mut Config, &Path)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             state_dir: dir.path().join("state"),
@@ -44,6 +50,7 @@ impl TestDaemon {
         config.builds.hook_program = Some(PathBuf::from(env!("CARGO_BIN_EXE_corrald")));
         // Tests run side by side: the router takes any free loopback port.
         config.router.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        configure(&mut config, dir.path());
         let store = daemon::open_store(&config).expect("store");
         let token = store
             .create_token_blocking("tester", Some("tester@example.com"))

@@ -37,6 +37,7 @@ use uuid::Uuid;
 
 use crate::config::LogsConfig;
 use crate::logs::reader::{AppReader, Start};
+use crate::logs::sd_journal::JournalError;
 use crate::logs::LogEntry;
 use crate::state::{LogDrain, SharedStore};
 use pump::{CursorSink, Pump, MAX_BATCH};
@@ -241,7 +242,12 @@ async fn run_drain(
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _guard = span.enter();
-            read_entries(&app, &token, start, &tx, &stop, max_lag);
+            let open = |start: &Resume| match start {
+                Resume::After(cursor) => AppReader::open(&app, Start::After(cursor)),
+                Resume::Since(usec) => AppReader::open(&app, Start::Since(*usec)),
+            };
+            let mut report = |line: &str| report_gap(&app, line);
+            read_entries(open, &token, start, &tx, &stop, max_lag, &mut report);
         })
     };
     let cursors = StoreCursors {
@@ -297,43 +303,62 @@ enum Resume {
 const READ_WAIT: Duration = Duration::from_millis(250);
 
 /// Writes an `Error L10` platform line into `app`'s stream.
-fn report_gap(app: &str, message: &str) {
-    tracing::warn!(
-        target: "corral::platform",
-        app = %app,
-        dyno = "logplex",
-        "Error L10 (output buffer overflow): {message}"
-    );
+fn report_gap(app: &str, line: &str) {
+    tracing::warn!(target: "corral::platform", app = %app, dyno = "logplex", "{line}");
+}
+
+/// The `Error L10` line for a gap in what a drain delivers.
+fn gap_line(what: &str) -> String {
+    format!("Error L10 (output buffer overflow): {what}")
+}
+
+/// What a drain's reader needs of the journal once opened: the journal
+/// itself ([`AppReader`]), or scripted entries in the tests.
+trait EntryReader {
+    /// The next entry, if one is there yet.
+    fn next_entry(&mut self) -> Result<Option<LogEntry>, JournalError>;
+    /// Waits up to `timeout` for more.
+    fn wait(&mut self, timeout: Duration) -> Result<(), JournalError>;
+}
+
+impl EntryReader for AppReader {
+    fn next_entry(&mut self) -> Result<Option<LogEntry>, JournalError> {
+        AppReader::next_entry(self)
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<(), JournalError> {
+        AppReader::wait(self, timeout)
+    }
 }
 
 fn now_usec() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or_default()
 }
 
-/// The blocking half: reads `app`'s entries into `tx` until `stop` or
-/// until the pump is gone; reopens the journal after errors, from the
-/// last entry read.
-fn read_entries(
-    app: &str,
+/// The blocking half: reads entries into `tx` until `stop` or until the
+/// pump is gone; reopens (with `open`, which also says whether the saved
+/// cursor's entry is gone) after errors, from the last entry read. Gaps
+/// go to `report` as `Error L10` lines.
+fn read_entries<R: EntryReader>(
+    mut open: impl FnMut(&Resume) -> Result<(R, bool), JournalError>,
     token: &str,
     mut start: Resume,
     tx: &mpsc::Sender<LogEntry>,
     stop: &CancellationToken,
     max_lag: Duration,
+    report: &mut dyn FnMut(&str),
 ) {
     let max_lag = u64::try_from(max_lag.as_micros()).unwrap_or(u64::MAX);
+    let skipped_line = |n: u64| {
+        gap_line(&format!(
+            "drain {token} fell too far behind and skipped {n} lines"
+        ))
+    };
     while !stop.is_cancelled() {
-        let opened = match &start {
-            Resume::After(cursor) => AppReader::open(app, Start::After(cursor)),
-            Resume::Since(usec) => AppReader::open(app, Start::Since(*usec)),
-        };
-        let mut reader = match opened {
+        let mut reader = match open(&start) {
             Ok((reader, gap)) => {
                 if gap {
-                    report_gap(
-                        app,
-                        &format!("drain {token} resumed after lines that are no longer in the journal (rotated or vacuumed away); they were not delivered"),
-                    );
+                    report(&gap_line(&format!("drain {token} resumed after lines that are no longer in the journal (rotated or vacuumed away); they were not delivered")));
                 }
                 reader
             }
@@ -356,12 +381,7 @@ fn read_entries(
                         continue;
                     }
                     if skipped > 0 {
-                        report_gap(
-                            app,
-                            &format!(
-                                "drain {token} fell too far behind and skipped {skipped} lines"
-                            ),
-                        );
+                        report(&skipped_line(skipped));
                         skipped = 0;
                     }
                     if tx.blocking_send(entry).is_err() {
@@ -370,12 +390,7 @@ fn read_entries(
                 }
                 Ok(None) => {
                     if skipped > 0 {
-                        report_gap(
-                            app,
-                            &format!(
-                                "drain {token} fell too far behind and skipped {skipped} lines"
-                            ),
-                        );
+                        report(&skipped_line(skipped));
                         skipped = 0;
                     }
                     if let Err(e) = reader.wait(READ_WAIT) {
@@ -398,5 +413,155 @@ fn wait_or_stop(stop: &CancellationToken, d: Duration) {
     let deadline = std::time::Instant::now() + d;
     while !stop.is_cancelled() && std::time::Instant::now() < deadline {
         std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::logs::Source;
+
+    /// A journal holding `entries`; once they are read, waiting for more
+    /// ends the run (there is nothing more to come).
+    struct Script {
+        entries: VecDeque<LogEntry>,
+        stop: CancellationToken,
+    }
+
+    impl EntryReader for Script {
+        fn next_entry(&mut self) -> Result<Option<LogEntry>, JournalError> {
+            Ok(self.entries.pop_front())
+        }
+
+        fn wait(&mut self, _timeout: Duration) -> Result<(), JournalError> {
+            self.stop.cancel();
+            Ok(())
+        }
+    }
+
+    const HOUR_USEC: u64 = 3_600_000_000;
+
+    fn entry(n: u32, usec: u64) -> LogEntry {
+        LogEntry {
+            cursor: format!("c{n}"),
+            usec,
+            app: "demo".into(),
+            source: Source::App,
+            dyno: "web.1".into(),
+            message: format!("line {n}"),
+        }
+    }
+
+    /// Runs the reader over `entries` opened with `gap`; returns where it
+    /// was opened, each gap line with how many entries had been handed
+    /// to the pump before it, and the messages handed over.
+    fn read(
+        start: Resume,
+        gap: bool,
+        entries: Vec<LogEntry>,
+    ) -> (Vec<String>, Vec<(usize, String)>, Vec<String>) {
+        let stop = CancellationToken::new();
+        let (tx, mut rx) = mpsc::channel(100);
+        let mut opened = Vec::new();
+        let mut script = Some(Script {
+            entries: entries.into(),
+            stop: stop.clone(),
+        });
+        let open = |start: &Resume| {
+            opened.push(match start {
+                Resume::After(c) => format!("after {c}"),
+                Resume::Since(u) => format!("since {u}"),
+            });
+            Ok((script.take().expect("opened once"), gap))
+        };
+        let mut reports = Vec::new();
+        let counter = tx.clone();
+        let mut report = |line: &str| {
+            let queued = counter.max_capacity() - counter.capacity();
+            reports.push((queued, line.to_owned()));
+        };
+        read_entries(
+            open,
+            "d.tok",
+            start,
+            &tx,
+            &stop,
+            Duration::from_secs(3600),
+            &mut report,
+        );
+        drop((tx, counter));
+        let mut sent = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            sent.push(e.message);
+        }
+        (opened, reports, sent)
+    }
+
+    #[test]
+    fn a_cursor_whose_lines_were_vacuumed_is_reported_before_what_follows() {
+        let now = now_usec();
+        let (opened, reports, sent) = read(
+            Resume::After("c-saved".into()),
+            true,
+            vec![entry(7, now), entry(8, now)],
+        );
+        assert_eq!(opened, ["after c-saved"]);
+        assert_eq!(
+            reports,
+            [(0, "Error L10 (output buffer overflow): drain d.tok resumed after lines that are no longer in the journal (rotated or vacuumed away); they were not delivered".to_owned())]
+        );
+        assert_eq!(sent, ["line 7", "line 8"]);
+
+        // The cursor's entry still there: nothing to report.
+        let (_, reports, sent) = read(Resume::After("c6".into()), false, vec![entry(7, now)]);
+        assert_eq!(reports, []);
+        assert_eq!(sent, ["line 7"]);
+    }
+
+    #[test]
+    fn a_drain_too_far_behind_skips_the_old_lines_and_says_how_many() {
+        let now = now_usec();
+        let old = now - 2 * HOUR_USEC;
+        let (opened, reports, sent) = read(
+            Resume::Since(old),
+            false,
+            vec![
+                entry(1, old),
+                entry(2, old),
+                entry(3, old),
+                entry(4, now),
+                entry(5, now),
+            ],
+        );
+        assert_eq!(opened, [format!("since {old}")]);
+        assert_eq!(
+            reports,
+            [(
+                0,
+                "Error L10 (output buffer overflow): drain d.tok fell too far behind and skipped 3 lines".to_owned()
+            )],
+            "said once, before the first line delivered"
+        );
+        assert_eq!(sent, ["line 4", "line 5"]);
+    }
+
+    #[test]
+    fn old_lines_up_to_the_end_of_the_journal_are_reported_before_waiting() {
+        let old = now_usec() - 2 * HOUR_USEC;
+        let (_, reports, sent) = read(
+            Resume::After("c0".into()),
+            false,
+            vec![entry(1, old), entry(2, old)],
+        );
+        assert_eq!(
+            reports,
+            [(
+                0,
+                "Error L10 (output buffer overflow): drain d.tok fell too far behind and skipped 2 lines".to_owned()
+            )]
+        );
+        assert!(sent.is_empty(), "{sent:?}");
     }
 }

@@ -328,3 +328,80 @@ impl Transport for Https {
         self.conn = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rustls_pki_types::CertificateDer;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::tls::testing::Ca;
+
+    /// A `syslog+tls` receiver on loopback whose certificate `ca` issued
+    /// for 127.0.0.1: its URL, and the plaintext of its first connection.
+    async fn receiver(ca: &Ca) -> (DrainUrl, tokio::task::JoinHandle<Vec<u8>>) {
+        use rustls_pki_types::pem::PemObject;
+        let pem = ca.leaf(&["127.0.0.1"]);
+        let chain = CertificateDer::pem_slice_iter(pem.chain.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("chain");
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).expect("key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let received = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let Ok((tcp, _)) = listener.accept().await else {
+                return got;
+            };
+            if let Ok(mut tls) = acceptor.accept(tcp).await {
+                let _ = tls.read_to_end(&mut got).await;
+            }
+            got
+        });
+        let url = DrainUrl::parse(&format!("syslog+tls://{addr}"), false).expect("url");
+        (url, received)
+    }
+
+    fn local() -> AddressPolicy {
+        AddressPolicy {
+            allow_local: true,
+            allow_private_network: true,
+        }
+    }
+
+    fn batch() -> Frame {
+        Frame {
+            body: b"12 <190>1 hello".to_vec(),
+            count: 1,
+            id: "F1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn syslog_over_tls_reaches_a_receiver_of_a_trusted_ca_only() {
+        let ca = Ca::new("Drain CA");
+        let (url, received) = receiver(&ca).await;
+        let connector = Connector::new(local(), Some(ca.pem.as_bytes())).expect("connector");
+        let mut syslog = Syslog::new(url, connector);
+        syslog.send(&batch()).await.expect("delivered");
+        assert!(syslog.healthy().await);
+        syslog.reset();
+        assert_eq!(received.await.expect("receiver"), b"12 <190>1 hello");
+
+        // The Mozilla roots alone do not vouch for this receiver.
+        let (url, _received) = receiver(&ca).await;
+        let connector = Connector::new(local(), None).expect("connector");
+        let mut syslog = Syslog::new(url, connector);
+        let refused = syslog.send(&batch()).await;
+        assert!(matches!(refused, Err(DrainError::Tls(_))), "{refused:?}");
+    }
+}
