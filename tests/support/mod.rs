@@ -282,11 +282,21 @@ pub fn bin_dir() -> PathBuf {
 
 /// One request on a fresh connection: (status, body).
 pub fn router_get(router: SocketAddr, host: &str, path: &str) -> std::io::Result<(u16, String)> {
+    router_get_with(router, host, path, "")
+}
+
+/// [`router_get`] with extra header lines (each ending in `\r\n`).
+pub fn router_get_with(
+    router: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(router)?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
     )?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;
