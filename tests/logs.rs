@@ -147,7 +147,21 @@ fn logs_tail_history_and_filters_survive_a_journald_restart() {
     let after = next_matching(&lines, "ticks after journald restarted", |l| {
         tick_number(l).filter(|n| *n > before + 10)
     });
-    eprintln!("ticks: first {first}, before restart {before}, after {after}");
+    // A rotation under the tail: the follower keeps its place, so every
+    // tick after it arrives once and in order, none lost or repeated.
+    sandbox
+        .run(&["journalctl", "--rotate"])
+        .expect("rotate the journal");
+    let mut expected = after + 1;
+    while expected <= after + 15 {
+        let n = next_matching(&lines, "ticks after the rotation", tick_number);
+        assert_eq!(n, expected, "a tick lost or repeated across the rotation");
+        expected += 1;
+    }
+    eprintln!(
+        "ticks: first {first}, before restart {before}, after {after}, rotated through {n}",
+        n = expected - 1
+    );
     let _ = tail.kill();
     let _ = tail.wait();
 
