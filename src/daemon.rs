@@ -1,17 +1,19 @@
 //! The composition root: builds every part of corrald and runs them under
 //! one cancellation tree.
 //!
-//! Only this file wires concrete types together. Every task is spawned on
+//! Only this module wires concrete types together (its files hold the
+//! state directory and the router's listeners). Every task is spawned on
 //! one [`TaskTracker`]; on shutdown the token is cancelled, listeners stop
 //! accepting, open requests finish, and the tracker is awaited within a
 //! bounded drain time.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+mod router_listeners;
+mod state_dir;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::unistd::{chown, Gid, Group};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,8 +29,8 @@ use crate::gc;
 use crate::logs::drain::{DrainError, DrainSupervisor, DrainWaker};
 use crate::logs::{self, sessions::LogSessions, LogHub};
 use crate::router::{self, AppInfo, RouteFeed, RouteHub, RouteSettings, TableHandle};
-use crate::slug::{SlugError, SlugStore};
-use crate::state::{SharedStore, SqliteStore, StoreError};
+use crate::slug::SlugError;
+use crate::state::{SharedStore, StoreError};
 use crate::systemd::Systemd;
 
 /// How long open requests get to finish after shutdown is asked for.
@@ -71,6 +73,11 @@ pub enum DaemonError {
         source: std::io::Error,
     },
 }
+
+pub use router_listeners::run_router;
+use router_listeners::spawn_router;
+use state_dir::bind_unix;
+pub use state_dir::{group_id, open_slugs, open_store, API_GROUP};
 
 /// The listeners the API serves on, bound before the daemon starts.
 #[derive(Debug, Default)]
@@ -120,316 +127,13 @@ impl Listeners {
     }
 }
 
-async fn bind_router(addr: std::net::SocketAddr) -> Result<TcpListener, DaemonError> {
+pub(super) async fn bind_router(addr: std::net::SocketAddr) -> Result<TcpListener, DaemonError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| DaemonError::Bind {
             what: format!("router {addr}"),
             source,
         })
-}
-
-/// Which protocol a socket from systemd serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SocketRole {
-    Http,
-    Https,
-}
-
-/// The role of each of `count` sockets from systemd, by their
-/// `LISTEN_FDNAMES` (`FileDescriptorName=`): `https` serves TLS, `http`
-/// plain HTTP. When no socket has either name (one socket unit with two
-/// `ListenStream=` lines, which systemd names alike), the second socket is
-/// the TLS one and the rest are plain.
-fn socket_roles(names: Option<&str>, count: usize) -> Vec<SocketRole> {
-    let names: Vec<&str> = names.map(|n| n.split(':').collect()).unwrap_or_default();
-    let named = names.iter().any(|n| *n == "http" || *n == "https");
-    (0..count)
-        .map(|i| match names.get(i).copied() {
-            Some("https") => SocketRole::Https,
-            _ if !named && i == 1 => SocketRole::Https,
-            _ => SocketRole::Http,
-        })
-        .collect()
-}
-
-/// Runs the router's listeners on `tracker`: plain HTTP on `http`, TLS on
-/// `https` (certificates by SNI from `table`).
-fn spawn_router(
-    config: &Config,
-    table: &TableHandle,
-    http: Vec<TcpListener>,
-    https: Vec<TcpListener>,
-    shutdown: &CancellationToken,
-    tracker: &TaskTracker,
-) -> Result<(), DaemonError> {
-    let https_port = https
-        .first()
-        .and_then(|l| l.local_addr().ok())
-        .map(|a| a.port());
-    let ctx = Arc::new(router::Context {
-        table: table.clone(),
-        connect_timeout: Duration::from_millis(config.router.connect_timeout_ms),
-        tasks: tracker.clone(),
-        shutdown: shutdown.clone(),
-        https_port,
-        git: Some(router::git::GitUpstream {
-            host: format!("git.{}", config.router.base_domain),
-            socket: config.api_socket(),
-        }),
-    });
-    let limits = router::Limits {
-        header_timeout: Duration::from_secs(config.router.header_timeout_secs),
-        max_connections_per_ip: config.router.max_connections_per_ip,
-        ..router::Limits::default()
-    };
-    for listener in http {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "router listening");
-        }
-        tracker.spawn(
-            router::serve(
-                listener,
-                Arc::clone(&ctx),
-                limits,
-                shutdown.clone(),
-                tracker.clone(),
-            )
-            .instrument(tracing::info_span!("router")),
-        );
-    }
-    if https.is_empty() {
-        return Ok(());
-    }
-    let tls =
-        router::tls::server_config(table.clone()).map_err(|e| DaemonError::Tls(e.to_string()))?;
-    for listener in https {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "router listening for TLS");
-        }
-        tracker.spawn(
-            router::serve_tls(
-                listener,
-                Arc::clone(&tls),
-                Arc::clone(&ctx),
-                limits,
-                shutdown.clone(),
-                tracker.clone(),
-            )
-            .instrument(tracing::info_span!("router_tls")),
-        );
-    }
-    Ok(())
-}
-
-/// The group whose members may connect to the API's Unix socket (a system
-/// group made by `systemd/corral.sysusers.conf`). Connecting is only the
-/// first gate: every call but `GET /health` still needs a token.
-pub const API_GROUP: &str = "corral";
-
-/// Subdirectories of the state directory made owner-only at start (see
-/// [`open_store`]). Any new top-level entry of the state directory must be
-/// owner-only too: members of [`API_GROUP`] may traverse the directory.
-const PRIVATE_SUBDIRS: &[&str] = &["slugs", "repos", "builds", "build-logs"];
-
-/// The id of group `name`, or `None` when the system has no such group
-/// (then the socket and state directory keep root's group).
-pub fn group_id(name: &str) -> Option<Gid> {
-    match Group::from_name(name) {
-        Ok(group) => group.map(|g| g.gid),
-        Err(e) => {
-            tracing::warn!(group = name, error = %e, "cannot look up the group; the API socket stays root's");
-            None
-        }
-    }
-}
-
-/// Binds the API socket with mode 0660 and, given one, group `group`,
-/// replacing a stale socket file left by a daemon that did not exit
-/// cleanly (but never a live one).
-fn bind_unix(path: &Path, group: Option<Gid>) -> Result<UnixListener, DaemonError> {
-    let io = |source| DaemonError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(DaemonError::Bind {
-                what: path.display().to_string(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::AddrInUse,
-                    "a server already answers on this socket",
-                ),
-            });
-        }
-        std::fs::remove_file(path).map_err(io)?;
-    }
-    let listener = UnixListener::bind(path).map_err(|source| DaemonError::Bind {
-        what: path.display().to_string(),
-        source,
-    })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io)?;
-    if let Some(gid) = group {
-        chown(path, None, Some(gid)).map_err(|e| io(e.into()))?;
-    }
-    Ok(listener)
-}
-
-/// Opens the store in the configured state directory, after securing the
-/// directory: mode 0710, of group [`API_GROUP`] when the system has it (its
-/// members may reach the API socket in it, not list it), and every entry
-/// in it owner-only, since the group can traverse it.
-pub fn open_store(config: &Config) -> Result<SqliteStore, DaemonError> {
-    secure_state_dir(&config.state_dir, group_id(API_GROUP))?;
-    let store = SqliteStore::open(&config.database_path())?;
-    // SQLite made a new database (and its -wal and -shm, which take the
-    // database's mode) with the process's umask; it holds token hashes,
-    // config vars and TLS keys.
-    restrict_entries(&config.state_dir)?;
-    Ok(store)
-}
-
-/// Creates `dir` (mode 0710, group `group` if given) and its
-/// [`PRIVATE_SUBDIRS`], then makes every entry in it owner-only.
-fn secure_state_dir(dir: &Path, group: Option<Gid>) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o710)).map_err(io_at(dir))?;
-    if let Some(gid) = group {
-        chown(dir, None, Some(gid)).map_err(|e| io_at(dir)(e.into()))?;
-    }
-    for sub in PRIVATE_SUBDIRS {
-        let path = dir.join(sub);
-        match std::fs::create_dir(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io_at(&path)(e)),
-            _ => {}
-        }
-    }
-    restrict_entries(dir)
-}
-
-/// Removes group and other permission bits from the regular files and
-/// directories directly in `dir` (not following links, not descending).
-/// Sockets keep theirs: the API socket is meant for the group, and the
-/// others are bound 0600.
-fn restrict_entries(dir: &Path) -> Result<(), DaemonError> {
-    for entry in std::fs::read_dir(dir).map_err(io_at(dir))? {
-        let path = entry.map_err(io_at(dir))?.path();
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(meta) => meta,
-            // Gone meanwhile (SQLite removes its -wal on close).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_at(&path)(e)),
-        };
-        let mode = meta.permissions().mode() & 0o7777;
-        if (meta.is_file() || meta.is_dir()) && mode & 0o077 != 0 {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !0o077))
-                .map_err(io_at(&path))?;
-        }
-    }
-    Ok(())
-}
-
-/// A `map_err` adapter naming `path`.
-fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError {
-    let path = path.to_owned();
-    move |source| DaemonError::Io { path, source }
-}
-
-/// Opens the slug store in the state directory.
-pub fn open_slugs(config: &Config) -> Result<SlugStore, DaemonError> {
-    Ok(SlugStore::open(&config.slugs_dir(), config.slugs.clone())?)
-}
-
-/// How long a router without a saved table waits for corrald's first one.
-const FIRST_TABLE_WAIT: Duration = Duration::from_secs(10);
-
-/// Runs only the router (`corrald router`): its listening sockets come
-/// from systemd (`LISTEN_FDS`, so a restart of this process refuses no
-/// connection: the socket stays open in systemd; see `socket_roles` for
-/// which serves TLS), else it binds `router.listen` and
-/// `router.listen-tls`; its table comes from corrald over the feed socket, and
-/// it keeps serving its last table while corrald is away.
-pub async fn run_router(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
-    let feed = Arc::new(RouteFeed::new(
-        &config.router.base_domain,
-        TableHandle::default(),
-    ));
-    let (mut http, mut https) = (Vec::new(), Vec::new());
-    let mut fds = listenfd::ListenFd::from_env();
-    let names = std::env::var("LISTEN_FDNAMES").ok();
-    let roles = socket_roles(names.as_deref(), fds.len());
-    for (i, role) in roles.into_iter().enumerate() {
-        let taken = fds
-            .take_tcp_listener(i)
-            .map_err(|source| DaemonError::Bind {
-                what: format!("socket {i} from systemd"),
-                source,
-            })?;
-        if let Some(listener) = taken {
-            let listener = listener
-                .set_nonblocking(true)
-                .and_then(|()| TcpListener::from_std(listener))
-                .map_err(|source| DaemonError::Bind {
-                    what: format!("socket {i} from systemd"),
-                    source,
-                })?;
-            match role {
-                SocketRole::Http => http.push(listener),
-                SocketRole::Https => https.push(listener),
-            }
-        }
-    }
-    if http.is_empty() && https.is_empty() {
-        http.push(bind_router(config.router.listen).await?);
-        if let Some(addr) = config.router.listen_tls {
-            https.push(bind_router(addr).await?);
-        }
-    }
-    // systemd's RuntimeDirectory= (kept across restarts): the last table,
-    // so a restarted router serves at once, even while corrald is down.
-    let cache = std::env::var_os("RUNTIME_DIRECTORY")
-        .map(|dir| std::path::PathBuf::from(dir).join("table.json"));
-    let cached = cache
-        .as_deref()
-        .is_some_and(|path| router::split::load_cache(path, &feed));
-    let mut first_table = feed.handle().subscribe();
-    let tracker = TaskTracker::new();
-    tracker.spawn(
-        Arc::clone(feed.metrics())
-            .run_minutes(shutdown.clone())
-            .instrument(tracing::info_span!("router_metrics")),
-    );
-    tracker.spawn(
-        router::split::follow(
-            config.router_socket(),
-            Arc::clone(&feed),
-            cache,
-            shutdown.clone(),
-        )
-        .instrument(tracing::info_span!("route_follower")),
-    );
-    if !cached {
-        // Connections wait in the listen backlog meanwhile: better than
-        // 404s from an empty table.
-        let waited = tokio::time::timeout(FIRST_TABLE_WAIT, first_table.changed()).await;
-        if waited.is_err() {
-            tracing::warn!("no route table from corrald yet; serving an empty one");
-        }
-    }
-    spawn_router(&config, feed.handle(), http, https, &shutdown, &tracker)?;
-    shutdown.cancelled().await;
-    tracing::info!("router shutting down");
-    tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain timeout passed; abandoning open connections");
-    }
-    Ok(())
 }
 
 /// Keeps the route table's apps (names, domains, maintenance, settings)
@@ -726,87 +430,4 @@ fn spawn_log_follower(hub: LogHub, shutdown: &CancellationToken, tracker: &TaskT
             tracing::error!(error = %e, "the journal follower panicked");
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path)
-            .expect("metadata")
-            .permissions()
-            .mode()
-            & 0o7777
-    }
-
-    fn gid(path: &Path) -> u32 {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::symlink_metadata(path).expect("metadata").gid()
-    }
-
-    #[test]
-    fn the_state_dir_lets_the_group_reach_the_socket_and_nothing_else() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let dir = tmp.path().join("state");
-        std::fs::create_dir(&dir).expect("mkdir");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        // What an older corrald left: a database of the umask's mode.
-        let db = dir.join("corral.db");
-        std::fs::write(&db, "").expect("db");
-        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let slugs = dir.join("slugs");
-        std::fs::create_dir(&slugs).expect("slugs");
-        std::fs::set_permissions(&slugs, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        std::os::unix::fs::symlink("/etc/hostname", dir.join("link")).expect("symlink");
-        // The own group stands in for `corral`: changing to it needs no
-        // privilege, so this runs unprivileged (the Nix build) too.
-        let own = nix::unistd::getegid();
-        let socket = dir.join("api.sock");
-        let _listener = {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            let _guard = runtime.enter();
-            bind_unix(&socket, Some(own)).expect("bind")
-        };
-
-        secure_state_dir(&dir, Some(own)).expect("secure");
-
-        assert_eq!(mode(&dir), 0o710);
-        assert_eq!(gid(&dir), own.as_raw());
-        assert_eq!(mode(&db), 0o600);
-        assert_eq!(mode(&slugs), 0o700);
-        for sub in PRIVATE_SUBDIRS {
-            assert_eq!(mode(&dir.join(sub)), 0o700, "{sub}");
-        }
-        assert_eq!(mode(&socket), 0o660, "the socket keeps its mode");
-        assert_eq!(gid(&socket), own.as_raw());
-        // A link is left alone, and its target too.
-        assert_ne!(mode(Path::new("/etc/hostname")) & 0o004, 0);
-    }
-
-    #[test]
-    fn a_missing_group_is_none() {
-        assert_eq!(group_id("corral-no-such-group-for-tests"), None);
-    }
-
-    #[test]
-    fn sockets_from_systemd_are_told_apart_by_name_then_order() {
-        use SocketRole::{Http, Https};
-        assert_eq!(socket_roles(Some("https:http"), 2), [Https, Http]);
-        assert_eq!(
-            socket_roles(Some("http:http:https"), 3),
-            [Http, Http, Https]
-        );
-        assert_eq!(socket_roles(Some("http"), 1), [Http]);
-        // One socket unit with two ListenStream= lines: names alike.
-        assert_eq!(
-            socket_roles(Some("corral-router.socket:corral-router.socket"), 2),
-            [Http, Https]
-        );
-        assert_eq!(socket_roles(None, 1), [Http]);
-        assert_eq!(socket_roles(None, 0), []);
-    }
 }
