@@ -390,6 +390,13 @@ pub async fn serve(
 
     shutdown.cancelled().await;
     tracing::info!("shutting down");
+    drain(&tracker).await;
+    Ok(())
+}
+
+/// Closes `tracker` and waits up to [`DRAIN_TIMEOUT`] for its tasks (open
+/// requests among them) to finish; what is left then is abandoned.
+async fn drain(tracker: &TaskTracker) {
     tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
         .await
@@ -400,7 +407,6 @@ pub async fn serve(
             "drain timeout passed; abandoning open connections"
         );
     }
-    Ok(())
 }
 
 /// Binds, serves and drains: what `corrald serve` does.

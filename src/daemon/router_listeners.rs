@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::{bind_router, DaemonError, DRAIN_TIMEOUT};
+use super::{bind_router, drain, DaemonError};
 use crate::config::Config;
 use crate::router::{self, RouteFeed, TableHandle};
 
@@ -185,13 +185,7 @@ pub async fn run_router(config: Config, shutdown: CancellationToken) -> Result<(
     spawn_router(&config, feed.handle(), http, https, &shutdown, &tracker)?;
     shutdown.cancelled().await;
     tracing::info!("router shutting down");
-    tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain timeout passed; abandoning open connections");
-    }
+    drain(&tracker).await;
     Ok(())
 }
 
