@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::range::{RangeFields, SortKey};
-use super::{json, list, types, Api, ApiResponse};
+use super::respond::{json, list, ApiResponse};
+use super::{types, Api};
 use crate::model::Hostname;
 use crate::state::{self, AppRef, DomainRef, SniEndpointRef};
 use crate::tls::Certificate;

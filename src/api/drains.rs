@@ -3,7 +3,8 @@
 use http::StatusCode;
 
 use super::error::ApiError;
-use super::{json, types, Api, ApiResponse};
+use super::respond::{json, ApiResponse};
+use super::{types, Api};
 use crate::state::{self, AppRef, DrainRef};
 
 fn drain_json(d: &state::LogDrain) -> types::LogDrain {
@@ -50,9 +51,6 @@ impl Api {
             .add_drain(app, url)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
-        if let Some(waker) = &self.drains {
-            waker.changed();
-        }
         Ok(json(StatusCode::CREATED, &drain_json(&drain)))
     }
 
@@ -81,9 +79,6 @@ impl Api {
             .remove_drain(app, drain)
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
-        if let Some(waker) = &self.drains {
-            waker.changed();
-        }
         Ok(json(StatusCode::OK, &drain_json(&drain)))
     }
 }

@@ -8,8 +8,10 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
 use super::error::ApiError;
+use super::request::base_url;
+use super::respond::{json, ApiResponse};
 use super::routes::DynoSelector;
-use super::{base_url, json, types, Api, ApiResponse};
+use super::{types, Api};
 use crate::attach::UPGRADE_PROTOCOL;
 use crate::dynos::dyno_id;
 use crate::dynos::oneoff::{is_one_off, Created, RUN_TYPE};

@@ -22,7 +22,7 @@ pub enum ApiError {
         /// The method that was used.
         method: String,
         /// The methods the path supports.
-        allowed: &'static str,
+        allowed: String,
     },
     /// The body is not the JSON this endpoint takes.
     #[error("{0}")]

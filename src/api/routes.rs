@@ -1,13 +1,18 @@
-//! The route table: method and path in, a typed route out.
+//! The route table: method and path in, a typed route out, for every request the API listener takes.
 //!
-//! Handlers never see a raw path. Identifiers are parsed here into the
-//! model's newtypes, so a malformed one is refused before any handler runs.
+//! Handlers never see a raw path. [`TABLE`] lists each path pattern with
+//! the methods it answers; identifiers are parsed here into the model's
+//! newtypes, so a malformed one is refused before any handler runs. Git's
+//! smart HTTP (`/<app>.git/...`) is recognised first, by the git module's
+//! own parser. What a successful call changes elsewhere (the dyno manager,
+//! the drain supervisor) is declared per route by [`Route::effects`].
 
 use http::Method;
 
 use super::error::ApiError;
 use uuid::Uuid;
 
+use crate::builds::git::GitRequest;
 use crate::model::{DynoName, ProcessType};
 use crate::state::{AppRef, DomainRef, DrainRef, ReleaseRef, SniEndpointRef};
 
@@ -141,6 +146,15 @@ pub enum Route {
     /// couplings are deliberately absent: Heroku answers 404 for an app
     /// without one, and its CLI relies on that.)
     EmptyCollection(AppRef),
+    /// Git's smart HTTP under `/<app>.git/`, authenticated by git's
+    /// Basic auth in the git module.
+    Git(GitRequest),
+    /// `GET /log-sessions/{id}`: a log session's stream. Public like
+    /// Heroku's `logplex_url`: the random id is the credential.
+    LogStream(String),
+    /// `GET /build-output/{id}`: a build's output as it is written.
+    /// Public like Heroku's `output_stream_url`.
+    BuildOutput(String),
 }
 
 /// Which dynos a restart or stop is about: Heroku's paths take a dyno
@@ -156,21 +170,6 @@ pub enum DynoSelector {
 }
 
 impl DynoSelector {
-    fn parse(s: &str) -> Result<Self, ApiError> {
-        if let Ok(dyno) = DynoName::parse(s) {
-            return Ok(Self::Dyno(dyno));
-        }
-        ProcessType::parse(s)
-            .map(Self::Type)
-            .map_err(|_| ApiError::NotFound("Couldn't find that dyno.".to_owned()))
-    }
-
-    fn parse_type(s: &str) -> Result<Self, ApiError> {
-        ProcessType::parse(s)
-            .map(Self::Type)
-            .map_err(|_| ApiError::NotFound("Couldn't find that process type.".to_owned()))
-    }
-
     /// Whether `dyno` is selected.
     pub fn matches(&self, dyno: &DynoName) -> bool {
         match self {
@@ -181,25 +180,33 @@ impl DynoSelector {
     }
 }
 
-/// The `minutes` of a metrics query: 1 to 60, default 10.
-fn metrics_minutes(query: Option<&str>) -> Result<u32, ApiError> {
-    let Some(value) = query
-        .unwrap_or("")
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("minutes="))
-    else {
-        return Ok(10);
+/// What a successful call changes beyond its own answer, so the API wakes
+/// the loops that act on it instead of guessing from the HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Effects {
+    /// The dyno manager reconciles, refreshes the routers' table and runs
+    /// any pending release phase.
+    pub dynos: bool,
+    /// The drain supervisor starts and stops drains.
+    pub drains: bool,
+}
+
+impl Effects {
+    /// Nothing outside the store changes.
+    pub const NONE: Self = Self {
+        dynos: false,
+        drains: false,
     };
-    value
-        .parse::<u32>()
-        .ok()
-        .filter(|m| (1..=crate::router::metrics::RETAIN_MINUTES).contains(m))
-        .ok_or_else(|| {
-            ApiError::Invalid(format!(
-                "minutes must be a whole number from 1 to {}, not {value:?}",
-                crate::router::metrics::RETAIN_MINUTES
-            ))
-        })
+    /// What runs, or how it is routed, may change.
+    pub const DYNOS: Self = Self {
+        dynos: true,
+        drains: false,
+    };
+    /// The set of log drains changes.
+    pub const DRAINS: Self = Self {
+        dynos: false,
+        drains: true,
+    };
 }
 
 impl Route {
@@ -207,499 +214,529 @@ impl Route {
     pub fn is_public(&self) -> bool {
         matches!(
             self,
-            Route::Health | Route::UploadSlugBlob { .. } | Route::AttachDyno { .. }
+            Route::Health
+                | Route::UploadSlugBlob { .. }
+                | Route::AttachDyno { .. }
+                | Route::Git(_)
+                | Route::LogStream(_)
+                | Route::BuildOutput(_)
         )
     }
 
-    /// Finds the route for a request, or says why there is none.
+    /// What a successful call of this route changes. Exhaustive on
+    /// purpose: a new route must say what it touches.
+    pub fn effects(&self) -> Effects {
+        use Route::*;
+        match self {
+            Health
+            | Account
+            | ListApps
+            | GetApp(_)
+            | GetAppSettings(_)
+            | AppMetrics { .. }
+            | GetConfigVars(_)
+            | ListReleases(_)
+            | GetRelease(..)
+            | GetReleaseConfigVars(..)
+            | GetSlug(..)
+            | ListFormation(_)
+            | GetFormation(..)
+            | ListDynos(_)
+            | AttachDyno { .. }
+            | ListBuilds(_)
+            | GetBuild(..)
+            | ListBuildpacks(_)
+            | ListDomains(_)
+            | GetDomain(..)
+            | ListLogDrains(_)
+            | GetLogDrain(..)
+            | ListSniEndpoints(_)
+            | GetSniEndpoint(..)
+            | EmptyCollection(_)
+            | LogStream(_)
+            | BuildOutput(_) => Effects::NONE,
+            // A slug runs only once a release names it; a build's release
+            // wakes the manager itself; buildpacks and the cache matter
+            // only to the next build; a log session only reads.
+            CreateSlug(_)
+            | UploadSlugBlob { .. }
+            | PurgeBuildCache(_)
+            | SetBuildpacks(_)
+            | CreateLogSession(_)
+            | Git(_) => Effects::NONE,
+            // Apps and their settings are in the routers' table; config
+            // and releases restart dynos; domains and certificates route.
+            CreateApp
+            | UpdateApp(_)
+            | UpdateAppSettings(_)
+            | DeleteApp(_)
+            | UpdateConfigVars(_)
+            | CreateRelease(_)
+            | UpdateFormationBatch(_)
+            | UpdateFormation(..)
+            | RestartDynos(..)
+            | StopDynos(..)
+            | CreateDyno(_)
+            | CreateDomain(_)
+            | DeleteDomain(..)
+            | CreateSniEndpoint(_)
+            | UpdateSniEndpoint(..)
+            | DeleteSniEndpoint(..) => Effects::DYNOS,
+            CreateLogDrain(_) | DeleteLogDrain(..) => Effects::DRAINS,
+        }
+    }
+
+    /// Finds the route for a request, or says why there is none: 404 for
+    /// a path no entry matches or an identifier that cannot exist, 405
+    /// (naming the allowed methods) for a known path with another method.
     pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Route, ApiError> {
+        if let Some(git) = crate::builds::git::parse_request(method, path, query) {
+            return Ok(Route::Git(git));
+        }
         let segments: Vec<&str> = path
             .trim_start_matches('/')
             .trim_end_matches('/')
             .split('/')
             .collect();
-        let not_found = || ApiError::NotFound("Not found.".to_owned());
-        let app = |s: &str| {
-            AppRef::parse(s).map_err(|_| ApiError::NotFound("Couldn't find that app.".to_owned()))
-        };
-        let release = |s: &str| {
-            ReleaseRef::parse(s)
-                .map_err(|_| ApiError::NotFound("Couldn't find that release.".to_owned()))
-        };
-        let dyno = |s: &str| {
-            DynoName::parse(s)
-                .map_err(|_| ApiError::NotFound("Couldn't find that dyno.".to_owned()))
-        };
-        let domain = |s: &str| {
-            // A wildcard's `*` may arrive percent-encoded; it is the one
-            // character of a hostname that clients encode.
-            DomainRef::parse(&s.replace("%2A", "*").replace("%2a", "*"))
-                .map_err(|_| ApiError::NotFound("Couldn't find that domain.".to_owned()))
-        };
-        let wrong_method = |allowed: &'static str| ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            allowed,
-        };
-        let m = method;
-        match segments.as_slice() {
-            ["health"] => match *m {
-                Method::GET => Ok(Route::Health),
-                _ => Err(wrong_method("GET")),
-            },
-            ["account"] => match *m {
-                Method::GET => Ok(Route::Account),
-                _ => Err(wrong_method("GET")),
-            },
-            // Heroku's CLI lists apps through the user's collection; a Corral
-            // host has one tenant, so it is the same list.
-            ["users", "~", "apps"] => match *m {
-                Method::GET => Ok(Route::ListApps),
-                _ => Err(wrong_method("GET")),
-            },
-            ["apps"] => match *m {
-                Method::GET => Ok(Route::ListApps),
-                Method::POST => Ok(Route::CreateApp),
-                _ => Err(wrong_method("GET, POST")),
-            },
-            ["apps", a] => match *m {
-                Method::GET => Ok(Route::GetApp(app(a)?)),
-                Method::PATCH => Ok(Route::UpdateApp(app(a)?)),
-                Method::DELETE => Ok(Route::DeleteApp(app(a)?)),
-                _ => Err(wrong_method("GET, PATCH, DELETE")),
-            },
-            ["apps", a, "settings"] => match *m {
-                Method::GET => Ok(Route::GetAppSettings(app(a)?)),
-                Method::PATCH => Ok(Route::UpdateAppSettings(app(a)?)),
-                _ => Err(wrong_method("GET, PATCH")),
-            },
-            ["apps", a, "metrics"] => match *m {
-                Method::GET => Ok(Route::AppMetrics {
-                    app: app(a)?,
-                    minutes: metrics_minutes(query)?,
-                }),
-                _ => Err(wrong_method("GET")),
-            },
-            ["apps", a, "config-vars"] => match *m {
-                Method::GET => Ok(Route::GetConfigVars(app(a)?)),
-                Method::PATCH => Ok(Route::UpdateConfigVars(app(a)?)),
-                _ => Err(wrong_method("GET, PATCH")),
-            },
-            ["apps", a, "releases"] => match *m {
-                Method::GET => Ok(Route::ListReleases(app(a)?)),
-                Method::POST => Ok(Route::CreateRelease(app(a)?)),
-                _ => Err(wrong_method("GET, POST")),
-            },
-            ["apps", a, "slugs"] => match *m {
-                Method::POST => Ok(Route::CreateSlug(app(a)?)),
-                _ => Err(wrong_method("POST")),
-            },
-            ["apps", a, "slugs", id] => match *m {
-                Method::GET => Ok(Route::GetSlug(
-                    app(a)?,
-                    Uuid::parse_str(id)
-                        .map_err(|_| ApiError::NotFound("Couldn't find that slug.".to_owned()))?,
-                )),
-                _ => Err(wrong_method("GET")),
-            },
-            ["apps", a, "dynos"] => match *m {
-                Method::GET => Ok(Route::ListDynos(app(a)?)),
-                Method::POST => Ok(Route::CreateDyno(app(a)?)),
-                Method::DELETE => Ok(Route::RestartDynos(app(a)?, DynoSelector::All)),
-                _ => Err(wrong_method("GET, POST, DELETE")),
-            },
-            ["apps", a, "dynos", d] => match *m {
-                Method::DELETE => Ok(Route::RestartDynos(app(a)?, DynoSelector::parse(d)?)),
-                _ => Err(wrong_method("DELETE")),
-            },
-            // Heroku's per-type forms (the CLI's `--process-type`).
-            ["apps", a, "formations", t] => match *m {
-                Method::DELETE => Ok(Route::RestartDynos(app(a)?, DynoSelector::parse_type(t)?)),
-                _ => Err(wrong_method("DELETE")),
-            },
-            ["apps", a, "formations", t, "actions", "stop"] => match *m {
-                Method::POST => Ok(Route::StopDynos(app(a)?, DynoSelector::parse_type(t)?)),
-                _ => Err(wrong_method("POST")),
-            },
-            ["apps", a, "dynos", d, "actions", "stop"] => match *m {
-                Method::POST => Ok(Route::StopDynos(app(a)?, DynoSelector::parse(d)?)),
-                _ => Err(wrong_method("POST")),
-            },
-            ["apps", a, "dynos", d, "attach"] => match *m {
-                Method::GET => {
-                    let secret = query
-                        .unwrap_or("")
-                        .split('&')
-                        .find_map(|kv| kv.strip_prefix("secret="))
-                        .filter(|s| !s.is_empty())
-                        .ok_or_else(not_found)?;
-                    Ok(Route::AttachDyno {
-                        app: app(a)?,
-                        dyno: dyno(d)?,
-                        secret: secret.to_owned(),
-                    })
-                }
-                _ => Err(wrong_method("GET")),
-            },
-            ["blobs", "slugs", id] => match *m {
-                Method::PUT => {
-                    let slug = Uuid::parse_str(id).map_err(|_| not_found())?;
-                    let signature = query
-                        .unwrap_or("")
-                        .split('&')
-                        .find_map(|kv| kv.strip_prefix("signature="))
-                        .filter(|s| !s.is_empty())
-                        .ok_or_else(not_found)?;
-                    Ok(Route::UploadSlugBlob {
-                        slug,
-                        signature: signature.to_owned(),
-                    })
-                }
-                _ => Err(wrong_method("PUT")),
-            },
-            ["apps", a, "releases", r] => match *m {
-                Method::GET => Ok(Route::GetRelease(app(a)?, release(r)?)),
-                _ => Err(wrong_method("GET")),
-            },
-            ["apps", a, "releases", r, "config-vars"] => match *m {
-                Method::GET => Ok(Route::GetReleaseConfigVars(app(a)?, release(r)?)),
-                _ => Err(wrong_method("GET")),
-            },
-            ["apps", a, "formation"] => match *m {
-                Method::GET => Ok(Route::ListFormation(app(a)?)),
-                Method::PATCH => Ok(Route::UpdateFormationBatch(app(a)?)),
-                _ => Err(wrong_method("GET, PATCH")),
-            },
-            ["apps", a, "formation", t] => {
-                let t = ProcessType::parse(t).map_err(|_| {
-                    ApiError::NotFound("Couldn't find that process type.".to_owned())
-                })?;
-                match *m {
-                    Method::GET => Ok(Route::GetFormation(app(a)?, t)),
-                    Method::PATCH => Ok(Route::UpdateFormation(app(a)?, t)),
-                    _ => Err(wrong_method("GET, PATCH")),
-                }
-            }
-            ["apps", a, "log-sessions"] => match *m {
-                Method::POST => Ok(Route::CreateLogSession(app(a)?)),
-                _ => Err(wrong_method("POST")),
-            },
-            ["apps", a, "builds"] => match *m {
-                Method::GET => Ok(Route::ListBuilds(app(a)?)),
-                _ => Err(wrong_method("GET (builds start with git push)")),
-            },
-            ["apps", a, "builds", b] => match *m {
-                Method::GET => Ok(Route::GetBuild(
-                    app(a)?,
-                    Uuid::parse_str(b)
-                        .map_err(|_| ApiError::NotFound("Couldn't find that build.".to_owned()))?,
-                )),
-                _ => Err(wrong_method("GET")),
-            },
-            ["apps", a, "build-cache"] => match *m {
-                Method::DELETE => Ok(Route::PurgeBuildCache(app(a)?)),
-                _ => Err(wrong_method("DELETE")),
-            },
-            ["apps", a, "buildpack-installations"] => match *m {
-                Method::GET => Ok(Route::ListBuildpacks(app(a)?)),
-                Method::PUT => Ok(Route::SetBuildpacks(app(a)?)),
-                _ => Err(wrong_method("GET, PUT")),
-            },
-            ["apps", a, "domains"] => match *m {
-                Method::GET => Ok(Route::ListDomains(app(a)?)),
-                Method::POST => Ok(Route::CreateDomain(app(a)?)),
-                _ => Err(wrong_method("GET, POST")),
-            },
-            ["apps", a, "domains", d] => match *m {
-                Method::GET => Ok(Route::GetDomain(app(a)?, domain(d)?)),
-                Method::DELETE => Ok(Route::DeleteDomain(app(a)?, domain(d)?)),
-                _ => Err(wrong_method("GET, DELETE")),
-            },
-            ["apps", a, "sni-endpoints"] => match *m {
-                Method::GET => Ok(Route::ListSniEndpoints(app(a)?)),
-                Method::POST => Ok(Route::CreateSniEndpoint(app(a)?)),
-                _ => Err(wrong_method("GET, POST")),
-            },
-            ["apps", a, "sni-endpoints", e] => {
-                let e = SniEndpointRef::parse(e).map_err(|_| {
-                    ApiError::NotFound("Couldn't find that SNI endpoint.".to_owned())
-                })?;
-                match *m {
-                    Method::GET => Ok(Route::GetSniEndpoint(app(a)?, e)),
-                    Method::PATCH => Ok(Route::UpdateSniEndpoint(app(a)?, e)),
-                    Method::DELETE => Ok(Route::DeleteSniEndpoint(app(a)?, e)),
-                    _ => Err(wrong_method("GET, PATCH, DELETE")),
-                }
-            }
-            ["apps", a, "log-drains"] => match *m {
-                Method::GET => Ok(Route::ListLogDrains(app(a)?)),
-                Method::POST => Ok(Route::CreateLogDrain(app(a)?)),
-                _ => Err(wrong_method("GET, POST")),
-            },
-            ["apps", a, "log-drains", d] => {
-                // A URL arrives percent-encoded (its slashes must be).
-                let d = crate::logs::drain::url::percent_decode(d)
-                    .map_err(|_| ApiError::NotFound("Couldn't find that log drain.".to_owned()))?;
-                match *m {
-                    Method::GET => Ok(Route::GetLogDrain(app(a)?, DrainRef::parse(&d))),
-                    Method::DELETE => Ok(Route::DeleteLogDrain(app(a)?, DrainRef::parse(&d))),
-                    _ => Err(wrong_method("GET, DELETE")),
-                }
-            }
-            ["apps", a, "addons" | "collaborators"] => match *m {
-                Method::GET => Ok(Route::EmptyCollection(app(a)?)),
-                _ => Err(not_found()),
-            },
-            _ => Err(not_found()),
+        let entry = TABLE
+            .iter()
+            .find_map(|e| Some((e, e.captures(&segments)?)))
+            .ok_or_else(|| ApiError::NotFound("Not found.".to_owned()));
+        let (entry, captures) = entry?;
+        let params = Params { captures, query };
+        let build = Verb::of(method)
+            .and_then(|verb| entry.methods.iter().find(|(v, _)| *v == verb))
+            .map(|(_, build)| build)
+            .ok_or_else(|| ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                allowed: entry.allowed(),
+            })?;
+        build(&params)
+    }
+}
+
+/// The HTTP methods the table uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Verb {
+    fn of(method: &Method) -> Option<Self> {
+        Some(match *method {
+            Method::GET => Self::Get,
+            Method::POST => Self::Post,
+            Method::PUT => Self::Put,
+            Method::PATCH => Self::Patch,
+            Method::DELETE => Self::Delete,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn method(self) -> Method {
+        match self {
+            Self::Get => Method::GET,
+            Self::Post => Method::POST,
+            Self::Put => Method::PUT,
+            Self::Patch => Method::PATCH,
+            Self::Delete => Method::DELETE,
         }
     }
 }
+
+/// Builds a route from a matched path's parameters.
+type Build = fn(&Params<'_>) -> Result<Route, ApiError>;
+
+/// One path pattern (`{name}` segments capture) and what each of its
+/// methods means.
+pub(crate) struct Entry {
+    pub(crate) pattern: &'static str,
+    pub(crate) methods: &'static [(Verb, Build)],
+    /// Said after the allowed methods in a 405.
+    note: &'static str,
+}
+
+impl Entry {
+    const fn new(pattern: &'static str, methods: &'static [(Verb, Build)]) -> Self {
+        Self {
+            pattern,
+            methods,
+            note: "",
+        }
+    }
+
+    const fn note(self, note: &'static str) -> Self {
+        Self { note, ..self }
+    }
+
+    /// The `{name}` segments' values, if `segments` match the pattern.
+    fn captures<'a>(&self, segments: &[&'a str]) -> Option<Vec<(&'static str, &'a str)>> {
+        let pattern = self.pattern.trim_start_matches('/').split('/');
+        if pattern.clone().count() != segments.len() {
+            return None;
+        }
+        let mut captures = Vec::new();
+        for (want, got) in pattern.zip(segments) {
+            match want.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                Some(name) => captures.push((name, *got)),
+                None if want == *got => {}
+                None => return None,
+            }
+        }
+        Some(captures)
+    }
+
+    fn allowed(&self) -> String {
+        let verbs: Vec<String> = self
+            .methods
+            .iter()
+            .map(|(v, _)| v.method().to_string())
+            .collect();
+        format!("{}{}", verbs.join(", "), self.note)
+    }
+}
+
+/// A matched path's captured segments and the request's query.
+pub(crate) struct Params<'a> {
+    captures: Vec<(&'static str, &'a str)>,
+    query: Option<&'a str>,
+}
+
+impl Params<'_> {
+    fn get(&self, name: &str) -> &str {
+        // The table's builders only ask for names their pattern has; the
+        // table test calls every builder, so a typo fails there.
+        self.captures
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| *v)
+    }
+
+    fn missing(what: &str) -> ApiError {
+        ApiError::NotFound(format!("Couldn't find that {what}."))
+    }
+
+    fn app(&self) -> Result<AppRef, ApiError> {
+        AppRef::parse(self.get("app")).map_err(|_| Self::missing("app"))
+    }
+
+    fn release(&self) -> Result<ReleaseRef, ApiError> {
+        ReleaseRef::parse(self.get("release")).map_err(|_| Self::missing("release"))
+    }
+
+    fn process_type(&self) -> Result<ProcessType, ApiError> {
+        ProcessType::parse(self.get("type")).map_err(|_| Self::missing("process type"))
+    }
+
+    fn dyno(&self) -> Result<DynoName, ApiError> {
+        DynoName::parse(self.get("dyno")).map_err(|_| Self::missing("dyno"))
+    }
+
+    fn uuid(&self, name: &str, what: &str) -> Result<Uuid, ApiError> {
+        Uuid::parse_str(self.get(name)).map_err(|_| Self::missing(what))
+    }
+
+    fn domain(&self) -> Result<DomainRef, ApiError> {
+        // A wildcard's `*` may arrive percent-encoded; it is the one
+        // character of a hostname that clients encode.
+        let raw = self.get("domain").replace("%2A", "*").replace("%2a", "*");
+        DomainRef::parse(&raw).map_err(|_| Self::missing("domain"))
+    }
+
+    fn drain(&self) -> Result<DrainRef, ApiError> {
+        // A URL arrives percent-encoded (its slashes must be).
+        crate::logs::drain::url::percent_decode(self.get("drain"))
+            .map(|d| DrainRef::parse(&d))
+            .map_err(|_| Self::missing("log drain"))
+    }
+
+    fn sni(&self) -> Result<SniEndpointRef, ApiError> {
+        SniEndpointRef::parse(self.get("endpoint")).map_err(|_| Self::missing("SNI endpoint"))
+    }
+
+    /// A dyno name (`web.1`) or a process type (`web`), which Heroku's
+    /// paths take in the same place.
+    fn dynos(&self) -> Result<DynoSelector, ApiError> {
+        let s = self.get("dyno");
+        if let Ok(dyno) = DynoName::parse(s) {
+            return Ok(DynoSelector::Dyno(dyno));
+        }
+        ProcessType::parse(s)
+            .map(DynoSelector::Type)
+            .map_err(|_| Self::missing("dyno"))
+    }
+
+    fn of_type(&self) -> Result<DynoSelector, ApiError> {
+        self.process_type().map(DynoSelector::Type)
+    }
+
+    /// A query parameter that must be present and non-empty: a URL's
+    /// one-time secret. Without it the URL names nothing.
+    fn secret(&self, key: &str) -> Result<String, ApiError> {
+        self.query_value(key)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::NotFound("Not found.".to_owned()))
+    }
+
+    fn query_value(&self, key: &str) -> Option<&str> {
+        self.query?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    /// The `minutes` of a metrics query: 1 to 60, default 10.
+    fn minutes(&self) -> Result<u32, ApiError> {
+        let Some(value) = self.query_value("minutes") else {
+            return Ok(10);
+        };
+        value
+            .parse::<u32>()
+            .ok()
+            .filter(|m| (1..=crate::router::metrics::RETAIN_MINUTES).contains(m))
+            .ok_or_else(|| {
+                ApiError::Invalid(format!(
+                    "minutes must be a whole number from 1 to {}, not {value:?}",
+                    crate::router::metrics::RETAIN_MINUTES
+                ))
+            })
+    }
+}
+
+use Verb::{Delete as DELETE, Get as GET, Patch as PATCH, Post as POST, Put as PUT};
+
+/// Every path the API answers, in Heroku's Platform API shapes where
+/// Heroku has them. Patterns do not overlap (a test checks), so order
+/// does not matter.
+pub(crate) static TABLE: &[Entry] = &[
+    Entry::new("/health", &[(GET, |_| Ok(Route::Health))]),
+    Entry::new("/account", &[(GET, |_| Ok(Route::Account))]),
+    // Heroku's CLI lists apps through the user's collection; a Corral
+    // host has one tenant, so it is the same list.
+    Entry::new("/users/~/apps", &[(GET, |_| Ok(Route::ListApps))]),
+    Entry::new(
+        "/apps",
+        &[
+            (GET, |_| Ok(Route::ListApps)),
+            (POST, |_| Ok(Route::CreateApp)),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}",
+        &[
+            (GET, |p| Ok(Route::GetApp(p.app()?))),
+            (PATCH, |p| Ok(Route::UpdateApp(p.app()?))),
+            (DELETE, |p| Ok(Route::DeleteApp(p.app()?))),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/settings",
+        &[
+            (GET, |p| Ok(Route::GetAppSettings(p.app()?))),
+            (PATCH, |p| Ok(Route::UpdateAppSettings(p.app()?))),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/metrics",
+        &[(GET, |p| {
+            Ok(Route::AppMetrics {
+                app: p.app()?,
+                minutes: p.minutes()?,
+            })
+        })],
+    ),
+    Entry::new(
+        "/apps/{app}/config-vars",
+        &[
+            (GET, |p| Ok(Route::GetConfigVars(p.app()?))),
+            (PATCH, |p| Ok(Route::UpdateConfigVars(p.app()?))),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/releases",
+        &[
+            (GET, |p| Ok(Route::ListReleases(p.app()?))),
+            (POST, |p| Ok(Route::CreateRelease(p.app()?))),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/releases/{release}",
+        &[(GET, |p| Ok(Route::GetRelease(p.app()?, p.release()?)))],
+    ),
+    Entry::new(
+        "/apps/{app}/releases/{release}/config-vars",
+        &[(GET, |p| {
+            Ok(Route::GetReleaseConfigVars(p.app()?, p.release()?))
+        })],
+    ),
+    Entry::new(
+        "/apps/{app}/slugs",
+        &[(POST, |p| Ok(Route::CreateSlug(p.app()?)))],
+    ),
+    Entry::new(
+        "/apps/{app}/slugs/{slug}",
+        &[(GET, |p| {
+            Ok(Route::GetSlug(p.app()?, p.uuid("slug", "slug")?))
+        })],
+    ),
+    Entry::new(
+        "/blobs/slugs/{slug}",
+        &[(PUT, |p| {
+            Ok(Route::UploadSlugBlob {
+                slug: Uuid::parse_str(p.get("slug"))
+                    .map_err(|_| ApiError::NotFound("Not found.".to_owned()))?,
+                signature: p.secret("signature")?,
+            })
+        })],
+    ),
+    Entry::new(
+        "/apps/{app}/formation",
+        &[
+            (GET, |p| Ok(Route::ListFormation(p.app()?))),
+            (PATCH, |p| Ok(Route::UpdateFormationBatch(p.app()?))),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/formation/{type}",
+        &[
+            (GET, |p| {
+                Ok(Route::GetFormation(p.app()?, p.process_type()?))
+            }),
+            (PATCH, |p| {
+                Ok(Route::UpdateFormation(p.app()?, p.process_type()?))
+            }),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/dynos",
+        &[
+            (GET, |p| Ok(Route::ListDynos(p.app()?))),
+            (POST, |p| Ok(Route::CreateDyno(p.app()?))),
+            (DELETE, |p| {
+                Ok(Route::RestartDynos(p.app()?, DynoSelector::All))
+            }),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/dynos/{dyno}",
+        &[(DELETE, |p| Ok(Route::RestartDynos(p.app()?, p.dynos()?)))],
+    ),
+    Entry::new(
+        "/apps/{app}/dynos/{dyno}/actions/stop",
+        &[(POST, |p| Ok(Route::StopDynos(p.app()?, p.dynos()?)))],
+    ),
+    Entry::new(
+        "/apps/{app}/dynos/{dyno}/attach",
+        &[(GET, |p| {
+            let secret = p.secret("secret")?;
+            Ok(Route::AttachDyno {
+                app: p.app()?,
+                dyno: p.dyno()?,
+                secret,
+            })
+        })],
+    ),
+    // Heroku's per-type forms (the CLI's `--process-type`).
+    Entry::new(
+        "/apps/{app}/formations/{type}",
+        &[(DELETE, |p| Ok(Route::RestartDynos(p.app()?, p.of_type()?)))],
+    ),
+    Entry::new(
+        "/apps/{app}/formations/{type}/actions/stop",
+        &[(POST, |p| Ok(Route::StopDynos(p.app()?, p.of_type()?)))],
+    ),
+    Entry::new(
+        "/apps/{app}/log-sessions",
+        &[(POST, |p| Ok(Route::CreateLogSession(p.app()?)))],
+    ),
+    Entry::new(
+        "/log-sessions/{session}",
+        &[(GET, |p| Ok(Route::LogStream(p.get("session").to_owned())))],
+    ),
+    Entry::new(
+        "/apps/{app}/builds",
+        &[(GET, |p| Ok(Route::ListBuilds(p.app()?)))],
+    )
+    .note(" (builds start with git push)"),
+    Entry::new(
+        "/apps/{app}/builds/{build}",
+        &[(GET, |p| {
+            Ok(Route::GetBuild(p.app()?, p.uuid("build", "build")?))
+        })],
+    ),
+    Entry::new(
+        "/build-output/{build}",
+        &[(GET, |p| Ok(Route::BuildOutput(p.get("build").to_owned())))],
+    ),
+    Entry::new(
+        "/apps/{app}/build-cache",
+        &[(DELETE, |p| Ok(Route::PurgeBuildCache(p.app()?)))],
+    ),
+    Entry::new(
+        "/apps/{app}/buildpack-installations",
+        &[
+            (GET, |p| Ok(Route::ListBuildpacks(p.app()?))),
+            (PUT, |p| Ok(Route::SetBuildpacks(p.app()?))),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/domains",
+        &[
+            (GET, |p| Ok(Route::ListDomains(p.app()?))),
+            (POST, |p| Ok(Route::CreateDomain(p.app()?))),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/domains/{domain}",
+        &[
+            (GET, |p| Ok(Route::GetDomain(p.app()?, p.domain()?))),
+            (DELETE, |p| Ok(Route::DeleteDomain(p.app()?, p.domain()?))),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/sni-endpoints",
+        &[
+            (GET, |p| Ok(Route::ListSniEndpoints(p.app()?))),
+            (POST, |p| Ok(Route::CreateSniEndpoint(p.app()?))),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/sni-endpoints/{endpoint}",
+        &[
+            (GET, |p| Ok(Route::GetSniEndpoint(p.app()?, p.sni()?))),
+            (PATCH, |p| Ok(Route::UpdateSniEndpoint(p.app()?, p.sni()?))),
+            (DELETE, |p| Ok(Route::DeleteSniEndpoint(p.app()?, p.sni()?))),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/log-drains",
+        &[
+            (GET, |p| Ok(Route::ListLogDrains(p.app()?))),
+            (POST, |p| Ok(Route::CreateLogDrain(p.app()?))),
+        ],
+    ),
+    Entry::new(
+        "/apps/{app}/log-drains/{drain}",
+        &[
+            (GET, |p| Ok(Route::GetLogDrain(p.app()?, p.drain()?))),
+            (DELETE, |p| Ok(Route::DeleteLogDrain(p.app()?, p.drain()?))),
+        ],
+    ),
+    // Collections Heroku's CLI reads for `apps:info` that Corral does not
+    // have yet.
+    Entry::new(
+        "/apps/{app}/addons",
+        &[(GET, |p| Ok(Route::EmptyCollection(p.app()?)))],
+    ),
+    Entry::new(
+        "/apps/{app}/collaborators",
+        &[(GET, |p| Ok(Route::EmptyCollection(p.app()?)))],
+    ),
+];
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_drains_are_named_by_id_or_encoded_url() {
-        let r = Route::parse(
-            &Method::DELETE,
-            "/apps/demo/log-drains/syslog%3A%2F%2Flogs.example.com%3A514",
-            None,
-        )
-        .expect("route");
-        assert!(matches!(
-            r,
-            Route::DeleteLogDrain(_, DrainRef::Key(ref k)) if k == "syslog://logs.example.com:514"
-        ));
-        let id = uuid::Uuid::new_v4();
-        let r = Route::parse(&Method::GET, &format!("/apps/demo/log-drains/{id}"), None)
-            .expect("route");
-        assert_eq!(
-            r,
-            Route::GetLogDrain(
-                AppRef::Name(crate::model::AppName::parse("demo").expect("name")),
-                DrainRef::Id(id)
-            )
-        );
-        assert!(matches!(
-            Route::parse(&Method::POST, "/apps/demo/log-drains", None),
-            Ok(Route::CreateLogDrain(_))
-        ));
-    }
-
-    #[test]
-    fn parses_typed_routes() {
-        let metrics = |q| Route::parse(&Method::GET, "/apps/demo/metrics", q);
-        assert!(matches!(
-            metrics(None),
-            Ok(Route::AppMetrics { minutes: 10, .. })
-        ));
-        assert!(matches!(
-            metrics(Some("minutes=60")),
-            Ok(Route::AppMetrics { minutes: 60, .. })
-        ));
-        for bad in ["minutes=0", "minutes=61", "minutes=x", "minutes="] {
-            assert!(metrics(Some(bad)).is_err(), "{bad}");
-        }
-        let r = Route::parse(&Method::GET, "/apps/demo/releases/v2", None).expect("route");
-        assert!(matches!(
-            r,
-            Route::GetRelease(AppRef::Name(_), ReleaseRef::Version(_))
-        ));
-        let r = Route::parse(&Method::PATCH, "/apps/demo/formation/web", None).expect("route");
-        assert!(matches!(r, Route::UpdateFormation(_, ref t) if t.as_str() == "web"));
-        let id = uuid::Uuid::new_v4();
-        let r = Route::parse(&Method::GET, &format!("/apps/{id}"), None).expect("route");
-        assert_eq!(r, Route::GetApp(AppRef::Id(id)));
-        assert!(Route::parse(&Method::GET, "/health", None)
-            .expect("route")
-            .is_public());
-        assert!(!Route::parse(&Method::GET, "/apps", None)
-            .expect("route")
-            .is_public());
-        assert_eq!(
-            Route::parse(&Method::GET, "/users/~/apps", None).expect("route"),
-            Route::ListApps
-        );
-        assert!(matches!(
-            Route::parse(&Method::GET, "/apps/demo/releases/3/config-vars", None),
-            Ok(Route::GetReleaseConfigVars(_, ReleaseRef::Version(_)))
-        ));
-        assert!(Route::parse(&Method::GET, "/apps/demo/pipeline-couplings", None).is_err());
-    }
-
-    #[test]
-    fn dyno_actions_take_a_dyno_or_a_process_type() {
-        let route = |m: &Method, p: &str| Route::parse(m, p, None).expect("route");
-        let Route::RestartDynos(_, which) = route(&Method::DELETE, "/apps/demo/dynos/web.1") else {
-            panic!("restart");
-        };
-        assert_eq!(
-            which,
-            DynoSelector::Dyno(DynoName::parse("web.1").expect("dyno"))
-        );
-        let Route::RestartDynos(_, which) = route(&Method::DELETE, "/apps/demo/formations/web")
-        else {
-            panic!("restart a type");
-        };
-        assert!(which.matches(&DynoName::parse("web.3").expect("dyno")));
-        assert!(!which.matches(&DynoName::parse("worker.1").expect("dyno")));
-        assert!(matches!(
-            route(&Method::POST, "/apps/demo/dynos/run.4211/actions/stop"),
-            Route::StopDynos(_, DynoSelector::Dyno(_))
-        ));
-        assert!(matches!(
-            route(&Method::POST, "/apps/demo/formations/worker/actions/stop"),
-            Route::StopDynos(_, DynoSelector::Type(_))
-        ));
-        assert!(matches!(
-            route(&Method::DELETE, "/apps/demo/dynos"),
-            Route::RestartDynos(_, DynoSelector::All)
-        ));
-        assert!(Route::parse(&Method::DELETE, "/apps/demo/dynos/Web.1", None).is_err());
-    }
-
-    #[test]
-    fn blob_uploads_need_a_signature_and_are_public() {
-        let id = uuid::Uuid::new_v4();
-        let path = format!("/blobs/slugs/{id}");
-        let r = Route::parse(&Method::PUT, &path, Some("x=1&signature=abc")).expect("route");
-        assert_eq!(
-            r,
-            Route::UploadSlugBlob {
-                slug: id,
-                signature: "abc".to_owned()
-            }
-        );
-        assert!(r.is_public());
-        for query in [None, Some(""), Some("signature="), Some("sig=abc")] {
-            assert!(
-                Route::parse(&Method::PUT, &path, query).is_err(),
-                "{query:?}"
-            );
-        }
-        assert!(
-            Route::parse(&Method::PUT, "/blobs/slugs/not-a-uuid", Some("signature=a")).is_err()
-        );
-    }
-
-    #[test]
-    fn one_off_dyno_routes() {
-        assert!(matches!(
-            Route::parse(&Method::POST, "/apps/demo/dynos", None),
-            Ok(Route::CreateDyno(AppRef::Name(_)))
-        ));
-        assert!(matches!(
-            Route::parse(&Method::POST, "/apps/demo/dynos/run.4211/actions/stop", None),
-            Ok(Route::StopDynos(_, DynoSelector::Dyno(ref d))) if d.to_string() == "run.4211"
-        ));
-        let attach = Route::parse(
-            &Method::GET,
-            "/apps/demo/dynos/run.4211/attach",
-            Some("secret=abc"),
-        )
-        .expect("route");
-        assert!(
-            matches!(&attach, Route::AttachDyno { dyno, secret, .. } if dyno.to_string() == "run.4211" && secret == "abc")
-        );
-        assert!(attach.is_public());
-        for query in [None, Some("secret="), Some("signature=abc")] {
-            assert!(
-                Route::parse(&Method::GET, "/apps/demo/dynos/run.1/attach", query).is_err(),
-                "{query:?}"
-            );
-        }
-        assert!(Route::parse(
-            &Method::GET,
-            "/apps/demo/dynos/nope/attach",
-            Some("secret=a")
-        )
-        .is_err());
-        assert!(matches!(
-            Route::parse(&Method::GET, "/apps/demo/dynos/run.1/actions/stop", None),
-            Err(ApiError::MethodNotAllowed { .. })
-        ));
-    }
-
-    #[test]
-    fn domain_routes_take_an_id_or_a_hostname() {
-        let route = |m: &Method, p: &str| Route::parse(m, p, None);
-        assert!(matches!(
-            route(&Method::GET, "/apps/demo/domains"),
-            Ok(Route::ListDomains(AppRef::Name(_)))
-        ));
-        assert!(matches!(
-            route(&Method::POST, "/apps/demo/domains"),
-            Ok(Route::CreateDomain(AppRef::Name(_)))
-        ));
-        let id = uuid::Uuid::new_v4();
-        assert!(matches!(
-            route(&Method::DELETE, &format!("/apps/demo/domains/{id}")),
-            Ok(Route::DeleteDomain(_, DomainRef::Id(found))) if found == id
-        ));
-        for (path, host) in [
-            ("/apps/demo/domains/WWW.Example.com", "www.example.com"),
-            ("/apps/demo/domains/example.com.", "example.com"),
-            ("/apps/demo/domains/*.example.com", "*.example.com"),
-            ("/apps/demo/domains/%2A.example.com", "*.example.com"),
-        ] {
-            let Ok(Route::GetDomain(_, DomainRef::Hostname(h))) = route(&Method::GET, path) else {
-                panic!("{path}");
-            };
-            assert_eq!(h.as_str(), host, "{path}");
-        }
-        assert!(matches!(
-            route(&Method::GET, "/apps/demo/domains/not_a_host"),
-            Err(ApiError::NotFound(m)) if m.contains("domain")
-        ));
-        assert!(matches!(
-            route(&Method::PATCH, "/apps/demo/domains/www.example.com"),
-            Err(ApiError::MethodNotAllowed { .. })
-        ));
-        assert!(matches!(
-            route(&Method::PUT, "/apps/demo/domains"),
-            Err(ApiError::MethodNotAllowed { .. })
-        ));
-        // Heroku's domains:add asks for SNI endpoints first.
-        assert!(matches!(
-            route(&Method::GET, "/apps/demo/sni-endpoints"),
-            Ok(Route::ListSniEndpoints(_))
-        ));
-        assert!(matches!(
-            route(&Method::PATCH, "/apps/demo/sni-endpoints/quiet-river-4821"),
-            Ok(Route::UpdateSniEndpoint(_, SniEndpointRef::Name(n))) if n == "quiet-river-4821"
-        ));
-        let id = uuid::Uuid::new_v4();
-        assert!(matches!(
-            route(&Method::DELETE, &format!("/apps/demo/sni-endpoints/{id}")),
-            Ok(Route::DeleteSniEndpoint(_, SniEndpointRef::Id(found))) if found == id
-        ));
-        assert!(matches!(
-            route(&Method::GET, "/apps/demo/sni-endpoints/Not_A_Name"),
-            Err(ApiError::NotFound(m)) if m.contains("SNI endpoint")
-        ));
-        assert!(matches!(
-            route(&Method::PUT, "/apps/demo/sni-endpoints"),
-            Err(ApiError::MethodNotAllowed { .. })
-        ));
-    }
-
-    #[test]
-    fn refuses_unknown_paths_bad_names_and_methods() {
-        assert!(matches!(
-            Route::parse(&Method::GET, "/nope", None),
-            Err(ApiError::NotFound(_))
-        ));
-        assert!(matches!(
-            Route::parse(&Method::GET, "/apps/Bad_Name", None),
-            Err(ApiError::NotFound(m)) if m.contains("app")
-        ));
-        assert!(matches!(
-            Route::parse(&Method::GET, "/apps/demo/releases/latest", None),
-            Err(ApiError::NotFound(m)) if m.contains("release")
-        ));
-        assert!(matches!(
-            Route::parse(&Method::PUT, "/apps", None),
-            Err(ApiError::MethodNotAllowed { .. })
-        ));
-    }
-}
+mod tests;

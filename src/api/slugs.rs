@@ -1,5 +1,4 @@
-//! Slug and release-creation endpoints: create a slug, stream its upload
-//! into the slug store, deploy it, roll back.
+//! `/apps/{app}/slugs` and `/blobs/slugs/{id}`: create a slug, stream its upload into the slug store.
 
 use std::collections::BTreeMap;
 
@@ -9,12 +8,12 @@ use http_body_util::BodyExt;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::{
-    base_url, check_compat, json, release_json, types, Api, ApiResponse, STACK_ID, STACK_NAME,
-};
+use super::request::{base_url, check_compat};
+use super::respond::{json, ApiResponse};
+use super::{types, Api, STACK_ID, STACK_NAME};
 use crate::model::{check_process_types, SlugDigest};
 use crate::slug::SlugError;
-use crate::state::{self, Account, AppRef, NewSlug, ReleaseRef};
+use crate::state::{self, AppRef, NewSlug};
 
 /// Body chunks in flight between the connection and the disk writer.
 const UPLOAD_QUEUE: usize = 16;
@@ -135,61 +134,6 @@ impl Api {
             .await
             .map_err(|e| ApiError::from_store(e, rid))?;
         Ok(json(StatusCode::OK, &slug_json(&slug)))
-    }
-
-    pub(super) async fn create_release(
-        &self,
-        app: AppRef,
-        req: types::ReleaseCreate,
-        user: Account,
-        rid: &str,
-    ) -> Result<ApiResponse, ApiError> {
-        let store_err = |e| ApiError::from_store(e, rid);
-        let release = match (req.slug, req.release) {
-            (Some(slug), None) => {
-                let slug = Uuid::parse_str(&slug)
-                    .map_err(|_| ApiError::NotFound("Couldn't find that slug.".to_owned()))?;
-                let description = req.description;
-                self.store
-                    .deploy_slug(app, slug, description, user)
-                    .await
-                    .map_err(store_err)?
-            }
-            (None, Some(target)) => {
-                let target = ReleaseRef::parse(&target)
-                    .map_err(|_| ApiError::NotFound("Couldn't find that release.".to_owned()))?;
-                let retain = self.config.gc.retain_releases;
-                let found = self
-                    .store
-                    .release_with_slug(app.clone(), target)
-                    .await
-                    .map_err(store_err)?;
-                // A slug past retention may be collected already: say so
-                // instead of making a release that cannot run.
-                if let Some(digest) = found.slug {
-                    let slugs = self.slugs.clone();
-                    let present = tokio::task::spawn_blocking(move || slugs.contains(&digest))
-                        .await
-                        .unwrap_or(false);
-                    if !present {
-                        return Err(store_err(state::StoreError::Conflict(format!(
-                            "The code of {} is gone: only the slugs of the last {retain} releases are kept.",
-                            found.release.version
-                        ))));
-                    }
-                }
-                self.store
-                    .rollback(app, target, user)
-                    .await
-                    .map_err(store_err)?
-            }
-            _ => {
-                return Err(ApiError::Invalid(
-                    "Send either \"slug\" (a slug id, to deploy it) or \"release\" (a release id or version, to roll back to it).".to_owned(),
-                ))
-            }
-        };
-        Ok(json(StatusCode::CREATED, &release_json(&release)))
     }
 }
 

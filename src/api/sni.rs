@@ -3,7 +3,8 @@
 use http::StatusCode;
 
 use super::error::ApiError;
-use super::{json, types, Api, ApiResponse};
+use super::respond::{json, ApiResponse};
+use super::{types, Api};
 use crate::state::{self, AppRef, SniEndpointRef, SniView};
 use crate::tls::{Certificate, PemPair, TrustRoots};
 
