@@ -178,6 +178,20 @@ const STEPS: &[&str] = &[
         UNIQUE (app_id, url)
     );
     "#,
+    // v10: crash runs of formation dynos, so a restart of corrald keeps
+    // each dyno's restart backoff. Keyed by app name: a run ends with the
+    // app's next release, and the dyno manager drops rows no formation
+    // wants any more.
+    r#"
+    CREATE TABLE dyno_crashes (
+        app              TEXT NOT NULL,
+        dyno             TEXT NOT NULL,
+        count            INTEGER NOT NULL,
+        last_at          TEXT NOT NULL,
+        release_version  INTEGER NOT NULL,
+        PRIMARY KEY (app, dyno)
+    );
+    "#,
 ];
 
 /// The schema version this binary migrates to.

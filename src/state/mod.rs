@@ -9,6 +9,7 @@
 //! functions over a connection that nothing outside this module can call.
 
 mod builds;
+mod crashes;
 mod domains;
 mod drains;
 mod dynos;
@@ -32,6 +33,7 @@ use crate::model::{
 };
 
 pub use builds::{Build, BuildStatus, MAX_BUILDPACKS};
+pub use crashes::CrashRecord;
 pub use domains::{DomainRef, RouteApp};
 pub use drains::{DrainRef, LogDrain};
 pub use dynos::{timestamp, DesiredApp, DynoRecord};

@@ -9,12 +9,14 @@ use uuid::Uuid;
 
 use super::store::{BuildRelease, BuiltSlug, ConfigPatch, ReleaseWithSlug, SharedStore, Store};
 use super::{
-    builds, domains, drains, dynos, migrations, slugs, sni, Account, App, AppRef, Build,
-    BuildStatus, DesiredApp, Domain, DomainRef, DrainRef, DynoRecord, FormationEntry,
+    builds, crashes, domains, drains, dynos, migrations, slugs, sni, Account, App, AppRef, Build,
+    BuildStatus, CrashRecord, DesiredApp, Domain, DomainRef, DrainRef, DynoRecord, FormationEntry,
     FormationUpdate, LogDrain, NewSlug, NewToken, Release, ReleaseRef, ReleaseStatus, RouteApp,
     Slug, SniEndpoint, SniEndpointRef, SniView, StoreError,
 };
-use crate::model::{AppName, ConfigVars, Hostname, ProcessType, ReleaseVersion, SlugDigest};
+use crate::model::{
+    AppName, ConfigVars, DynoName, Hostname, ProcessType, ReleaseVersion, SlugDigest,
+};
 use crate::tls::PemPair;
 
 /// The SQLite store, cheap to clone.
@@ -553,5 +555,17 @@ impl Store for SqliteStore {
 
     async fn recorded_ports(&self) -> Result<HashSet<u16>, StoreError> {
         self.call(dynos::recorded_ports).await
+    }
+
+    async fn dyno_crashes(&self) -> Result<Vec<CrashRecord>, StoreError> {
+        self.call(crashes::dyno_crashes).await
+    }
+
+    async fn record_crash(&self, crash: CrashRecord) -> Result<(), StoreError> {
+        self.call(move |c| crashes::record_crash(c, &crash)).await
+    }
+
+    async fn forget_crashes(&self, slots: Vec<(AppName, DynoName)>) -> Result<(), StoreError> {
+        self.call(move |c| crashes::forget_crashes(c, &slots)).await
     }
 }

@@ -20,12 +20,12 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{
-    Account, App, AppRef, Build, BuildStatus, DesiredApp, Domain, DomainRef, DrainRef, DynoRecord,
-    FormationEntry, FormationUpdate, LogDrain, NewSlug, NewToken, Release, ReleaseRef,
+    Account, App, AppRef, Build, BuildStatus, CrashRecord, DesiredApp, Domain, DomainRef, DrainRef,
+    DynoRecord, FormationEntry, FormationUpdate, LogDrain, NewSlug, NewToken, Release, ReleaseRef,
     ReleaseStatus, RouteApp, Slug, SniEndpoint, SniEndpointRef, SniView, StoreError,
 };
 use crate::model::{
-    AppName, ConfigVarName, ConfigVars, Hostname, ProcessType, ReleaseVersion, SlugDigest,
+    AppName, ConfigVarName, ConfigVars, DynoName, Hostname, ProcessType, ReleaseVersion, SlugDigest,
 };
 use crate::tls::PemPair;
 
@@ -332,4 +332,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn forget_dyno(&self, unit: String) -> Result<(), StoreError>;
     /// The web ports recorded dynos hold.
     async fn recorded_ports(&self) -> Result<HashSet<u16>, StoreError>;
+    /// Every formation dyno's crash run.
+    async fn dyno_crashes(&self) -> Result<Vec<CrashRecord>, StoreError>;
+    /// Records (or replaces) one dyno's crash run.
+    async fn record_crash(&self, crash: CrashRecord) -> Result<(), StoreError>;
+    /// Ends the crash runs of these dyno slots.
+    async fn forget_crashes(&self, slots: Vec<(AppName, DynoName)>) -> Result<(), StoreError>;
 }

@@ -699,3 +699,40 @@ fn a_build_release_killed_at_any_step_leaves_none_or_all_of_it() {
     assert!(child(&db, None).success(), "the child releases the build");
     assert_eq!(build_release_traces(&store), (1, 2, true));
 }
+
+#[test]
+fn crash_runs_are_kept_replaced_and_forgotten_per_dyno_slot() {
+    let (store, _) = setup();
+    let dyno = |s: &str| crate::model::DynoName::parse(s).expect("dyno");
+    let run = |d: &str, count| super::CrashRecord {
+        app: name("demo"),
+        dyno: dyno(d),
+        count,
+        last_at: now(),
+        release: ReleaseVersion(3),
+    };
+    for crash in [run("web.1", 1), run("web.2", 1), run("web.1", 4)] {
+        store
+            .call_blocking(move |c| super::crashes::record_crash(c, &crash))
+            .expect("record");
+    }
+    let found = store
+        .call_blocking(super::crashes::dyno_crashes)
+        .expect("list");
+    assert_eq!(
+        found
+            .iter()
+            .map(|c| (c.dyno.to_string(), c.count))
+            .collect::<Vec<_>>(),
+        [("web.1".to_owned(), 4), ("web.2".to_owned(), 1)]
+    );
+    assert_eq!(found[0].release, ReleaseVersion(3));
+    store
+        .call_blocking(|c| super::crashes::forget_crashes(c, &[(name("demo"), dyno("web.1"))]))
+        .expect("forget");
+    let left = store
+        .call_blocking(super::crashes::dyno_crashes)
+        .expect("list");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].dyno.to_string(), "web.2");
+}
