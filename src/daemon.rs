@@ -340,7 +340,7 @@ pub async fn serve(
             DynoManager::new(
                 store.clone(),
                 Arc::clone(&slugs),
-                Arc::clone(&systemd),
+                Arc::clone(&systemd) as Arc<dyn crate::dynos::Units>,
                 config.dynos.clone(),
                 waker,
             )

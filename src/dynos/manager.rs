@@ -6,6 +6,8 @@
 //! the `dynos` table only adds what systemd cannot tell: the release, size
 //! and port each unit was started with.
 
+mod boot;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -16,15 +18,19 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use boot::probe;
+
+use super::crashes::CrashRuns;
 use super::plan::{plan, unit_name, DesiredDyno, ObservedDyno, Step, UnitState, Why};
 use super::ports;
 use super::unit::{app_mounted, dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
+use super::Units;
 use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, Quantity, ReleaseVersion, UnitName, UNIT_PREFIX};
 use crate::router::{AppDynos, RouteHub, UpDyno};
 use crate::slug::{SlugError, SlugStore};
 use crate::state::{self, DesiredApp, DynoRecord, SharedStore, StoreError};
-use crate::systemd::{CycleTimer, Systemd, SystemdError};
+use crate::systemd::{CycleTimer, SystemdError};
 
 /// Why a reconciliation failed.
 #[derive(Debug, thiserror::Error)]
@@ -106,28 +112,16 @@ impl DynoWaker {
     }
 }
 
-/// A dyno's run of crashes (per app and dyno, across generations).
-#[derive(Debug, Clone, Copy)]
-struct Crashes {
-    count: u32,
-    last: Instant,
-    release: ReleaseVersion,
-}
-
-/// A dyno that ran this long before dying was not crash-looping: its
-/// count starts again at one.
-const STABLE_AFTER: Duration = Duration::from_secs(10 * 60);
-
 /// Runtime directories younger than this are never swept.
 const SWEEP_MIN_AGE: Duration = Duration::from_secs(10);
 
 /// What the manager remembers between passes; systemd and the `dynos`
-/// table hold everything else. Lost on restart, which only means a crash
-/// count starts over and adopted web dynos are probed once more.
+/// table hold everything else, and the store the crash runs. Lost on
+/// restart, which only means adopted web dynos are probed once more.
 #[derive(Debug, Default)]
 struct Memory {
-    /// `app/dyno` -> its crash run.
-    crashes: HashMap<String, Crashes>,
+    /// Each dyno slot's crash run, as on file.
+    crashes: CrashRuns,
     /// Dead units already counted as a crash.
     counted: HashSet<String>,
     /// Web units whose `$PORT` accepted a connection.
@@ -148,7 +142,7 @@ struct Memory {
 pub struct DynoManager {
     store: SharedStore,
     slugs: Arc<SlugStore>,
-    systemd: Arc<Systemd>,
+    units: Arc<dyn Units>,
     config: DynosConfig,
     waker: DynoWaker,
     memory: Arc<Mutex<Memory>>,
@@ -163,10 +157,6 @@ fn platform_log(app: &str, dyno: &str, message: &str) {
     tracing::info!(target: "corral::platform", app, dyno, "{message}");
 }
 
-fn slot(app: &AppName, dyno: &DynoName) -> String {
-    format!("{app}/{dyno}")
-}
-
 fn lock(memory: &Mutex<Memory>) -> std::sync::MutexGuard<'_, Memory> {
     memory.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -176,14 +166,14 @@ impl DynoManager {
     pub fn new(
         store: SharedStore,
         slugs: Arc<SlugStore>,
-        systemd: Arc<Systemd>,
+        units: Arc<dyn Units>,
         config: DynosConfig,
         waker: DynoWaker,
     ) -> Self {
         Self {
             store,
             slugs,
-            systemd,
+            units,
             config,
             waker,
             memory: Arc::default(),
@@ -218,7 +208,7 @@ impl DynoManager {
         let mut events = None;
         loop {
             if events.is_none() {
-                events = self.systemd.events(UNIT_PREFIX).await.ok().map(Box::pin);
+                events = self.units.events(UNIT_PREFIX).await.ok();
             }
             let wait = match self.reconcile_once().await {
                 Ok(steps) => steps
@@ -259,14 +249,18 @@ impl DynoManager {
     pub async fn reconcile_once(&self) -> Result<Vec<Step>, DynoError> {
         let asked = self.waker.take_restarts();
         self.memory().restart.extend(asked);
+        if !self.memory().crashes.loaded() {
+            let runs = self.store.dyno_crashes().await?;
+            self.memory().crashes.load(runs);
+        }
         let desired_apps = self.store.desired_apps().await?;
         let records = self.store.dyno_records().await?;
         let units = self
-            .systemd
+            .units
             .list_units(&[&format!("{UNIT_PREFIX}*.service")])
             .await?;
         let elapsed_timers: HashSet<String> = self
-            .systemd
+            .units
             .list_units(&[&format!("{UNIT_PREFIX}*.timer")])
             .await?
             .into_iter()
@@ -297,7 +291,7 @@ impl DynoManager {
             };
             let record = records_by_unit.get(unit.name.as_str());
             if state == UnitState::Dead {
-                self.note_death(&unit.name, &app, &dyno, record.map(|r| r.release))
+                self.note_death(&unit.name, &app, &dyno, record.copied())
                     .await;
             }
             let port = record.and_then(|r| r.port);
@@ -348,7 +342,7 @@ impl DynoManager {
                 continue;
             }
             known_units.insert(record.unit.clone());
-            self.note_death(&record.unit, &app, &dyno, Some(record.release))
+            self.note_death(&record.unit, &app, &dyno, Some(record))
                 .await;
             observed.push(ObservedDyno {
                 app,
@@ -367,21 +361,15 @@ impl DynoManager {
         let desired = desired_dynos(&desired_apps);
         self.publish_routes(&desired, &observed, &records);
         // A new release starts every crash count afresh.
-        {
-            let mut memory = self.memory();
-            memory.crashes.retain(|key, crashes| {
-                desired
-                    .iter()
-                    .any(|d| slot(&d.app, &d.dyno) == *key && d.release == crashes.release)
-            });
+        let ended = self.memory().crashes.retain_current(&desired);
+        if !ended.is_empty() {
+            self.store.forget_crashes(ended).await?;
         }
         let steps = {
             let memory = self.memory();
+            let now = chrono::Utc::now();
             plan(&desired, &observed, |app, dyno| {
-                memory
-                    .crashes
-                    .get(&slot(app, dyno))
-                    .map_or((0, Duration::ZERO), |c| (c.count, c.last.elapsed()))
+                memory.crashes.since(app, dyno, now)
             })
         };
         for step in &steps {
@@ -399,14 +387,15 @@ impl DynoManager {
         unit: &str,
         app: &AppName,
         dyno: &DynoName,
-        release: Option<ReleaseVersion>,
+        record: Option<&DynoRecord>,
     ) {
-        if !self.count_crash(unit, app, dyno, release) {
+        let (release, started_at) = (record.map(|r| r.release), record.map(|r| r.started_at));
+        if !self.count_crash(unit, app, dyno, release, started_at).await {
             return;
         }
         let killed_by_us = self.memory().killed.remove(unit);
         let (app, dyno) = (app.as_str(), dyno.to_string());
-        match self.systemd.unit_status(unit).await {
+        match self.units.unit_status(unit).await {
             Ok(Some(status)) if status.oom_killed() && !killed_by_us => {
                 platform_log(app, &dyno, "Error R15 (Memory quota vastly exceeded)");
                 platform_log(app, &dyno, "Stopping process with SIGKILL");
@@ -424,34 +413,34 @@ impl DynoManager {
         platform_log(app, &dyno, "State changed from up to crashed");
     }
 
-    /// Counts a death into the dyno's crash run, once per unit; false if
-    /// it was counted already.
-    fn count_crash(
+    /// Counts a death into the dyno's crash run, once per unit, and puts
+    /// the run on file; false if it was counted already.
+    async fn count_crash(
         &self,
         unit: &str,
         app: &AppName,
         dyno: &DynoName,
         release: Option<ReleaseVersion>,
+        started_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> bool {
-        {
+        let run = {
             let mut memory = self.memory();
             if !memory.counted.insert(unit.to_owned()) {
                 return false;
             }
-            let stable = memory
-                .started
-                .get(unit)
-                .is_none_or(|t| t.elapsed() >= STABLE_AFTER);
-            let release = release.unwrap_or(ReleaseVersion(0));
-            let entry = memory.crashes.entry(slot(app, dyno)).or_insert(Crashes {
-                count: 0,
-                last: Instant::now(),
-                release,
-            });
-            entry.count = if stable { 1 } else { entry.count + 1 };
-            entry.last = Instant::now();
-            entry.release = release;
             memory.up.remove(unit);
+            let release = release.unwrap_or(ReleaseVersion(0));
+            let now = chrono::Utc::now();
+            memory
+                .crashes
+                .count(unit, app, dyno, release, started_at, now)
+        };
+        let Some(run) = run else {
+            return false;
+        };
+        if let Err(e) = self.store.record_crash(run).await {
+            // The backoff still holds in memory; only a restart would lose it.
+            tracing::warn!(%unit, error = %e, "cannot record a dyno's crash");
         }
         true
     }
@@ -477,8 +466,8 @@ impl DynoManager {
                     }
                 }
                 platform_log(app.as_str(), &dyno, "Stopping all processes with SIGTERM");
-                self.systemd.stop_unit(unit.as_str()).await?;
-                if let Ok(Some(status)) = self.systemd.unit_status(unit.as_str()).await {
+                self.units.stop_unit(unit.as_str()).await?;
+                if let Ok(Some(status)) = self.units.unit_status(unit.as_str()).await {
                     if status.result == "timeout" {
                         platform_log(
                             app.as_str(),
@@ -533,7 +522,9 @@ impl DynoManager {
                 if let Err(e) = &started {
                     // Its record stays, as a dead generation: the next
                     // attempt waits for the backoff like after a crash.
-                    self.count_crash(unit.as_str(), &want.app, &want.dyno, Some(app.release));
+                    let now = Some(chrono::Utc::now());
+                    self.count_crash(unit.as_str(), &want.app, &want.dyno, Some(app.release), now)
+                        .await;
                     platform_log(name, &dyno, &format!("Error starting process: {e}"));
                     platform_log(name, &dyno, "State changed from starting to crashed");
                 }
@@ -616,7 +607,7 @@ impl DynoManager {
     /// Its runtime directory goes with the next sweep, once its overlay is
     /// unmounted.
     async fn forget(&self, unit: &UnitName) -> Result<(), DynoError> {
-        self.systemd.reset_failed(unit.as_str()).await?;
+        self.units.reset_failed(unit.as_str()).await?;
         let name = unit.as_str().to_owned();
         self.store.forget_dyno(name).await?;
         let mut memory = self.memory();
@@ -756,7 +747,7 @@ impl DynoManager {
         self.memory()
             .started
             .insert(unit.as_str().to_owned(), Instant::now());
-        self.systemd.start_service(spec).await?;
+        self.units.start_service(spec).await?;
         match port {
             Some(port) => self.watch_boot(
                 &app.app,
@@ -772,95 +763,6 @@ impl DynoManager {
             ),
         }
         Ok(())
-    }
-
-    /// A web dyno is up once its `$PORT` accepts connections; one that has
-    /// not bound it within the boot timeout gets Heroku's R10 and SIGKILL,
-    /// and the crash handling restarts it. Being up wakes the manager, for
-    /// a rolling deploy waits on it.
-    fn watch_boot(&self, app: &AppName, dyno: &DynoName, unit: &str, port: u16, limit: Duration) {
-        {
-            let mut memory = self.memory();
-            if memory.up.contains(unit) || !memory.watching.insert(unit.to_owned()) {
-                return;
-            }
-        }
-        let (app, dyno, unit) = (app.to_string(), dyno.to_string(), unit.to_owned());
-        let systemd = Arc::clone(&self.systemd);
-        let memory = Arc::clone(&self.memory);
-        let waker = self.waker.clone();
-        let shutdown = self.shutdown.clone();
-        self.watchers.spawn(async move {
-            let booted = wait_for_port(port, limit, &shutdown).await;
-            lock(&memory).watching.remove(&unit);
-            match booted {
-                Boot::Cancelled => {}
-                Boot::Up => {
-                    lock(&memory).up.insert(unit);
-                    platform_log(&app, &dyno, "State changed from starting to up");
-                    waker.wake();
-                }
-                Boot::TimedOut => {
-                    match systemd.unit_status(&unit).await {
-                        Ok(Some(status)) if status.active_state == "active" => {}
-                        // It died on its own meanwhile: the crash path reports it.
-                        _ => return,
-                    }
-                    platform_log(
-                        &app,
-                        &dyno,
-                        &format!(
-                            "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {} seconds of launch",
-                            limit.as_secs()
-                        ),
-                    );
-                    platform_log(&app, &dyno, "Stopping process with SIGKILL");
-                    lock(&memory).killed.insert(unit.clone());
-                    if let Err(e) = systemd.kill_unit(&unit, 9).await {
-                        tracing::warn!(%unit, error = %e, "cannot kill a dyno past its boot timeout");
-                    }
-                }
-            }
-        });
-    }
-}
-
-enum Boot {
-    Up,
-    TimedOut,
-    Cancelled,
-}
-
-/// Whether something accepts connections on `port` right now.
-async fn probe(port: u16) -> bool {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    matches!(
-        tokio::time::timeout(
-            Duration::from_millis(200),
-            tokio::net::TcpStream::connect(addr)
-        )
-        .await,
-        Ok(Ok(_))
-    )
-}
-
-/// Connects to `port` until it accepts, the limit passes or shutdown.
-async fn wait_for_port(port: u16, limit: Duration, shutdown: &CancellationToken) -> Boot {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Boot::Up;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Boot::TimedOut;
-        }
-        // Connecting is the only way to see a bind from outside the dyno;
-        // a short interval under the deadline keeps it cheap.
-        tokio::select! {
-            () = shutdown.cancelled() => return Boot::Cancelled,
-            () = tokio::time::sleep(Duration::from_millis(100)) => {}
-        }
     }
 }
 

@@ -7,6 +7,9 @@
 //! ([`oneoff`]) run beside the formation, and the manager leaves them be.
 //! [`metrics`] samples the running dynos' memory and load for their logs.
 
+mod crashes;
+#[cfg(test)]
+mod fake_units;
 mod manager;
 pub mod metrics;
 pub mod oneoff;
@@ -15,10 +18,12 @@ mod ports;
 mod pty;
 pub mod release_phase;
 pub mod unit;
+mod units;
 
 pub use manager::{desired_dynos, DynoError, DynoManager, DynoWaker};
 pub use metrics::RuntimeMetrics;
 pub use oneoff::{OneOffError, OneOffRequest, OneOffs};
+pub use units::Units;
 
 use sha2::{Digest, Sha256};
 
@@ -31,3 +36,6 @@ pub fn dyno_id(unit: &str) -> uuid::Uuid {
     bytes.copy_from_slice(&hash[..16]);
     uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,12 +19,16 @@ pub struct CrashRecord {
     pub last_at: DateTime<Utc>,
     /// The release the dyno ran when it died: a new release starts afresh.
     pub release: ReleaseVersion,
+    /// The unit whose death was counted last, so a restart of corrald
+    /// does not count the same dead unit twice.
+    pub last_unit: String,
 }
 
 /// Every crash run on file.
 pub(super) fn dyno_crashes(conn: &mut Connection) -> Result<Vec<CrashRecord>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT app, dyno, count, last_at, release_version FROM dyno_crashes ORDER BY app, dyno",
+        "SELECT app, dyno, count, last_at, release_version, last_unit FROM dyno_crashes \
+         ORDER BY app, dyno",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -33,6 +37,7 @@ pub(super) fn dyno_crashes(conn: &mut Connection) -> Result<Vec<CrashRecord>, St
             r.get::<_, u32>(2)?,
             r.get::<_, DateTime<Utc>>(3)?,
             r.get::<_, u32>(4)?,
+            r.get::<_, String>(5)?,
         ))
     })?;
     let corrupt = |what: &str, e: &dyn std::fmt::Display| {
@@ -40,13 +45,14 @@ pub(super) fn dyno_crashes(conn: &mut Connection) -> Result<Vec<CrashRecord>, St
     };
     let mut found = Vec::new();
     for row in rows {
-        let (app, dyno, count, last_at, release) = row?;
+        let (app, dyno, count, last_at, release, last_unit) = row?;
         found.push(CrashRecord {
             app: AppName::parse(&app).map_err(|e| corrupt("app", &e))?,
             dyno: DynoName::parse(&dyno).map_err(|e| corrupt("dyno", &e))?,
             count,
             last_at,
             release: ReleaseVersion(release),
+            last_unit,
         });
     }
     Ok(found)
@@ -55,15 +61,17 @@ pub(super) fn dyno_crashes(conn: &mut Connection) -> Result<Vec<CrashRecord>, St
 /// Records (or replaces) a dyno's crash run.
 pub(super) fn record_crash(conn: &mut Connection, crash: &CrashRecord) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO dyno_crashes (app, dyno, count, last_at, release_version)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (app, dyno) DO UPDATE SET count = ?3, last_at = ?4, release_version = ?5",
+        "INSERT INTO dyno_crashes (app, dyno, count, last_at, release_version, last_unit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (app, dyno)
+         DO UPDATE SET count = ?3, last_at = ?4, release_version = ?5, last_unit = ?6",
         params![
             crash.app.as_str(),
             crash.dyno.to_string(),
             crash.count,
             crash.last_at,
-            crash.release.0
+            crash.release.0,
+            crash.last_unit
         ],
     )?;
     Ok(())

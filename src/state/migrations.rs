@@ -189,6 +189,7 @@ const STEPS: &[&str] = &[
         count            INTEGER NOT NULL,
         last_at          TEXT NOT NULL,
         release_version  INTEGER NOT NULL,
+        last_unit        TEXT NOT NULL,
         PRIMARY KEY (app, dyno)
     );
     "#,

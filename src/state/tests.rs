@@ -710,6 +710,7 @@ fn crash_runs_are_kept_replaced_and_forgotten_per_dyno_slot() {
         count,
         last_at: now(),
         release: ReleaseVersion(3),
+        last_unit: format!("corral-demo-{d}@{count}.service"),
     };
     for crash in [run("web.1", 1), run("web.2", 1), run("web.1", 4)] {
         store

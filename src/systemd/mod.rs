@@ -23,6 +23,7 @@ mod error;
 mod events;
 mod proxies;
 mod spec;
+mod units;
 mod usage;
 
 use std::future::Future;
