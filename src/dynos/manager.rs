@@ -9,7 +9,6 @@
 mod boot;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,14 +20,15 @@ use tokio_util::task::TaskTracker;
 use boot::probe;
 
 use super::crashes::CrashRuns;
+use super::launch::{self, LaunchError};
 use super::plan::{plan, unit_name, DesiredDyno, ObservedDyno, Step, UnitState, Why};
 use super::ports;
-use super::unit::{app_mounted, dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
+use super::unit::{app_mounted, runtime_dir_for};
 use super::Units;
 use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, Quantity, ReleaseVersion, UnitName, UNIT_PREFIX};
 use crate::router::{AppDynos, RouteHub, UpDyno};
-use crate::slug::{SlugError, SlugStore};
+use crate::slug::SlugStore;
 use crate::state::{self, DesiredApp, DynoRecord, SharedStore, StoreError};
 use crate::systemd::{CycleTimer, SystemdError};
 
@@ -41,17 +41,9 @@ pub enum DynoError {
     /// systemd refused or did not answer.
     #[error(transparent)]
     Systemd(#[from] SystemdError),
-    /// The slug could not be unpacked.
+    /// The slug or the runtime directory could not be staged.
     #[error(transparent)]
-    Slug(#[from] SlugError),
-    /// Runtime files could not be written.
-    #[error("cannot prepare {path}: {source}")]
-    Io {
-        /// The path involved.
-        path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
-    },
+    Launch(#[from] LaunchError),
     /// Every port of the configured range is a dyno's or held on the host.
     #[error(
         "no free port for a web dyno in dynos.port-range-start..port-range-end: every one is \
@@ -683,11 +675,6 @@ impl DynoManager {
             .get(want.dyno.process_type())
             .cloned()
             .unwrap_or_default();
-        let slugs = Arc::clone(&self.slugs);
-        let digest = app.slug;
-        let app_dir = tokio::task::spawn_blocking(move || slugs.unpack(&digest))
-            .await
-            .map_err(|e| DynoError::Task(e.to_string()))??;
         let port = if want.dyno.process_type().is_web() {
             let (first, last) = (self.config.port_range_start, self.config.port_range_end);
             let recorded = self.store.recorded_ports().await?;
@@ -695,12 +682,14 @@ impl DynoManager {
         } else {
             None
         };
-        let dir = runtime_dir_for(&self.config.runtime_dir, unit);
-        let script = dir.join("launch.sh");
-        let writable = dir.join("fs");
-        prepare_runtime_dir(&dir, &command)
-            .await
-            .map_err(|(path, source)| DynoError::Io { path, source })?;
+        let staged = launch::stage(
+            &self.slugs,
+            &self.config.runtime_dir,
+            unit,
+            app.slug,
+            &command,
+        )
+        .await?;
         let cycle = (self.config.cycle_interval_secs > 0).then(|| CycleTimer {
             after: Duration::from_secs(self.config.cycle_interval_secs),
             randomized_delay: Duration::from_secs(self.config.cycle_jitter_secs),
@@ -709,23 +698,18 @@ impl DynoManager {
                 want.dyno, app.app
             ),
         });
-        let spec = dyno_service(&DynoInput {
+        let dyno = launch::Dyno {
             unit,
             app: &app.app,
             dyno: &want.dyno,
             release: app.release,
             command: &command,
             config: &app.config,
-            port,
             size: &want.size,
-            app_dir: &app_dir,
-            writable: Some(&writable),
+            port,
             cycle,
-            launch_script: &script,
-            stop_timeout: Duration::from_secs(self.config.stop_timeout_secs),
-            log_rate_limit: self.config.log_rate_limit(),
-            path: &self.config.path,
-        });
+        };
+        let spec = launch::service(dyno, &staged, &(&self.config).into());
         platform_log(
             app.app.as_str(),
             &want.dyno.to_string(),

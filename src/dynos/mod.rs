@@ -10,6 +10,7 @@
 mod crashes;
 #[cfg(test)]
 mod fake_units;
+pub(crate) mod launch;
 mod manager;
 pub mod metrics;
 pub mod oneoff;
@@ -17,6 +18,7 @@ pub mod plan;
 mod ports;
 mod pty;
 pub mod release_phase;
+mod stdio;
 pub mod unit;
 mod units;
 

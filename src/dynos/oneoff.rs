@@ -16,33 +16,32 @@
 //!   A client that goes away stops the dyno.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::unix::pipe;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::pty::{Pty, PtyReader, PtyWriter};
-use super::unit::{
-    dyno_service, prepare_runtime_dir, remove_ended_runtime_dir, runtime_dir_for, DynoInput,
-};
-use crate::attach::{Codec, Frame};
+use super::launch::{self, LaunchError, Staged, UnitSettings};
+use super::stdio;
+use relay::{refuse, relay};
+
+mod relay;
+use super::unit::{remove_ended_runtime_dir, runtime_dir_for};
+use crate::attach::Codec;
 use crate::config::DynosConfig;
 use crate::model::{
     AppName, ConfigVarName, ConfigVars, DynoName, DynoSize, ProcessType, ReleaseVersion, UnitName,
     UNIT_PREFIX,
 };
-use crate::slug::{SlugError, SlugStore};
+use crate::slug::SlugStore;
 use crate::state::{self, AppRef, DynoRecord, SharedStore, StoreError};
 use crate::systemd::{ServiceSpec, Stdio, Systemd, SystemdError, UnitEvent, UnitStatus};
 
@@ -77,17 +76,9 @@ pub enum OneOffError {
     /// systemd refused or did not answer.
     #[error(transparent)]
     Systemd(#[from] SystemdError),
-    /// The slug could not be unpacked.
+    /// The slug or the runtime directory could not be staged.
     #[error(transparent)]
-    Slug(#[from] SlugError),
-    /// Runtime files could not be written.
-    #[error("cannot prepare {path}: {source}")]
-    Io {
-        /// The path involved.
-        path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
-    },
+    Launch(#[from] LaunchError),
     /// The request breaks a rule.
     #[error("{0}")]
     Invalid(String),
@@ -146,13 +137,10 @@ pub struct Launch {
     config: ConfigVars,
     env: Vec<(ConfigVarName, String)>,
     size: DynoSize,
-    app_dir: PathBuf,
-    script: PathBuf,
+    staged: Staged,
     time_to_live: Duration,
     tty: bool,
-    stop_timeout: Duration,
-    log_rate_limit: Option<(Duration, u32)>,
-    path: String,
+    settings: UnitSettings,
 }
 
 impl Launch {
@@ -164,25 +152,18 @@ impl Launch {
     /// to live, and `stdio`.
     fn spec(&self, stdio: Stdio) -> ServiceSpec {
         let unit = self.unit();
-        // A fresh writable /app beside the launch script, as for any dyno.
-        let writable = self.script.with_file_name("fs");
-        let mut spec = dyno_service(&DynoInput {
+        let dyno = launch::Dyno {
             unit: &unit,
-            writable: Some(&writable),
-            cycle: None,
             app: &self.app,
             dyno: &self.dyno,
             release: self.release,
             command: &self.command,
             config: &self.config,
-            port: None,
             size: &self.size,
-            app_dir: &self.app_dir,
-            launch_script: &self.script,
-            stop_timeout: self.stop_timeout,
-            log_rate_limit: self.log_rate_limit,
-            path: &self.path,
-        });
+            port: None,
+            cycle: None,
+        };
+        let mut spec = launch::service(dyno, &self.staged, &self.settings);
         for (name, value) in &self.env {
             // DYNO names this dyno; the platform sets it.
             if name.as_str() == "DYNO" {
@@ -462,17 +443,15 @@ impl OneOffs {
         size: DynoSize,
         time_to_live: Duration,
     ) -> Result<Launch, OneOffError> {
-        let slugs = Arc::clone(&self.slugs);
-        let digest = desired.slug;
-        let app_dir = tokio::task::spawn_blocking(move || slugs.unpack(&digest))
-            .await
-            .map_err(|e| OneOffError::Task(e.to_string()))??;
         let unit = UnitName::dyno(&desired.app, dyno);
-        let dir = runtime_dir_for(&self.config.runtime_dir, &unit);
-        let script = dir.join("launch.sh");
-        prepare_runtime_dir(&dir, &req.command)
-            .await
-            .map_err(|(path, source)| OneOffError::Io { path, source })?;
+        let staged = launch::stage(
+            &self.slugs,
+            &self.config.runtime_dir,
+            &unit,
+            desired.slug,
+            &req.command,
+        )
+        .await?;
         Ok(Launch {
             app: desired.app.clone(),
             dyno: dyno.clone(),
@@ -481,13 +460,10 @@ impl OneOffs {
             config: desired.config.clone(),
             env: req.env.clone(),
             size,
-            app_dir,
-            script,
+            staged,
             time_to_live,
             tty: !req.force_no_tty,
-            stop_timeout: Duration::from_secs(self.config.stop_timeout_secs),
-            log_rate_limit: self.config.log_rate_limit(),
-            path: self.config.path.clone(),
+            settings: (&self.config).into(),
         })
     }
 
@@ -562,7 +538,7 @@ impl OneOffs {
         let (reader, mut writer) = tokio::io::split(client);
         let mut frames = FramedRead::new(reader, Codec);
         let unit = launch.unit();
-        let (stdio, mut output, mut input) = match open_stdio(launch.tty) {
+        let (stdio, mut output, mut input) = match stdio::open(launch.tty) {
             Ok(stdio) => stdio,
             Err(e) => {
                 tracing::error!(%unit, error = %e, "cannot allocate a terminal");
@@ -819,293 +795,5 @@ impl OneOffs {
     }
 }
 
-/// Tells a client that its dyno could not start, then gives up on it.
-async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, message: &str) {
-    for frame in [
-        Frame::Stdout(Bytes::from(message.to_owned())),
-        Frame::Exit(UNKNOWN_STATUS),
-    ] {
-        if send(writer, &frame).await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
-}
-
-async fn send<W: AsyncWrite + Unpin>(writer: &mut W, frame: &Frame) -> std::io::Result<()> {
-    let bytes = frame
-        .to_bytes()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    writer.write_all(&bytes).await?;
-    writer.flush().await
-}
-
-/// Relays frames between the client and the dyno until the dyno has ended
-/// and its output is read (or [`OUTPUT_DRAIN`] passed), then sends the
-/// exit status. Every branch is cancel-safe, so one `select!` serves all.
-async fn relay<R, W>(
-    frames: &mut FramedRead<R, Codec>,
-    writer: &mut W,
-    output: &mut Output,
-    input: &mut Input,
-    watched: &mut crate::systemd::WatchedService,
-    shutdown: &CancellationToken,
-) -> SessionEnd
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; OUTPUT_CHUNK];
-    let mut output_open = true;
-    let mut client_open = true;
-    let mut to_stdin = BytesMut::new();
-    let mut eof_wanted = false;
-    let mut status: Option<UnitStatus> = None;
-    let drain = tokio::time::sleep(Duration::MAX);
-    tokio::pin!(drain);
-    {
-        let exit = watched.wait_exit();
-        tokio::pin!(exit);
-        while output_open || status.is_none() {
-            tokio::select! {
-                read = output.read(&mut buf), if output_open => match read {
-                    Ok(n) if n > 0 => {
-                        let frame = Frame::Stdout(Bytes::copy_from_slice(&buf[..n]));
-                        if send(writer, &frame).await.is_err() {
-                            return SessionEnd::Abandoned;
-                        }
-                    }
-                    // End of output (or an error reading it: there will be
-                    // no more either way).
-                    _ => output_open = false,
-                },
-                frame = frames.next(), if client_open && to_stdin.len() < STDIN_BACKLOG => {
-                    match frame {
-                        Some(Ok(Frame::Stdin(data))) => to_stdin.extend_from_slice(&data),
-                        Some(Ok(Frame::Resize { cols, rows })) => {
-                            if let Err(e) = input.resize(cols, rows) {
-                                tracing::debug!(error = %e, "cannot resize the terminal");
-                            }
-                        }
-                        Some(Ok(Frame::StdinEof)) => eof_wanted = true,
-                        Some(Ok(other)) => {
-                            tracing::debug!(?other, "ignoring a frame only corrald sends");
-                        }
-                        // Gone (or garbled) before the dyno ended. After
-                        // the end, only the status is left to send.
-                        Some(Err(_)) | None if status.is_none() => return SessionEnd::Abandoned,
-                        Some(Err(_)) | None => client_open = false,
-                    }
-                }
-                written = input.write(&to_stdin), if !to_stdin.is_empty() => match written {
-                    Ok(n) => to_stdin.advance(n),
-                    // The dyno closed its stdin: what it did not read is lost,
-                    // as with a pipe.
-                    Err(_) => to_stdin.clear(),
-                },
-                ended = &mut exit, if status.is_none() => match ended {
-                    Ok(ended) => {
-                        status = Some(ended);
-                        drain.as_mut().reset(tokio::time::Instant::now() + OUTPUT_DRAIN);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "lost track of a one-off dyno");
-                        return SessionEnd::Abandoned;
-                    }
-                },
-                () = &mut drain, if status.is_some() => break,
-                () = shutdown.cancelled() => return SessionEnd::Abandoned,
-            }
-            if eof_wanted && to_stdin.is_empty() {
-                eof_wanted = false;
-                input.end().await;
-            }
-        }
-    }
-    let Some(status) = status else {
-        return SessionEnd::Abandoned;
-    };
-    // The client may be gone by now; the dyno ended regardless.
-    let _ = send(writer, &Frame::Exit(shell_status(&status))).await;
-    SessionEnd::Exited(status)
-}
-
-/// The unit's stdio, and corrald's ends of it: a terminal, or pipes with
-/// `force_no_tty`. The ends meant for the unit travel in the `Stdio` and
-/// are closed once systemd has its copies, so that the end of the output
-/// shows when the dyno closes its own.
-fn open_stdio(tty: bool) -> std::io::Result<(Stdio, Output, Input)> {
-    if tty {
-        let pty = Pty::open()?;
-        let stdio = Stdio::Tty {
-            path: pty.path().to_owned(),
-        };
-        let (reader, writer) = (pty.reader()?, pty.writer()?);
-        return Ok((stdio, Output::Pty(reader), Input::Pty(pty, writer)));
-    }
-    let (stdin_tx, stdin_rx) = pipe::pipe()?;
-    let (stdout_tx, stdout_rx) = pipe::pipe()?;
-    let stdout = stdout_tx.into_blocking_fd()?;
-    let stdio = Stdio::Fds {
-        stdin: stdin_rx.into_blocking_fd()?,
-        stderr: stdout.try_clone()?,
-        stdout,
-    };
-    Ok((stdio, Output::Pipe(stdout_rx), Input::Pipe(Some(stdin_tx))))
-}
-
-/// Where the dyno's output is read.
-enum Output {
-    Pty(PtyReader),
-    Pipe(pipe::Receiver),
-}
-
-impl Output {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Output::Pty(reader) => reader.read(buf).await,
-            Output::Pipe(pipe) => pipe.read(buf).await,
-        }
-    }
-}
-
-/// Where the dyno's input is written.
-enum Input {
-    /// The master (for the window size) and its input side.
-    Pty(Pty, PtyWriter),
-    Pipe(Option<pipe::Sender>),
-}
-
-impl Input {
-    async fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Input::Pty(_, writer) => writer.write(data).await,
-            Input::Pipe(Some(pipe)) => pipe.write(data).await,
-            Input::Pipe(None) => Err(std::io::ErrorKind::BrokenPipe.into()),
-        }
-    }
-
-    fn resize(&self, cols: u16, rows: u16) -> std::io::Result<()> {
-        match self {
-            Input::Pty(pty, _) => pty.resize(cols, rows),
-            // Without a terminal there is no size to set.
-            Input::Pipe(_) => Ok(()),
-        }
-    }
-
-    /// Ends the dyno's stdin: closes the pipe, or types ^D on a terminal.
-    async fn end(&mut self) {
-        match self {
-            Input::Pty(pty, writer) => {
-                if let Ok(eof) = pty.eof_byte() {
-                    let _ = writer.write(&[eof]).await;
-                }
-            }
-            Input::Pipe(pipe) => drop(pipe.take()),
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn launch() -> Launch {
-        let config = ConfigVars::default()
-            .apply(&std::collections::BTreeMap::from([(
-                ConfigVarName::parse("GREETING").expect("name"),
-                Some("from config".to_owned()),
-            )]))
-            .expect("vars");
-        Launch {
-            app: AppName::parse("demo").expect("app"),
-            dyno: DynoName::parse("run.4211").expect("dyno"),
-            release: ReleaseVersion(3),
-            command: "bash".to_owned(),
-            config,
-            env: vec![
-                (
-                    ConfigVarName::parse("GREETING").expect("name"),
-                    "from the request".to_owned(),
-                ),
-                (
-                    ConfigVarName::parse("DYNO").expect("name"),
-                    "web.1".to_owned(),
-                ),
-                (
-                    ConfigVarName::parse("TERM").expect("name"),
-                    "xterm-256color".to_owned(),
-                ),
-            ],
-            size: DynoSize::parse("standard-2x").expect("size"),
-            app_dir: PathBuf::from("/var/lib/corral/slugs/unpacked/ab"),
-            script: PathBuf::from("/run/corral/dynos/x/launch.sh"),
-            time_to_live: Duration::from_secs(600),
-            tty: true,
-            stop_timeout: Duration::from_secs(30),
-            log_rate_limit: None,
-            path: "/usr/bin:/bin".to_owned(),
-        }
-    }
-
-    #[test]
-    fn a_one_off_is_a_dyno_with_the_request_on_top() {
-        let spec = launch().spec(Stdio::Tty {
-            path: "/dev/pts/4".to_owned(),
-        });
-        assert_eq!(spec.name, "corral-demo-run.4211.service");
-        assert_eq!(spec.argv, ["/bin/sh", "/run/corral/dynos/x/launch.sh"]);
-        let env: HashMap<&str, &str> = spec
-            .environment
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        assert_eq!(env["GREETING"], "from the request", "the request wins");
-        assert_eq!(env["DYNO"], "run.4211", "the platform names the dyno");
-        assert_eq!(env["TERM"], "xterm-256color");
-        assert!(!env.contains_key("PORT"), "one-offs get no port");
-        assert_eq!(
-            spec.environment.iter().filter(|(k, _)| k == "DYNO").count(),
-            1
-        );
-        assert_eq!(spec.runtime_max, Some(Duration::from_secs(600)));
-        assert_eq!(spec.limits.memory_max, Some(1024 * 1024 * 1024));
-        assert!(matches!(spec.stdio, Stdio::Tty { ref path } if path == "/dev/pts/4"));
-        assert!(spec
-            .log_extra_fields
-            .contains(&("CORRAL_DYNO".to_owned(), "run.4211".to_owned())));
-        assert_eq!(spec.validate(), Ok(()));
-    }
-
-    fn ended(code: i32, status: i32) -> UnitStatus {
-        UnitStatus {
-            name: "x.service".into(),
-            active_state: "failed".into(),
-            sub_state: "failed".into(),
-            main_pid: 0,
-            exec_main_status: status,
-            exec_main_code: code,
-            result: "exit-code".into(),
-            memory_current: None,
-            cpu_usage_nsec: None,
-            tasks_current: None,
-            active_enter_timestamp_usec: 0,
-        }
-    }
-
-    #[test]
-    fn statuses_read_as_a_shell_reports_them() {
-        assert_eq!(shell_status(&ended(1, 0)), 0);
-        assert_eq!(shell_status(&ended(1, 3)), 3);
-        assert_eq!(shell_status(&ended(2, 15)), 143, "SIGTERM");
-        assert_eq!(shell_status(&ended(3, 11)), 139, "SIGSEGV with core");
-        assert_eq!(shell_status(&ended(0, 0)), UNKNOWN_STATUS);
-    }
-
-    #[test]
-    fn only_run_dynos_are_one_offs() {
-        assert!(is_one_off(&DynoName::parse("run.1234").expect("dyno")));
-        assert!(!is_one_off(&DynoName::parse("web.1").expect("dyno")));
-        assert!(!is_one_off(&DynoName::parse("runner.1").expect("dyno")));
-    }
-}
+mod tests;

@@ -11,21 +11,18 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::pipe;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::unit::{
-    dyno_service, prepare_runtime_dir, remove_ended_runtime_dir, runtime_dir_for, DynoInput,
-};
+use super::launch::{self, LaunchError};
+use super::unit::remove_ended_runtime_dir;
 use super::DynoWaker;
 use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, DynoSize, ProcessType, ReleaseVersion, UnitName};
-use crate::slug::{SlugError, SlugStore};
+use crate::slug::SlugStore;
 use crate::state::{self, AppRef, ReleaseRef, ReleaseStatus, SharedStore, StoreError};
-use crate::systemd::{Stdio, Systemd, SystemdError};
+use crate::systemd::{Systemd, SystemdError};
 
 /// Heroku stops a release command after an hour.
 pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -40,9 +37,9 @@ pub enum ReleasePhaseError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The slug could not be unpacked.
+    /// The slug or the runtime directory could not be staged.
     #[error(transparent)]
-    Slug(#[from] SlugError),
+    Launch(#[from] LaunchError),
     /// systemd refused the unit.
     #[error(transparent)]
     Systemd(#[from] SystemdError),
@@ -190,51 +187,43 @@ impl ReleasePhase {
                 }
             }
         };
-        let slugs = Arc::clone(&self.slugs);
-        let app_dir = tokio::task::spawn_blocking(move || slugs.unpack(&digest))
-            .await
-            .map_err(|e| ReleasePhaseError::Task(e.to_string()))??;
         let release_type = ProcessType::parse(ProcessType::RELEASE)
             .map_err(|e| ReleasePhaseError::Task(e.message))?;
         let number = rand::Rng::gen_range(&mut rand::thread_rng(), 1000..=9999);
         let dyno =
             DynoName::new(release_type, number).map_err(|e| ReleasePhaseError::Task(e.message))?;
         let unit = UnitName::dyno(&found.name, &dyno);
-        let dir = runtime_dir_for(&self.config.runtime_dir, &unit);
-        prepare_runtime_dir(&dir, &command)
-            .await
-            .map_err(|(_, e)| ReleasePhaseError::Io(e))?;
-        let writable = dir.join("fs");
-        let script = dir.join("launch.sh");
+        let staged = launch::stage(
+            &self.slugs,
+            &self.config.runtime_dir,
+            &unit,
+            digest,
+            &command,
+        )
+        .await?;
+        let dir = staged.dir.clone();
         let size = DynoSize::default_size();
-        let mut spec = dyno_service(&DynoInput {
-            unit: &unit,
-            app: &found.name,
-            dyno: &dyno,
-            release: version,
-            command: &command,
-            config: &release.config,
-            port: None,
-            size: &size,
-            app_dir: &app_dir,
-            writable: Some(&writable),
-            cycle: None,
-            launch_script: &script,
-            stop_timeout: Duration::from_secs(self.config.stop_timeout_secs),
-            log_rate_limit: self.config.log_rate_limit(),
-            path: &self.config.path,
-        });
+        let mut spec = launch::service(
+            launch::Dyno {
+                unit: &unit,
+                app: &found.name,
+                dyno: &dyno,
+                release: version,
+                command: &command,
+                config: &release.config,
+                size: &size,
+                port: None,
+                cycle: None,
+            },
+            &staged,
+            &(&self.config).into(),
+        );
         spec.runtime_max = Some(RELEASE_TIMEOUT);
         let reader = match &output {
             Some(_) => {
-                let (tx, rx) = pipe::pipe()?;
-                let stdout = tx.into_blocking_fd()?;
-                spec.stdio = Stdio::Fds {
-                    stdin: std::fs::File::open("/dev/null")?.into(),
-                    stderr: stdout.try_clone()?,
-                    stdout,
-                };
-                Some(rx)
+                let (stdio, reader) = super::stdio::output_only()?;
+                spec.stdio = stdio;
+                Some(reader)
             }
             None => None,
         };
