@@ -3,7 +3,7 @@
 use super::client::Client;
 use super::{output, CliError};
 use crate::api::types::{Dyno, Formation, FormationBatch, FormationBatchItem, QuantityInput};
-use crate::model::{AppName, DynoSize, ProcessType, Quantity};
+use crate::model::{AppName, ProcessType, Quantity};
 
 /// Parses `web=2`, `worker=1:standard-2x` or `web:performance-m`.
 fn parse_change(change: &str) -> Result<FormationBatchItem, CliError> {
@@ -30,9 +30,8 @@ fn parse_change(change: &str) -> Result<FormationBatchItem, CliError> {
             Ok::<_, CliError>(n)
         })
         .transpose()?;
-    if let Some(size) = size {
-        DynoSize::parse(size).map_err(|e| CliError::Usage(e.message))?;
-    }
+    // The size is the server's to check: an operator may add sizes
+    // (`[dynos.sizes]`) this client cannot know.
     Ok(FormationBatchItem {
         process_type: process_type.to_owned(),
         quantity: quantity.map(QuantityInput::Number),
@@ -301,9 +300,13 @@ mod tests {
             (c.quantity, c.size.as_deref()),
             (None, Some("performance-m"))
         );
-        for bad in ["web", "web=x", "web=-1", "web=101", "Web=1", "web=1:huge"] {
+        for bad in ["web", "web=x", "web=-1", "web=101", "Web=1"] {
             assert!(parse_change(bad).is_err(), "{bad}");
         }
+        // Sizes are the server's to check (tests/api.rs refuses "huge"):
+        // an operator's own size must reach it.
+        let c = parse_change("web=1:performance-XL").expect("an operator's size");
+        assert_eq!(c.size.as_deref(), Some("performance-XL"));
         assert_eq!(display_size("standard-1X"), "Standard-1X");
     }
 }

@@ -19,7 +19,7 @@ use super::ps::display_size;
 use super::{output, AppArg, CliError};
 use crate::api::types::{Dyno, DynoCreate};
 use crate::attach::{exit_code, Codec, Frame, UPGRADE_PROTOCOL};
-use crate::model::{AppName, ConfigVarName, DynoSize};
+use crate::model::{AppName, ConfigVarName};
 
 /// Options shared by `run` and `run:detached`.
 #[derive(Debug, Clone, Args)]
@@ -94,9 +94,8 @@ fn parse_env(specs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
 
 impl DynoOptions {
     fn request(&self, command: String, attach: bool) -> Result<DynoCreate, CliError> {
-        if let Some(size) = &self.size {
-            DynoSize::parse(size).map_err(|e| CliError::Usage(e.message))?;
-        }
+        // The size is the server's to check: an operator may add sizes
+        // (`[dynos.sizes]`) this client cannot know.
         let env = parse_env(&self.env)?;
         Ok(DynoCreate {
             command,
