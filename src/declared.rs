@@ -20,7 +20,7 @@ use crate::state::{AppRef, FormationUpdate, Store, StoreError};
 
 /// What applying the declarations did, per app, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// Apps that did not exist and were created.
     pub created: Vec<AppName>,
     /// Apps whose declared config vars made a new release, with its version.
@@ -31,7 +31,7 @@ pub struct Applied {
 
 /// Brings every declared app to its declaration. Fails only when the
 /// store fails; a declaration that cannot apply is in [`Applied::skipped`].
-pub async fn apply(
+pub(crate) async fn apply(
     store: &dyn Store,
     apps: &BTreeMap<AppName, DeclaredApp>,
 ) -> Result<Applied, StoreError> {

@@ -1,25 +1,28 @@
 //! Corral: a Heroku-style application platform run by systemd.
 //!
 //! The library holds every part; `corrald` and `corral` are thin binaries.
+//! It exports what those binaries, the integration tests and the fuzz
+//! target use; `api`, `dynos` and `declared` are the crate's own, and
+//! their items are `pub(crate)` (the `unreachable_pub` lint keeps them so).
 //!
 //! - [`model`]: validated identifiers and values, no I/O. Everything below
 //!   imports it; it imports no runtime crate.
 //! - [`config`]: the daemon's strict TOML configuration.
 //! - [`state`]: the SQLite store. Every change is one transaction, so a
 //!   change and the release it creates land together or not at all.
-//! - [`api`]: the Platform API (control plane). A request is parsed into a
-//!   typed [`api::routes::Route`], authenticated, handled against the store,
+//! - `api`: the Platform API (control plane). A request is parsed into a
+//!   typed `api::routes::Route` by one route table, authenticated, handled against the store,
 //!   and answered as JSON; errors map to HTTP in one place.
 //! - [`slug`]: the content-addressed slug store: deterministic packing,
 //!   extraction that cannot escape its directory, garbage collection
 //!   ([`gc`] computes what is live).
 //! - [`systemd`]: the only module that speaks D-Bus.
-//! - [`dynos`]: the dyno manager: desired formation versus systemd's units
+//! - `dynos`: the dyno manager: desired formation versus systemd's units
 //!   as a pure plan of steps, applied as sandboxed transient units; and
 //!   the runtime metrics sampler (memory and load lines, R14).
 //! - [`daemon`]: the composition root wiring the parts under one
 //!   cancellation tree.
-//! - [`cli`]: the `corral` command, speaking the API with [`api::types`].
+//! - [`cli`]: the `corral` command, speaking the API with `api::types`.
 //! - [`builds`]: `git push` to a release: smart HTTP served by real git,
 //!   the pre-receive hook calling back into corrald, classic buildpacks
 //!   run in sandboxed transient build units, slugs, the release phase.
@@ -58,14 +61,17 @@
 //! drain reads it from its own saved cursor and forwards the app's lines
 //! over syslog or HTTPS, at least once.
 
-pub mod api;
+#[warn(unreachable_pub)]
+pub(crate) mod api;
 pub mod attach;
 pub mod builds;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod declared;
-pub mod dynos;
+#[warn(unreachable_pub)]
+pub(crate) mod declared;
+#[warn(unreachable_pub)]
+pub(crate) mod dynos;
 pub mod gc;
 pub mod install;
 pub mod logs;

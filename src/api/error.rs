@@ -9,7 +9,7 @@ use crate::state::StoreError;
 
 /// Everything a request can fail with, as the client should see it.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// No credentials, or wrong ones. Says nothing else on purpose.
     #[error("Invalid credentials provided.")]
     Unauthorized,
@@ -60,7 +60,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// Heroku's status and error id for this error.
-    pub fn status_and_id(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_id(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -80,7 +80,7 @@ impl ApiError {
     }
 
     /// The JSON body for this error.
-    pub fn body(&self) -> ErrorBody {
+    pub(crate) fn body(&self) -> ErrorBody {
         ErrorBody {
             id: self.status_and_id().1.to_owned(),
             message: self.to_string(),
@@ -89,7 +89,7 @@ impl ApiError {
 
     /// Maps a store error; internal failures are logged with the request id
     /// and reported without their details.
-    pub fn from_store(e: StoreError, request_id: &str) -> Self {
+    pub(crate) fn from_store(e: StoreError, request_id: &str) -> Self {
         match e {
             StoreError::NotFound(what) => Self::NotFound(format!("Couldn't find that {what}.")),
             StoreError::Conflict(m) => Self::Conflict(m),
@@ -107,7 +107,7 @@ impl ApiError {
 impl ApiError {
     /// Maps a one-off dyno error like [`ApiError::from_store`]; systemd and
     /// file system failures are logged and reported as internal.
-    pub fn from_oneoff(e: OneOffError, request_id: &str) -> Self {
+    pub(crate) fn from_oneoff(e: OneOffError, request_id: &str) -> Self {
         match e {
             OneOffError::Store(e) => Self::from_store(e, request_id),
             OneOffError::Invalid(m) => Self::Invalid(m),

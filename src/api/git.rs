@@ -14,7 +14,7 @@ use crate::model::AppName;
 use crate::state::AppRef;
 
 /// A response body: whole, or streamed from git.
-pub type GitBody = BoxBody<Bytes, Infallible>;
+pub(super) type GitBody = BoxBody<Bytes, Infallible>;
 
 fn text(status: StatusCode, message: &str) -> Response<GitBody> {
     let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))).boxed());

@@ -15,21 +15,21 @@ mod config_vars;
 mod domains;
 mod drains;
 mod dynos;
-pub mod error;
+pub(crate) mod error;
 mod formation;
 mod git;
 mod health;
 mod log_sessions;
 mod metrics;
-pub mod range;
+pub(crate) mod range;
 mod releases;
 mod request;
 mod respond;
-pub mod routes;
-pub mod server;
+pub(crate) mod routes;
+pub(crate) mod server;
 mod slugs;
 mod sni;
-pub mod types;
+pub(crate) mod types;
 
 use std::sync::Arc;
 
@@ -49,7 +49,6 @@ use crate::slug::SlugStore;
 use crate::state::{Account, SharedStore};
 use crate::systemd::Systemd;
 use error::ApiError;
-pub use request::MAX_BODY_BYTES;
 use request::{check_accept, read_body, request_id, Call};
 use respond::ApiResponse;
 use routes::{Effects, Route};
@@ -59,7 +58,7 @@ pub(crate) use crate::model::{STACK_ID, STACK_NAME};
 
 /// The API's shared state: what every handler can reach.
 #[derive(Debug, Clone)]
-pub struct Api {
+pub(crate) struct Api {
     store: SharedStore,
     slugs: Arc<SlugStore>,
     systemd: Arc<Systemd>,
@@ -81,7 +80,7 @@ pub struct Api {
 
 impl Api {
     /// Builds the API over its dependencies.
-    pub fn new(
+    pub(crate) fn new(
         store: SharedStore,
         slugs: Arc<SlugStore>,
         systemd: Arc<Systemd>,
@@ -106,34 +105,34 @@ impl Api {
     }
 
     /// Reports each dyno's load from `sampler` in `GET /apps/{app}/dynos`.
-    pub fn with_runtime_metrics(mut self, sampler: Arc<RuntimeMetrics>) -> Self {
+    pub(crate) fn with_runtime_metrics(mut self, sampler: Arc<RuntimeMetrics>) -> Self {
         self.runtime = Some(sampler);
         self
     }
 
     /// Serves git pushes and fetches through `builds`, with their
     /// subprocesses on `tasks`.
-    pub fn with_builds(mut self, builds: Arc<Builds>, tasks: TaskTracker) -> Self {
+    pub(crate) fn with_builds(mut self, builds: Arc<Builds>, tasks: TaskTracker) -> Self {
         self.builds = Some(builds);
         self.tasks = tasks;
         self
     }
 
     /// Starts and stops drains through `waker` when they change.
-    pub fn with_drains(mut self, waker: crate::logs::drain::DrainWaker) -> Self {
+    pub(crate) fn with_drains(mut self, waker: crate::logs::drain::DrainWaker) -> Self {
         self.drains = Some(waker);
         self
     }
 
     /// Serves log sessions from `logs`.
-    pub fn with_logs(mut self, logs: LogSessions) -> Self {
+    pub(crate) fn with_logs(mut self, logs: LogSessions) -> Self {
         self.logs = Some(logs);
         self
     }
 
     /// Answers `GET /apps/{app}/metrics` from the counters of the router
     /// inside corrald and of any split router following `hub`.
-    pub fn with_router_metrics(mut self, hub: Arc<RouteHub>) -> Self {
+    pub(crate) fn with_router_metrics(mut self, hub: Arc<RouteHub>) -> Self {
         self.routes = Some(hub);
         self
     }
@@ -141,7 +140,7 @@ impl Api {
     /// Serves any request on the API listener: git's smart HTTP under
     /// `/<app>.git/`, the public log and build-output streams, and the
     /// Platform API.
-    pub async fn serve<B>(&self, req: Request<B>) -> Response<git::GitBody>
+    pub(crate) async fn serve<B>(&self, req: Request<B>) -> Response<git::GitBody>
     where
         B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display + Send,

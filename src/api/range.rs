@@ -10,13 +10,13 @@ use std::cmp::Ordering;
 use super::error::ApiError;
 
 /// Items per page when the request does not say.
-pub const DEFAULT_MAX: usize = 200;
+pub(crate) const DEFAULT_MAX: usize = 200;
 /// The most items one page may hold.
-pub const MAX_MAX: usize = 1000;
+pub(crate) const MAX_MAX: usize = 1000;
 
 /// A value a list can be sorted and cut by.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum SortKey {
+pub(crate) enum SortKey {
     /// Numbers, such as release versions.
     Int(i64),
     /// Strings, such as names and ids.
@@ -40,11 +40,11 @@ impl SortKey {
 }
 
 /// The fields one list can be ranged over; the first is the default.
-pub type RangeFields<T> = &'static [(&'static str, fn(&T) -> SortKey)];
+pub(crate) type RangeFields<T> = &'static [(&'static str, fn(&T) -> SortKey)];
 
 /// One page of a list, with the headers to send along.
 #[derive(Debug)]
-pub struct Page<T> {
+pub(crate) struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,
     /// `Next-Range` when more items follow.
@@ -118,7 +118,7 @@ fn parse_spec(header: &str) -> Result<RangeSpec<'_>, ApiError> {
 }
 
 /// Sorts `items` as the `Range` header asks and cuts out one page.
-pub fn paginate<T>(
+pub(crate) fn paginate<T>(
     mut items: Vec<T>,
     header: Option<&str>,
     fields: RangeFields<T>,

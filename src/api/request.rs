@@ -14,7 +14,7 @@ use crate::state::{Account, StoreError};
 
 /// The largest request body the API reads; config vars are capped at 32 kB,
 /// so this leaves room without letting a client make corrald buffer much.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A routed request, as handlers see it.
 #[derive(Debug)]

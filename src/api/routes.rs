@@ -18,7 +18,7 @@ use crate::state::{AppRef, DomainRef, DrainRef, ReleaseRef, SniEndpointRef};
 
 /// Every endpoint the API serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// `GET /health`, the only endpoint without authentication.
     Health,
     /// `GET /account`.
@@ -160,7 +160,7 @@ pub enum Route {
 /// Which dynos a restart or stop is about: Heroku's paths take a dyno
 /// name (`web.1`) or a process type (`web`) in the same place.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DynoSelector {
+pub(crate) enum DynoSelector {
     /// Every dyno of the app.
     All,
     /// The dynos of one process type.
@@ -171,7 +171,7 @@ pub enum DynoSelector {
 
 impl DynoSelector {
     /// Whether `dyno` is selected.
-    pub fn matches(&self, dyno: &DynoName) -> bool {
+    pub(crate) fn matches(&self, dyno: &DynoName) -> bool {
         match self {
             Self::All => true,
             Self::Type(t) => dyno.process_type() == t,
@@ -183,7 +183,7 @@ impl DynoSelector {
 /// What a successful call changes beyond its own answer, so the API wakes
 /// the loops that act on it instead of guessing from the HTTP method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Effects {
+pub(crate) struct Effects {
     /// The dyno manager reconciles, refreshes the routers' table and runs
     /// any pending release phase.
     pub dynos: bool,
@@ -193,17 +193,17 @@ pub struct Effects {
 
 impl Effects {
     /// Nothing outside the store changes.
-    pub const NONE: Self = Self {
+    pub(crate) const NONE: Self = Self {
         dynos: false,
         drains: false,
     };
     /// What runs, or how it is routed, may change.
-    pub const DYNOS: Self = Self {
+    pub(crate) const DYNOS: Self = Self {
         dynos: true,
         drains: false,
     };
     /// The set of log drains changes.
-    pub const DRAINS: Self = Self {
+    pub(crate) const DRAINS: Self = Self {
         dynos: false,
         drains: true,
     };
@@ -211,7 +211,7 @@ impl Effects {
 
 impl Route {
     /// Whether the route may be called without a token.
-    pub fn is_public(&self) -> bool {
+    pub(crate) fn is_public(&self) -> bool {
         matches!(
             self,
             Route::Health
@@ -225,7 +225,7 @@ impl Route {
 
     /// What a successful call of this route changes. Exhaustive on
     /// purpose: a new route must say what it touches.
-    pub fn effects(&self) -> Effects {
+    pub(crate) fn effects(&self) -> Effects {
         use Route::*;
         match self {
             Health
@@ -289,7 +289,11 @@ impl Route {
     /// Finds the route for a request, or says why there is none: 404 for
     /// a path no entry matches or an identifier that cannot exist, 405
     /// (naming the allowed methods) for a known path with another method.
-    pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Route, ApiError> {
+    pub(crate) fn parse(
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<Route, ApiError> {
         if let Some(git) = crate::builds::git::parse_request(method, path, query) {
             return Ok(Route::Git(git));
         }

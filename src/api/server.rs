@@ -22,7 +22,7 @@ use super::Api;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A listener the API can be served on.
-pub trait Acceptor: Send + 'static {
+pub(crate) trait Acceptor: Send + 'static {
     /// The connection type.
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// Waits for the next connection; the string names the peer for logs.
@@ -50,7 +50,7 @@ impl Acceptor for UnixListener {
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled.
-pub async fn run<L: Acceptor>(
+pub(crate) async fn run<L: Acceptor>(
     listener: L,
     api: Api,
     shutdown: CancellationToken,

@@ -11,14 +11,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The media type Heroku's clients send in `Accept`.
-pub const HEROKU_ACCEPT: &str = "application/vnd.heroku+json; version=3";
+pub(crate) const HEROKU_ACCEPT: &str = "application/vnd.heroku+json; version=3";
 
 /// The API version this server speaks.
-pub const API_VERSION: u32 = 3;
+pub(crate) const API_VERSION: u32 = 3;
 
 /// `{id, name}`: how one resource points at another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NamedRef {
+pub(crate) struct NamedRef {
     /// The target's id.
     pub id: Uuid,
     /// The target's name.
@@ -27,14 +27,14 @@ pub struct NamedRef {
 
 /// `{id}`: a reference by id only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdRef {
+pub(crate) struct IdRef {
     /// The target's id.
     pub id: Uuid,
 }
 
 /// `{email, id}`: a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRef {
+pub(crate) struct UserRef {
     /// Their address.
     pub email: String,
     /// Their id.
@@ -43,7 +43,7 @@ pub struct UserRef {
 
 /// An error, as Heroku shapes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// Machine-readable error id, e.g. `not_found`.
     pub id: String,
     /// What went wrong and what to do about it.
@@ -52,7 +52,7 @@ pub struct ErrorBody {
 
 /// `GET /account`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Account {
+pub(crate) struct Account {
     /// Always false: Corral does not track.
     pub allow_tracking: bool,
     /// Always false.
@@ -79,7 +79,7 @@ pub struct Account {
 
 /// `GET /apps/{app}` and the element of `GET /apps`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct App {
+pub(crate) struct App {
     /// Automated certificate management; not offered yet.
     pub acm: bool,
     /// Never archived.
@@ -129,7 +129,7 @@ pub struct App {
 /// `POST /apps`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AppCreate {
+pub(crate) struct AppCreate {
     /// The name; a random one when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -144,7 +144,7 @@ pub struct AppCreate {
 /// `PATCH /apps/{app}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AppUpdate {
+pub(crate) struct AppUpdate {
     /// A new name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -157,14 +157,14 @@ pub struct AppUpdate {
 }
 
 /// `GET /apps/{app}/config-vars`: name to value.
-pub type ConfigVars = BTreeMap<String, String>;
+pub(crate) type ConfigVars = BTreeMap<String, String>;
 
 /// `PATCH /apps/{app}/config-vars`: `null` removes a var.
-pub type ConfigVarsPatch = BTreeMap<String, Option<String>>;
+pub(crate) type ConfigVarsPatch = BTreeMap<String, Option<String>>;
 
 /// `GET /apps/{app}/releases/{id_or_version}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Release {
+pub(crate) struct Release {
     /// Add-ons at the time of the release; none yet.
     pub addon_plan_names: Vec<String>,
     /// Build artifacts; none yet.
@@ -198,7 +198,7 @@ pub struct Release {
 /// `POST /apps/{app}/slugs`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SlugCreate {
+pub(crate) struct SlugCreate {
     /// Commands by process type, as a Procfile gives them.
     pub process_types: BTreeMap<String, String>,
     /// `SHA256:<hex>` of the tarball; the upload must match it.
@@ -220,7 +220,7 @@ pub struct SlugCreate {
 
 /// Where to send (or fetch) a slug's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Blob {
+pub(crate) struct Blob {
     /// The HTTP method: `PUT` for the upload.
     pub method: String,
     /// The URL; it carries its own one-time credential.
@@ -229,7 +229,7 @@ pub struct Blob {
 
 /// `GET /apps/{app}/slugs/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Slug {
+pub(crate) struct Slug {
     /// The upload target; only in the answer to `POST`, which is the only
     /// time its credential exists.
     pub blob: Option<Blob>,
@@ -258,7 +258,7 @@ pub struct Slug {
 /// `POST /apps/{app}/releases`: deploy a slug, or roll back to a release.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReleaseCreate {
+pub(crate) struct ReleaseCreate {
     /// The slug to deploy (its id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<String>,
@@ -272,7 +272,7 @@ pub struct ReleaseCreate {
 
 /// `GET /apps/{app}/formation/{type}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Formation {
+pub(crate) struct Formation {
     /// The app.
     pub app: NamedRef,
     /// The command, from the current release; empty before any deploy.
@@ -296,7 +296,7 @@ pub struct Formation {
 /// relative changes like `"+2"` and `"-1"`; other clients send numbers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum QuantityInput {
+pub(crate) enum QuantityInput {
     /// An absolute number.
     Number(i64),
     /// `"3"`, `"+2"` or `"-1"`.
@@ -306,7 +306,7 @@ pub enum QuantityInput {
 /// `PATCH /apps/{app}/formation/{type}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FormationUpdate {
+pub(crate) struct FormationUpdate {
     /// New quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<QuantityInput>,
@@ -318,7 +318,7 @@ pub struct FormationUpdate {
 /// One element of a batch formation update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FormationBatchItem {
+pub(crate) struct FormationBatchItem {
     /// The process type.
     #[serde(rename = "type")]
     pub process_type: String,
@@ -333,7 +333,7 @@ pub struct FormationBatchItem {
 /// `PATCH /apps/{app}/formation`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FormationBatch {
+pub(crate) struct FormationBatch {
     /// The changes, applied together or not at all.
     pub updates: Vec<FormationBatchItem>,
 }
@@ -341,7 +341,7 @@ pub struct FormationBatch {
 /// `POST /apps/{app}/dynos`: run a command in a one-off dyno (`run.N`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DynoCreate {
+pub(crate) struct DynoCreate {
     /// The shell command, e.g. `bash` or `python manage.py migrate`.
     pub command: String,
     /// Connect the caller to it through the answer's `attach_url`; else it
@@ -367,7 +367,7 @@ pub struct DynoCreate {
 
 /// `GET /apps/{app}/dynos`: one running dyno.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Dyno {
+pub(crate) struct Dyno {
     /// For a one-off dyno created with `attach`: the one-time URL to
     /// connect to with `Upgrade: corral-attach` (see [`crate::attach`]).
     pub attach_url: Option<String>,
@@ -410,7 +410,7 @@ pub struct Dyno {
 
 /// `{id, version}`: how a dyno names its release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReleaseRef {
+pub(crate) struct ReleaseRef {
     /// The release id, when known.
     pub id: Option<Uuid>,
     /// The version.
@@ -420,7 +420,7 @@ pub struct ReleaseRef {
 /// `GET /apps/{app}/domains/{id_or_hostname}` and the element of
 /// `GET /apps/{app}/domains`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Domain {
+pub(crate) struct Domain {
     /// Certificate management; not offered yet.
     pub acm_status: Option<String>,
     /// Why `acm_status` is what it is; not offered yet.
@@ -453,7 +453,7 @@ pub struct Domain {
 /// `POST /apps/{app}/domains`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DomainCreate {
+pub(crate) struct DomainCreate {
     /// The hostname, such as `www.example.com` or `*.example.com`.
     pub hostname: String,
     /// Accepted for compatibility (Heroku's CLI sends it): null, or the
@@ -465,7 +465,7 @@ pub struct DomainCreate {
 
 /// A log drain (Heroku's log-drain object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogDrain {
+pub(crate) struct LogDrain {
     /// The add-on that made it: always null (Corral has no add-ons).
     pub addon: Option<NamedRef>,
     /// When it was added.
@@ -482,7 +482,7 @@ pub struct LogDrain {
 
 /// `POST /apps/{app}/log-drains`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogDrainCreate {
+pub(crate) struct LogDrainCreate {
     /// The receiver's URL.
     pub url: String,
 }
@@ -490,7 +490,7 @@ pub struct LogDrainCreate {
 /// `GET /apps/{app}/sni-endpoints/{id_or_name}` and the element of the
 /// list: a TLS certificate the router serves for the app's domains.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SniEndpoint {
+pub(crate) struct SniEndpoint {
     /// The app.
     pub app: NamedRef,
     /// The certificate chain, PEM, as uploaded (never the key).
@@ -513,7 +513,7 @@ pub struct SniEndpoint {
 
 /// The certificate of an [`SniEndpoint`], as Heroku describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SslCert {
+pub(crate) struct SslCert {
     /// Always false: no automated certificate management (ACME) yet.
     pub acm: bool,
     /// Whether another certificate issued it. Corral checks no trust
@@ -538,7 +538,7 @@ pub struct SslCert {
 /// `POST /apps/{app}/sni-endpoints` and `PATCH .../{id_or_name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SniEndpointCreate {
+pub(crate) struct SniEndpointCreate {
     /// The server certificate, then its intermediates, PEM.
     pub certificate_chain: String,
     /// The server certificate's private key, PEM, unencrypted.
@@ -547,7 +547,7 @@ pub struct SniEndpointCreate {
 
 /// `GET /health`: unauthenticated, for probes and `corral sandbox`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Health {
+pub(crate) struct Health {
     /// `ok` when the API can serve; systemd is reported separately.
     pub status: String,
     /// The Platform API version (3).
@@ -562,7 +562,7 @@ pub struct Health {
 
 /// The systemd part of [`Health`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SystemdHealth {
+pub(crate) struct SystemdHealth {
     /// Whether `Manager.Version` answered.
     pub reachable: bool,
     /// systemd's version string, when reachable.
@@ -573,7 +573,7 @@ pub struct SystemdHealth {
 
 /// A build, as Heroku's Platform API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Build {
+pub(crate) struct Build {
     /// The app.
     pub app: NamedRef,
     /// The buildpacks that ran.
@@ -602,7 +602,7 @@ pub struct Build {
 
 /// What a build built: here always a pushed commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceBlob {
+pub(crate) struct SourceBlob {
     /// Checksum of a source tarball; none for pushes.
     pub checksum: Option<String>,
     /// Where a source tarball came from; none for pushes.
@@ -613,7 +613,7 @@ pub struct SourceBlob {
 
 /// `{url, name}`: a buildpack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuildpackRef {
+pub(crate) struct BuildpackRef {
     /// The URL or name it was set by.
     pub url: String,
     /// Its name.
@@ -622,7 +622,7 @@ pub struct BuildpackRef {
 
 /// One of an app's buildpacks, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuildpackInstallation {
+pub(crate) struct BuildpackInstallation {
     /// Position, from 0.
     pub ordinal: usize,
     /// The buildpack.
@@ -632,7 +632,7 @@ pub struct BuildpackInstallation {
 /// `PUT /apps/{app}/buildpack-installations`: the new list, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BuildpackInstallationsUpdate {
+pub(crate) struct BuildpackInstallationsUpdate {
     /// The buildpacks; empty clears them (back to detection).
     pub updates: Vec<BuildpackUpdate>,
 }
@@ -640,14 +640,14 @@ pub struct BuildpackInstallationsUpdate {
 /// One entry of [`BuildpackInstallationsUpdate`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BuildpackUpdate {
+pub(crate) struct BuildpackUpdate {
     /// A shipped buildpack's name, an absolute path on the host, or a git URL.
     pub buildpack: String,
 }
 
 /// `POST /apps/{app}/log-sessions`, as Heroku's CLI sends it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogSessionCreate {
+pub(crate) struct LogSessionCreate {
     /// Only this dyno (`web.1`), process type (`web`) or `router`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dyno: Option<String>,
@@ -667,7 +667,7 @@ pub struct LogSessionCreate {
 
 /// A log session: its `logplex_url` streams the lines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogSession {
+pub(crate) struct LogSession {
     /// When it was made.
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// Its id (also the secret in the URL).
@@ -681,7 +681,7 @@ pub struct LogSession {
 
 /// Requests by status class (Corral's own, in [`AppMetrics`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusCounts {
+pub(crate) struct StatusCounts {
     /// Informational answers (mostly `101` upgrades).
     #[serde(rename = "1xx", default)]
     pub informational: u64,
@@ -701,7 +701,7 @@ pub struct StatusCounts {
 
 /// p50, p95 and p99 in milliseconds; `null` without requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     /// Median.
     pub p50: Option<f64>,
     /// 95th percentile.
@@ -713,7 +713,7 @@ pub struct Percentiles {
 /// `GET /apps/{app}/metrics` (Corral's own): the router's figures for an
 /// app over the last minutes, from its own counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AppMetrics {
+pub(crate) struct AppMetrics {
     /// The app.
     pub app: NamedRef,
     /// The window: the current minute so far and the minutes before it.

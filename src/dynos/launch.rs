@@ -79,7 +79,6 @@ pub(crate) struct Dyno<'a> {
     pub(crate) app: &'a AppName,
     pub(crate) dyno: &'a DynoName,
     pub(crate) release: ReleaseVersion,
-    pub(crate) command: &'a str,
     pub(crate) config: &'a ConfigVars,
     pub(crate) size: &'a DynoSize,
     /// `$PORT`, for a web dyno.
@@ -117,7 +116,6 @@ pub(crate) fn service(dyno: Dyno<'_>, staged: &Staged, settings: &UnitSettings) 
         app: dyno.app,
         dyno: dyno.dyno,
         release: dyno.release,
-        command: dyno.command,
         config: dyno.config,
         port: dyno.port,
         size: dyno.size,

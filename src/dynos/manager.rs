@@ -34,7 +34,7 @@ use crate::systemd::{CycleTimer, SystemdError};
 
 /// Why a reconciliation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum DynoError {
+pub(crate) enum DynoError {
     /// The store could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -50,9 +50,6 @@ pub enum DynoError {
          a dyno's or held by another program on the host; widen the range"
     )]
     NoPort,
-    /// A blocking task died.
-    #[error("a dyno manager task failed: {0}")]
-    Task(String),
 }
 
 /// How the API tells the control plane that something changed: the dyno
@@ -131,7 +128,7 @@ struct Memory {
 
 /// The dyno manager.
 #[derive(Debug)]
-pub struct DynoManager {
+pub(crate) struct DynoManager {
     store: SharedStore,
     slugs: Arc<SlugStore>,
     units: Arc<dyn Units>,
@@ -155,7 +152,7 @@ fn lock(memory: &Mutex<Memory>) -> std::sync::MutexGuard<'_, Memory> {
 
 impl DynoManager {
     /// A manager over its dependencies.
-    pub fn new(
+    pub(crate) fn new(
         store: SharedStore,
         slugs: Arc<SlugStore>,
         units: Arc<dyn Units>,
@@ -177,7 +174,7 @@ impl DynoManager {
 
     /// Publishes up web dynos to `feed` for the router, and takes each
     /// dyno out of it before stopping it.
-    pub fn with_routes(mut self, hub: Arc<RouteHub>) -> Self {
+    pub(crate) fn with_routes(mut self, hub: Arc<RouteHub>) -> Self {
         self.routes = Some(hub);
         self
     }
@@ -187,7 +184,7 @@ impl DynoManager {
     }
 
     /// Reconciles on every wake, unit event and tick until `shutdown`.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         ports::warn_if_ephemeral(self.config.port_range_start..=self.config.port_range_end);
         self.run_loop(&shutdown).await;
         self.shutdown.cancel();
@@ -238,7 +235,7 @@ impl DynoManager {
     }
 
     /// One pass: observe, plan, apply. Returns the steps it applied.
-    pub async fn reconcile_once(&self) -> Result<Vec<Step>, DynoError> {
+    pub(crate) async fn reconcile_once(&self) -> Result<Vec<Step>, DynoError> {
         let asked = self.waker.take_restarts();
         self.memory().restart.extend(asked);
         if !self.memory().crashes.loaded() {
@@ -703,7 +700,6 @@ impl DynoManager {
             app: &app.app,
             dyno: &want.dyno,
             release: app.release,
-            command: &command,
             config: &app.config,
             size: &want.size,
             port,
@@ -751,7 +747,7 @@ impl DynoManager {
 }
 
 /// Expands each app's formation into numbered dynos.
-pub fn desired_dynos(apps: &[DesiredApp]) -> Vec<DesiredDyno> {
+pub(crate) fn desired_dynos(apps: &[DesiredApp]) -> Vec<DesiredDyno> {
     let mut desired = Vec::new();
     for app in apps {
         for (process_type, quantity, size) in &app.formation {

@@ -45,14 +45,14 @@ const LOAD_WINDOWS: [f64; 3] = [60.0, 300.0, 900.0];
 /// Exponentially decayed averages of CPU cores kept busy over 1, 5 and 15
 /// minutes (see the module's documentation).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct LoadAverage {
+pub(crate) struct LoadAverage {
     /// `[1m, 5m, 15m]`.
     pub values: [f64; 3],
 }
 
 impl LoadAverage {
     /// Folds in `busy` cores, measured as an average over `span`.
-    pub fn update(&mut self, busy: f64, span: Duration) {
+    pub(crate) fn update(&mut self, busy: f64, span: Duration) {
         let dt = span.as_secs_f64();
         if dt <= 0.0 || !busy.is_finite() {
             return;
@@ -65,7 +65,7 @@ impl LoadAverage {
 }
 
 /// Cores kept busy on average: CPU time over wall time.
-pub fn cores_busy(cpu: Duration, wall: Duration) -> f64 {
+pub(crate) fn cores_busy(cpu: Duration, wall: Duration) -> f64 {
     if wall.is_zero() {
         return 0.0;
     }
@@ -74,7 +74,7 @@ pub fn cores_busy(cpu: Duration, wall: Duration) -> f64 {
 
 /// Where a dyno's memory stands against its limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemoryLevel {
+pub(crate) enum MemoryLevel {
     /// Under the soft limit, or no soft limit set.
     Under,
     /// Past the soft limit, under the hard one: R14 territory.
@@ -85,7 +85,7 @@ pub enum MemoryLevel {
 
 impl MemoryLevel {
     /// The level of `used` bytes against `MemoryHigh=` and `MemoryMax=`.
-    pub fn of(used: u64, high: Option<u64>, max: Option<u64>) -> Self {
+    pub(crate) fn of(used: u64, high: Option<u64>, max: Option<u64>) -> Self {
         if max.is_some_and(|max| used >= max) {
             return Self::AtHard;
         }
@@ -99,13 +99,13 @@ impl MemoryLevel {
 /// Edge detection for R14: whether a dyno was reported, so that it is
 /// reported once per crossing of the soft limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QuotaWatch {
+pub(crate) struct QuotaWatch {
     reported: bool,
 }
 
 impl QuotaWatch {
     /// Takes a new level; whether to log R14 now.
-    pub fn observe(&mut self, level: MemoryLevel) -> bool {
+    pub(crate) fn observe(&mut self, level: MemoryLevel) -> bool {
         match level {
             MemoryLevel::Under => {
                 self.reported = false;
@@ -125,7 +125,7 @@ impl QuotaWatch {
 
 /// One sample of one dyno, as the lines report it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// The app.
     pub app: String,
     /// `web.1`.
@@ -161,7 +161,7 @@ impl Sample {
     /// sample#memory_total=21.00MB sample#memory_rss=21.22MB ...
     /// sample#memory_quota=512.00MB`; figures the host cannot give are left
     /// out rather than made up.
-    pub fn memory_line(&self) -> String {
+    pub(crate) fn memory_line(&self) -> String {
         let mut line = format!("source={} dyno={}", self.dyno, self.instance);
         for (name, value) in [
             ("memory_total", self.memory_total),
@@ -187,7 +187,7 @@ impl Sample {
 
     /// The load line: `source=web.1 dyno=... sample#load_avg_1m=0.00
     /// sample#load_avg_5m=0.00 sample#load_avg_15m=0.00`.
-    pub fn load_line(&self) -> String {
+    pub(crate) fn load_line(&self) -> String {
         let [one, five, fifteen] = self.load.values;
         format!(
             "source={} dyno={} sample#load_avg_1m={one:.2} sample#load_avg_5m={five:.2} sample#load_avg_15m={fifteen:.2}",
@@ -197,7 +197,7 @@ impl Sample {
 }
 
 /// Heroku's line before an R14: `Process running mem=493M(96.3%)`.
-pub fn process_running_line(used: u64, quota: u64) -> String {
+pub(crate) fn process_running_line(used: u64, quota: u64) -> String {
     let percent = if quota == 0 {
         0.0
     } else {
@@ -210,11 +210,11 @@ pub fn process_running_line(used: u64, quota: u64) -> String {
 }
 
 /// The R14 line.
-pub const R14: &str = "Error R14 (Memory quota exceeded)";
+pub(crate) const R14: &str = "Error R14 (Memory quota exceeded)";
 
 /// A dyno's latest figures, for `ps` and the API.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DynoFigures {
+pub(crate) struct DynoFigures {
     /// The 1-minute load average (cores busy).
     pub load_avg_1m: f64,
 }
@@ -242,7 +242,7 @@ fn now_usec() -> u64 {
 
 /// The runtime metrics sampler.
 #[derive(Debug)]
-pub struct RuntimeMetrics {
+pub(crate) struct RuntimeMetrics {
     store: SharedStore,
     systemd: Arc<Systemd>,
     interval: Duration,
@@ -251,7 +251,7 @@ pub struct RuntimeMetrics {
 
 impl RuntimeMetrics {
     /// A sampler that samples every `interval`.
-    pub fn new(store: SharedStore, systemd: Arc<Systemd>, interval: Duration) -> Self {
+    pub(crate) fn new(store: SharedStore, systemd: Arc<Systemd>, interval: Duration) -> Self {
         Self {
             store,
             systemd,
@@ -265,14 +265,14 @@ impl RuntimeMetrics {
     }
 
     /// The latest figures of a unit, if it was sampled.
-    pub fn latest(&self, unit: &str) -> Option<DynoFigures> {
+    pub(crate) fn latest(&self, unit: &str) -> Option<DynoFigures> {
         self.tracked().get(unit).map(|t| DynoFigures {
             load_avg_1m: t.load.values[0],
         })
     }
 
     /// Samples every `interval` until `shutdown`.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             if let Err(e) = self.sample_once().await {
                 tracing::warn!(error = %e, "runtime metrics sample failed; trying again");
@@ -286,7 +286,7 @@ impl RuntimeMetrics {
 
     /// One pass: every running dyno's figures, logged (unless its app
     /// turned them off), R14 checked. Returns the samples taken.
-    pub async fn sample_once(&self) -> Result<Vec<Sample>, DynoError> {
+    pub(crate) async fn sample_once(&self) -> Result<Vec<Sample>, DynoError> {
         let apps = self.store.list_apps().await?;
         let records = self.store.dyno_records().await?;
         let apps: HashMap<Uuid, (String, bool)> = apps

@@ -12,27 +12,27 @@ mod crashes;
 mod fake_units;
 pub(crate) mod launch;
 mod manager;
-pub mod metrics;
-pub mod oneoff;
-pub mod plan;
+pub(crate) mod metrics;
+pub(crate) mod oneoff;
+pub(crate) mod plan;
 mod ports;
 mod pty;
-pub mod release_phase;
+pub(crate) mod release_phase;
 mod stdio;
-pub mod unit;
+pub(crate) mod unit;
 mod units;
 
-pub use manager::{desired_dynos, DynoError, DynoManager, DynoWaker};
-pub use metrics::RuntimeMetrics;
-pub use oneoff::{OneOffError, OneOffRequest, OneOffs};
-pub use units::Units;
+pub(crate) use manager::{DynoManager, DynoWaker};
+pub(crate) use metrics::RuntimeMetrics;
+pub(crate) use oneoff::{OneOffError, OneOffRequest, OneOffs};
+pub(crate) use units::Units;
 
 use sha2::{Digest, Sha256};
 
 /// A stable id per unit (one start of a dyno), so clients and log lines
 /// can tell dynos apart: the API's dyno `id` and the runtime metrics'
 /// `dyno=corral.<app-id>.<id>`.
-pub fn dyno_id(unit: &str) -> uuid::Uuid {
+pub(crate) fn dyno_id(unit: &str) -> uuid::Uuid {
     let hash = Sha256::digest(unit.as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&hash[..16]);

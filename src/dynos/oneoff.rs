@@ -46,13 +46,13 @@ use crate::state::{self, AppRef, DynoRecord, SharedStore, StoreError};
 use crate::systemd::{ServiceSpec, Stdio, Systemd, SystemdError, UnitEvent, UnitStatus};
 
 /// The process type of every one-off dyno.
-pub const RUN_TYPE: &str = "run";
+pub(crate) const RUN_TYPE: &str = "run";
 
 /// How long an attach URL stays valid (Heroku's rendezvous allows about as long).
-pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The longest and the default time to live: Heroku's 24 hours.
-pub const MAX_TIME_TO_LIVE: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_TIME_TO_LIVE: Duration = Duration::from_secs(24 * 3600);
 
 /// How long output may still arrive after the unit has ended.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
@@ -69,7 +69,7 @@ const UNKNOWN_STATUS: i32 = 255;
 
 /// Why a one-off could not be created, attached or stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum OneOffError {
+pub(crate) enum OneOffError {
     /// The store could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -94,14 +94,11 @@ pub enum OneOffError {
     /// No such one-off dyno.
     #[error("Couldn't find that dyno.")]
     NoSuchDyno,
-    /// A blocking task died.
-    #[error("a one-off dyno task failed: {0}")]
-    Task(String),
 }
 
 /// What `POST /apps/{app}/dynos` asks for, validated.
 #[derive(Debug, Clone)]
-pub struct OneOffRequest {
+pub(crate) struct OneOffRequest {
     /// The shell command.
     pub command: String,
     /// Connect the caller to it (else: log to the journal).
@@ -118,7 +115,7 @@ pub struct OneOffRequest {
 
 /// A one-off that was created.
 #[derive(Debug, Clone)]
-pub struct Created {
+pub(crate) struct Created {
     /// Its record, as `GET /apps/{app}/dynos` shows it.
     pub record: DynoRecord,
     /// The app's current name.
@@ -129,7 +126,7 @@ pub struct Created {
 
 /// Everything needed to start a one-off, fixed when it was asked for.
 #[derive(Debug, Clone)]
-pub struct Launch {
+pub(crate) struct Launch {
     app: AppName,
     dyno: DynoName,
     release: ReleaseVersion,
@@ -157,7 +154,6 @@ impl Launch {
             app: &self.app,
             dyno: &self.dyno,
             release: self.release,
-            command: &self.command,
             config: &self.config,
             size: &self.size,
             port: None,
@@ -202,7 +198,7 @@ enum SessionEnd {
 
 /// The one-off dynos of every app.
 #[derive(Debug)]
-pub struct OneOffs {
+pub(crate) struct OneOffs {
     store: SharedStore,
     slugs: Arc<SlugStore>,
     systemd: Arc<Systemd>,
@@ -220,7 +216,7 @@ fn platform_log(app: &AppName, dyno: &DynoName, message: &str) {
 
 /// A unit's end as a shell reports a process's: the exit status, or 128
 /// plus the signal that killed it.
-pub fn shell_status(status: &UnitStatus) -> i32 {
+pub(crate) fn shell_status(status: &UnitStatus) -> i32 {
     const CLD_EXITED: i32 = 1;
     const CLD_KILLED: i32 = 2;
     const CLD_DUMPED: i32 = 3;
@@ -236,14 +232,14 @@ fn sha256(secret: &str) -> [u8; 32] {
 }
 
 /// Whether a dyno is a one-off, by its process type.
-pub fn is_one_off(dyno: &DynoName) -> bool {
+pub(crate) fn is_one_off(dyno: &DynoName) -> bool {
     // `release.N` runs a release phase: also once, never by the formation.
     !dyno.process_type().is_scalable()
 }
 
 impl OneOffs {
     /// One-offs over the dyno manager's dependencies.
-    pub fn new(
+    pub(crate) fn new(
         store: SharedStore,
         slugs: Arc<SlugStore>,
         systemd: Arc<Systemd>,
@@ -266,7 +262,11 @@ impl OneOffs {
 
     /// Creates `run.N` in the app's current release: started at once when
     /// detached; for an attached one the secret of its attach URL.
-    pub async fn create(&self, app: AppRef, req: OneOffRequest) -> Result<Created, OneOffError> {
+    pub(crate) async fn create(
+        &self,
+        app: AppRef,
+        req: OneOffRequest,
+    ) -> Result<Created, OneOffError> {
         if !self.config.enabled {
             return Err(OneOffError::Disabled);
         }
@@ -484,7 +484,7 @@ impl OneOffs {
 
     /// Takes the waiting one-off an attach URL names, once, within
     /// [`ATTACH_TIMEOUT`]. The caller starts it with [`OneOffs::attach`].
-    pub async fn claim(
+    pub(crate) async fn claim(
         &self,
         app: AppRef,
         dyno: &DynoName,
@@ -513,7 +513,7 @@ impl OneOffs {
 
     /// Runs a claimed one-off for the client behind `upgrade`, in a task
     /// of its own (the HTTP response must go out first).
-    pub fn attach(self: &Arc<Self>, launch: Launch, upgrade: OnUpgrade) {
+    pub(crate) fn attach(self: &Arc<Self>, launch: Launch, upgrade: OnUpgrade) {
         let this = Arc::clone(self);
         let span = tracing::info_span!("one_off", app = %launch.app, dyno = %launch.dyno);
         self.sessions.spawn(
@@ -622,7 +622,7 @@ impl OneOffs {
     /// Stops a one-off: a waiting one is dropped, an attached one ends its
     /// session (which reports the status to its client), a detached one is
     /// stopped and forgotten here.
-    pub async fn stop(&self, app: &AppName, dyno: &DynoName) -> Result<(), OneOffError> {
+    pub(crate) async fn stop(&self, app: &AppName, dyno: &DynoName) -> Result<(), OneOffError> {
         let unit = UnitName::dyno(app, dyno);
         let name = unit.as_str().to_owned();
         let record = self
@@ -685,7 +685,7 @@ impl OneOffs {
 
     /// Forgets one-offs that ended on their own (detached ones, and any
     /// left from before a restart of corrald) and attach URLs that expired.
-    pub async fn reap_once(&self) -> Result<(), OneOffError> {
+    pub(crate) async fn reap_once(&self) -> Result<(), OneOffError> {
         let expired: Vec<Box<Launch>> = {
             let mut held = self.held();
             let now = Instant::now();
@@ -753,7 +753,7 @@ impl OneOffs {
     /// Reaps on every one-off unit event and every reconcile interval
     /// until `shutdown`; then ends the attached sessions (stopping their
     /// dynos) and waits for them.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let tick = Duration::from_secs(self.config.reconcile_interval_secs.max(1));
         let mut events = None;
         loop {

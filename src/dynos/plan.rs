@@ -16,7 +16,7 @@ use crate::model::{AppName, DynoName, DynoSize, ReleaseVersion, UnitName};
 
 /// A dyno the formation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DesiredDyno {
+pub(crate) struct DesiredDyno {
     /// The app.
     pub app: AppName,
     /// `web.1`.
@@ -29,7 +29,7 @@ pub struct DesiredDyno {
 
 /// What systemd says about one of our dyno units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnitState {
+pub(crate) enum UnitState {
     /// Starting or running.
     Running,
     /// Stopping.
@@ -41,7 +41,7 @@ pub enum UnitState {
 /// One generation of a dyno that exists, with what corrald recorded when
 /// it started it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObservedDyno {
+pub(crate) struct ObservedDyno {
     /// The app.
     pub app: AppName,
     /// `web.1`.
@@ -67,7 +67,7 @@ pub struct ObservedDyno {
 
 /// Why a dyno starts; it decides the platform's log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Why {
+pub(crate) enum Why {
     /// The formation grew (or the dyno was restarted by hand).
     Scale,
     /// The previous generation died.
@@ -82,7 +82,7 @@ pub enum Why {
 
 /// One thing to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Start a new generation of a dyno.
     Start {
         /// What to run.
@@ -126,7 +126,7 @@ pub enum Step {
 }
 
 /// The unit of a dyno generation; 0 is the name without a generation.
-pub fn unit_name(app: &AppName, dyno: &DynoName, generation: u32) -> UnitName {
+pub(crate) fn unit_name(app: &AppName, dyno: &DynoName, generation: u32) -> UnitName {
     if generation == 0 {
         UnitName::dyno(app, dyno)
     } else {
@@ -136,7 +136,7 @@ pub fn unit_name(app: &AppName, dyno: &DynoName, generation: u32) -> UnitName {
 
 impl Step {
     /// The app and dyno the step is about.
-    pub fn dyno(&self) -> (&AppName, &DynoName) {
+    pub(crate) fn dyno(&self) -> (&AppName, &DynoName) {
         match self {
             Step::Start { want, .. } => (&want.app, &want.dyno),
             Step::Stop { app, dyno, .. }
@@ -146,7 +146,7 @@ impl Step {
     }
 
     /// The unit the step acts on (none for a wait).
-    pub fn unit(&self) -> Option<UnitName> {
+    pub(crate) fn unit(&self) -> Option<UnitName> {
         match self {
             Step::Start {
                 want, generation, ..
@@ -170,7 +170,7 @@ impl Step {
 /// Crash-restart timing: at once the first time, then doubling from 1 s,
 /// capped at 20 minutes (Heroku's cap). systemd 252 has no RestartSteps=,
 /// so the manager owns this.
-pub fn backoff(crashes: u32) -> Duration {
+pub(crate) fn backoff(crashes: u32) -> Duration {
     const CAP: Duration = Duration::from_secs(20 * 60);
     if crashes <= 1 {
         return Duration::ZERO;
@@ -199,7 +199,7 @@ fn clean(seen: &ObservedDyno) -> Step {
 /// Compares desired and observed. `since_crash` gives, for a dyno with a
 /// dead generation, how many times it crashed in a row and how long ago
 /// the last crash was.
-pub fn plan(
+pub(crate) fn plan(
     desired: &[DesiredDyno],
     observed: &[ObservedDyno],
     since_crash: impl Fn(&AppName, &DynoName) -> (u32, Duration),

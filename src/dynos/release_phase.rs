@@ -25,7 +25,7 @@ use crate::state::{self, AppRef, ReleaseRef, ReleaseStatus, SharedStore, StoreEr
 use crate::systemd::{Systemd, SystemdError};
 
 /// Heroku stops a release command after an hour.
-pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(crate) const RELEASE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// How long output may still arrive after the unit has ended.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
@@ -209,7 +209,6 @@ impl ReleasePhase {
                 app: &found.name,
                 dyno: &dyno,
                 release: version,
-                command: &command,
                 config: &release.config,
                 size: &size,
                 port: None,

@@ -11,7 +11,7 @@ use crate::systemd::{BindPath, CycleTimer, Limits, OverlayMount, ServiceSpec, Sy
 
 /// Everything that decides how one dyno runs.
 #[derive(Debug, Clone)]
-pub struct DynoInput<'a> {
+pub(crate) struct DynoInput<'a> {
     /// The unit's name.
     pub unit: &'a UnitName,
     /// The app.
@@ -20,8 +20,6 @@ pub struct DynoInput<'a> {
     pub dyno: &'a DynoName,
     /// The release it runs.
     pub release: ReleaseVersion,
-    /// The Procfile command.
-    pub command: &'a str,
     /// The release's config vars.
     pub config: &'a ConfigVars,
     /// `$PORT` (web dynos).
@@ -48,7 +46,7 @@ pub struct DynoInput<'a> {
 
 /// The directory for one dyno's runtime files under `runtime_dir`, named by
 /// a hash of the unit so no escaping reaches the file system.
-pub fn runtime_dir_for(runtime_dir: &Path, unit: &UnitName) -> PathBuf {
+pub(crate) fn runtime_dir_for(runtime_dir: &Path, unit: &UnitName) -> PathBuf {
     let hash = Sha256::digest(unit.as_str().as_bytes());
     runtime_dir.join("dynos").join(hex::encode(&hash[..12]))
 }
@@ -61,13 +59,13 @@ fn app_mount_point(dir: &Path) -> PathBuf {
 
 /// The mount unit of the `/app` overlay of the dyno whose runtime
 /// directory is `dir`.
-pub fn app_mount_unit(dir: &Path) -> String {
+pub(crate) fn app_mount_unit(dir: &Path) -> String {
     crate::systemd::mount_unit_name(&app_mount_point(dir).display().to_string())
 }
 
 /// Whether the `/app` overlay of the dyno whose runtime directory is `dir`
 /// is still mounted: systemd unmounts it only once the unit is inactive.
-pub fn app_mounted(dir: &Path) -> bool {
+pub(crate) fn app_mounted(dir: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let app = app_mount_point(dir);
     // A mount point is on another device than its parent.
@@ -85,7 +83,7 @@ pub fn app_mounted(dir: &Path) -> bool {
 /// waits for that unmount, so the files go now rather than at the dyno
 /// manager's next sweep. A directory whose `/app` is still mounted is
 /// left to that sweep: nothing walks into a live overlay.
-pub async fn remove_ended_runtime_dir(systemd: &Systemd, dir: PathBuf) {
+pub(crate) async fn remove_ended_runtime_dir(systemd: &Systemd, dir: PathBuf) {
     if let Err(e) = systemd.stop_unit(&app_mount_unit(&dir)).await {
         tracing::debug!(dir = %dir.display(), error = %e, "cannot unmount an ended dyno's /app; the sweep removes its files");
     }
@@ -102,7 +100,7 @@ pub async fn remove_ended_runtime_dir(systemd: &Systemd, dir: PathBuf) {
 /// `fs/{upper,work,app}` for its writable `/app`, in a 0700 root directory
 /// so no other user reaches the dyno's files (PID 1 binds `fs/app` into
 /// the dyno). On error, the path that failed and why.
-pub async fn prepare_runtime_dir(
+pub(crate) async fn prepare_runtime_dir(
     dir: &Path,
     command: &str,
 ) -> Result<(), (PathBuf, std::io::Error)> {
@@ -152,7 +150,7 @@ fn shell_quote(s: &str) -> String {
 /// `.profile.d/*.sh`, then replaces itself with the command run by a shell.
 /// The command travels in this file, never in argv, so systemd's `$`
 /// handling cannot touch it.
-pub fn launch_script(command: &str) -> String {
+pub(crate) fn launch_script(command: &str) -> String {
     format!(
         "# Written by corrald: how this dyno starts.\n\
          cd /app || exit 1\n\
@@ -180,12 +178,12 @@ fn tasks_max(size: &DynoSize) -> u64 {
 /// once per crossing, and on cgroup v2 the kernel reclaims its memory
 /// harder (the dyno slows down, like a Heroku dyno that swaps); at the
 /// quota itself (`MemoryMax=`) the kernel's OOM killer ends it (R15).
-pub fn soft_memory_limit(max: u64) -> u64 {
+pub(crate) fn soft_memory_limit(max: u64) -> u64 {
     max / 16 * 15
 }
 
 /// The transient service for a dyno.
-pub fn dyno_service(input: &DynoInput<'_>) -> ServiceSpec {
+pub(crate) fn dyno_service(input: &DynoInput<'_>) -> ServiceSpec {
     let unit = input.unit;
     let mut spec = ServiceSpec::new(
         unit.as_str(),
@@ -294,7 +292,6 @@ mod tests {
             app: &app,
             dyno: &dyno,
             release: ReleaseVersion(7),
-            command: "bundle exec puma -p $PORT",
             config: &config,
             port: Some(30001),
             size: &size,

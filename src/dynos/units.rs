@@ -7,7 +7,7 @@ use crate::systemd::{ServiceSpec, SystemdError, UnitEvent, UnitInfo, UnitStatus}
 /// The unit operations the dyno manager needs; each is one D-Bus call (or
 /// a job waited on) against the real systemd.
 #[async_trait::async_trait]
-pub trait Units: Send + Sync + std::fmt::Debug {
+pub(crate) trait Units: Send + Sync + std::fmt::Debug {
     /// Units whose names match any of the glob `patterns`.
     async fn list_units(&self, patterns: &[&str]) -> Result<Vec<UnitInfo>, SystemdError>;
     /// A loaded unit's state and exit, or `None` if systemd has no such unit.
