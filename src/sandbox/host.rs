@@ -25,13 +25,27 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{geteuid, Pid};
 use tracing::{debug, info, warn};
+
+mod cgroups;
+mod error;
+mod process;
+mod scripts;
+
+use cgroups::{kill_cgroup_members, parse_mounts, remove_cgroup_tree, CgroupLayout};
+use error::io_err;
+pub use error::SandboxError;
+use process::{find_child_of, run_bounded, wait_exit, Programs};
+use scripts::{
+    CONTAINER_ID, ENTER_CGROUPS_SCRIPT, INIT_SCRIPT, JOURNALD_CONF_TEXT, MASKED_UNITS,
+    SYSTEM_CONF_TEXT, TARGET_UNIT, TARGET_UNIT_TEXT,
+};
 
 /// Where the per-host scratch directories live. `/run` rather than `/tmp`
 /// keeps them clear of anything that cleans `/tmp`; each host removes its own.
@@ -40,15 +54,6 @@ pub const SCRATCH_ROOT: &str = "/run/corral-sandbox";
 /// Prefix of the child cgroup directory made in every hierarchy.
 pub const CGROUP_PREFIX: &str = "corral-sandbox-";
 
-/// Value of `$container` for the inner systemd, which makes it behave as a
-/// container's init (no hardware, clock or kernel module setup).
-const CONTAINER_ID: &str = "corral-sandbox";
-
-/// The unit the inner systemd boots into: basic.target plus D-Bus and logind,
-/// and none of the machine's enabled services (they would bind ports in the
-/// shared network namespace).
-const TARGET_UNIT: &str = "corral-sandbox.target";
-
 const SYSTEMD: &str = "/usr/lib/systemd/systemd";
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,210 +61,10 @@ const CGROUP_RMDIR_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
 const MAX_NAME_LEN: usize = 40;
 
-/// Runs as the launched process on the machine: `echo $$` into every
-/// `cgroup.procs` given before `--`, then `exec` the rest (`unshare ...`).
-/// Being a shell that moves itself, nothing runs outside the child cgroups.
-const ENTER_CGROUPS_SCRIPT: &str = r#"set -eu
-while [ "$#" -gt 0 ] && [ "$1" != -- ]; do
-    echo "$$" > "$1"
-    shift
-done
-shift
-exec "$@"
-"#;
-
-/// PID 1 of the new PID namespace, in a private mount namespace.
-///
-/// Arguments: `$1` scratch dir, `$2` unit to boot, `$3` value of
-/// `$container`, `$4` cgroup root mode (`tmpfs` or `none`), then a count and
-/// `(fstype dir options)` triples for the cgroup hierarchies, a count and
-/// `(name target)` pairs of symlinks in `/sys/fs/cgroup`, a count and
-/// `(source destination)` pairs of binds.
-const INIT_SCRIPT: &str = r#"set -eu
-scratch=$1
-target=$2
-container_id=$3
-cgroot_mode=$4
-shift 4
-fs=$scratch/fs
-m=$fs/merged
-old=/run/corral-old-root
-
-# Nothing mounted from here on may reach the machine's namespace.
-mount --make-rprivate /
-
-# Overlay of / with a tmpfs upper layer: what systemd writes (including
-# systemd-tmpfiles cleaning) stays in memory of this namespace.
-mount -t tmpfs -o mode=0755 corral-sandbox "$fs"
-mkdir "$fs/upper" "$fs/work" "$m"
-mount -t overlay -o "lowerdir=/,upperdir=$fs/upper,workdir=$fs/work" corral-sandbox "$m"
-
-mount -t proc -o nosuid,nodev,noexec proc "$m/proc"
-# Read-only like systemd-nspawn: sysctls, sysrq and sysfs are machine-global.
-mount --bind "$m/proc/sys" "$m/proc/sys"
-mount -o remount,bind,ro "$m/proc/sys"
-if [ -e "$m/proc/sysrq-trigger" ]; then
-    mount --bind "$m/proc/sysrq-trigger" "$m/proc/sysrq-trigger"
-    mount -o remount,bind,ro "$m/proc/sysrq-trigger"
-fi
-mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$m/sys"
-
-# Fresh cgroup mounts: thanks to unshare --cgroup their root is the child
-# cgroup the launcher moved into, so systemd nests everything below it.
-cg=$m/sys/fs/cgroup
-if [ "$cgroot_mode" = tmpfs ]; then
-    mount -t tmpfs -o mode=0755,nosuid,nodev,noexec cgroup "$cg"
-fi
-n=$1
-shift
-while [ "$n" -gt 0 ]; do
-    mkdir -p "$cg/$2"
-    mount -t "$1" -o "nosuid,nodev,noexec${3:+,$3}" "$1" "$cg/$2"
-    shift 3
-    n=$((n - 1))
-done
-n=$1
-shift
-while [ "$n" -gt 0 ]; do
-    ln -s "$2" "$cg/$1"
-    shift 2
-    n=$((n - 1))
-done
-
-# A private /dev: the machine's devtmpfs would be exposed to tmpfiles rules
-# (permission changes on real device nodes), and its /dev/console to
-# systemd's output and gettys.
-d=$m/dev
-mount -t tmpfs -o mode=0755,nosuid,size=4m corral-dev "$d"
-for node in null zero full random urandom tty; do
-    : > "$d/$node"
-    mount --bind "/dev/$node" "$d/$node"
-done
-: > "$d/console"
-mount --bind /dev/null "$d/console"
-mkdir "$d/pts" "$d/shm"
-mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec devpts "$d/pts"
-ln -s pts/ptmx "$d/ptmx"
-mount -t tmpfs -o mode=1777,nosuid,nodev shm "$d/shm"
-ln -s /proc/self/fd "$d/fd"
-ln -s /proc/self/fd/0 "$d/stdin"
-ln -s /proc/self/fd/1 "$d/stdout"
-ln -s /proc/self/fd/2 "$d/stderr"
-
-mount -t tmpfs -o mode=0755,nosuid,nodev corral-run "$m/run"
-mount -t tmpfs -o mode=1777,nosuid,nodev corral-tmp "$m/tmp"
-
-mkdir "$m$old"
-cd "$m"
-pivot_root . ".$old"
-cd /
-
-# From here on absolute symlinks resolve inside the overlay, so neither the
-# configuration copy nor the bind targets can write through to the machine.
-cp -a --remove-destination "$old$scratch/etc/." /etc/
-n=$1
-shift
-while [ "$n" -gt 0 ]; do
-    if [ -d "$old$1" ]; then
-        mkdir -p "$2"
-    else
-        mkdir -p "$(dirname "$2")"
-        [ -e "$2" ] || : > "$2"
-    fi
-    mount --bind "$old$1" "$2"
-    shift 2
-    n=$((n - 1))
-done
-umount -l "$old"
-rmdir "$old"
-
-# systemd as a container's init leaves mount propagation as it finds it
-# (private, from the top of this script), so services with a mount
-# namespace of their own (ProtectSystem=, PrivateTmp=) would never see
-# mounts made later, nor their unmounts. Shared, as systemd makes it on a
-# real host and systemd-nspawn in its containers. The peer groups are new
-# and live in this namespace only: nothing propagates to the machine.
-mount --make-rshared /
-
-export container="$container_id"
-exec /usr/lib/systemd/systemd --system --unit="$target" --show-status=false
-"#;
-
-/// Units that make no sense in a throwaway host, slow its boot, or would act on
-/// machine-global state (time, sysctls, kernel modules, devices, ports).
-const MASKED_UNITS: &[&str] = &[
-    "getty.target",
-    "getty@.service",
-    "serial-getty@.service",
-    "console-getty.service",
-    "container-getty@.service",
-    "systemd-ask-password-console.path",
-    "systemd-ask-password-wall.path",
-    "systemd-udevd.service",
-    "systemd-udevd-control.socket",
-    "systemd-udevd-kernel.socket",
-    "systemd-udev-trigger.service",
-    "systemd-udev-settle.service",
-    "systemd-hwdb-update.service",
-    "systemd-modules-load.service",
-    "kmod-static-nodes.service",
-    "systemd-sysctl.service",
-    "systemd-binfmt.service",
-    "proc-sys-fs-binfmt_misc.automount",
-    "proc-sys-fs-binfmt_misc.mount",
-    "systemd-timesyncd.service",
-    "systemd-networkd.service",
-    "systemd-networkd-wait-online.service",
-    "systemd-resolved.service",
-    "systemd-pstore.service",
-    "systemd-firstboot.service",
-    "systemd-repart.service",
-    "systemd-pcrphase.service",
-    "systemd-pcrphase-sysinit.service",
-    "systemd-random-seed.service",
-    "systemd-journald-audit.socket",
-    "dev-hugepages.mount",
-    "sys-kernel-debug.mount",
-    "sys-kernel-tracing.mount",
-    "sys-kernel-config.mount",
-    "sys-fs-fuse-connections.mount",
-    "apt-daily.timer",
-    "apt-daily-upgrade.timer",
-    "dpkg-db-backup.timer",
-    "e2scrub_all.timer",
-    "fstrim.timer",
-    "man-db.timer",
-    "logrotate.timer",
-];
-
-const TARGET_UNIT_TEXT: &str = "[Unit]
-Description=Corral throwaway systemd host
-Requires=basic.target
-Wants=dbus.service systemd-logind.service
-After=basic.target dbus.service systemd-logind.service
-AllowIsolate=yes
-";
-
-/// Bounded stops: a hung unit must not hold up a test's teardown past
-/// [`SHUTDOWN_TIMEOUT`].
-const SYSTEM_CONF_TEXT: &str = "[Manager]
-DefaultTimeoutStopSec=10s
-ShowStatus=no
-";
-
-const JOURNALD_CONF_TEXT: &str = "[Journal]
-Storage=volatile
-ReadKMsg=no
-";
-
 /// Inner paths a bind may not target: they are fresh filesystems (the bind
 /// would be hidden or refused) or emptied by systemd-tmpfiles at boot, which
 /// would wipe the outside directory through the bind.
 const FORBIDDEN_BIND_PREFIXES: &[&str] = &["/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp"];
-
-/// Programs run by this module, looked up in the usual system directories
-/// rather than `$PATH` so a test's `$PATH` cannot substitute them.
-const PROGRAM_DIRS: &[&str] = &["/usr/bin", "/bin", "/usr/sbin", "/sbin"];
 
 /// Settings of one host.
 #[derive(Debug, Clone)]
@@ -304,84 +109,6 @@ impl HostConfig {
     }
 }
 
-/// Why a host could not be booted or torn down.
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    /// Not root: namespaces, mounts and cgroups need it.
-    #[error("the throwaway systemd host must be started as root (effective uid is {0}): it mounts filesystems and makes cgroups; run it with sudo")]
-    NotRoot(u32),
-    /// The host name is not usable in cgroup and directory names.
-    #[error("invalid host name {0:?}: use 1 to 40 characters of [a-z0-9-], not starting with '-'")]
-    InvalidName(String),
-    /// A bind would expose or endanger the machine.
-    #[error("invalid bind {outside} -> {inside}: {reason}")]
-    InvalidBind {
-        outside: PathBuf,
-        inside: PathBuf,
-        reason: String,
-    },
-    /// A program the host needs is not installed.
-    #[error("{0} not found in /usr/bin, /bin, /usr/sbin or /sbin: install util-linux, procps and systemd")]
-    MissingProgram(String),
-    /// A host of that name is running, or a crashed one left traces.
-    #[error("a host named {name:?} exists or was not torn down ({path} exists): use another name, or remove the leftovers of a crashed run (rmdir the corral-sandbox-{name} cgroup directories deepest first, then remove {SCRATCH_ROOT}/{name})")]
-    AlreadyExists { name: String, path: PathBuf },
-    /// The machine's cgroup mounts are not ones this code understands.
-    #[error("unsupported cgroup layout: {0}")]
-    Cgroups(String),
-    /// A file system operation on the machine failed.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// A helper program could not be run, or failed.
-    #[error("cannot run {program}: {source}")]
-    Spawn {
-        program: String,
-        #[source]
-        source: io::Error,
-    },
-    /// systemd exited or failed before finishing its boot.
-    #[error("the inner systemd of host {name:?} did not boot ({reason}); console output of the host follows:\n{console}")]
-    BootFailed {
-        name: String,
-        reason: String,
-        console: String,
-    },
-    /// systemd did not finish booting in time.
-    #[error("host {name:?} did not finish booting within {timeout:?} (was waiting for {stage}); raise HostConfig::boot_timeout if the machine is just slow; console output of the host follows:\n{console}")]
-    BootTimeout {
-        name: String,
-        timeout: Duration,
-        stage: &'static str,
-        console: String,
-    },
-    /// corrald did not come up inside the host.
-    #[error("corrald did not start in the sandbox: {0}")]
-    Corrald(String),
-    /// Shutdown could not remove everything it made.
-    #[error("teardown of host {name:?} left things behind, remove them by hand: {}", .leftovers.join("; "))]
-    Teardown {
-        name: String,
-        leftovers: Vec<String>,
-    },
-}
-
-fn io_err(
-    action: &'static str,
-    path: impl Into<PathBuf>,
-) -> impl FnOnce(io::Error) -> SandboxError {
-    let path = path.into();
-    move |source| SandboxError::Io {
-        action,
-        path,
-        source,
-    }
-}
-
 /// A booted throwaway systemd host. Dropping it shuts it down (best effort);
 /// call [`Host::shutdown`] to learn whether teardown left anything behind.
 #[derive(Debug)]
@@ -398,40 +125,6 @@ pub struct Host {
     boot_timeout: Duration,
     programs: Programs,
     torn_down: bool,
-}
-
-#[derive(Debug, Clone)]
-struct Programs {
-    sh: PathBuf,
-    unshare: PathBuf,
-    nsenter: PathBuf,
-    kill: PathBuf,
-}
-
-impl Programs {
-    fn find() -> Result<Self, SandboxError> {
-        // Only checked, never run from here: the init script runs them inside.
-        for name in ["mount", "umount", "pivot_root", "cp"] {
-            find_program(name)?;
-        }
-        if !Path::new(SYSTEMD).is_file() {
-            return Err(SandboxError::MissingProgram(SYSTEMD.to_owned()));
-        }
-        Ok(Programs {
-            sh: find_program("sh")?,
-            unshare: find_program("unshare")?,
-            nsenter: find_program("nsenter")?,
-            kill: find_program("kill")?,
-        })
-    }
-}
-
-fn find_program(name: &str) -> Result<PathBuf, SandboxError> {
-    PROGRAM_DIRS
-        .iter()
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| SandboxError::MissingProgram(name.to_owned()))
 }
 
 impl Host {
@@ -926,39 +619,6 @@ impl Host {
     }
 }
 
-/// SIGKILLs whatever is still in the cgroup trees until they are empty.
-fn kill_cgroup_members(tops: &[PathBuf], timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut pids = Vec::new();
-        for top in tops {
-            let mut dirs = Vec::new();
-            collect_dirs(top, &mut dirs);
-            for dir in dirs {
-                if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
-                    pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-                }
-            }
-        }
-        pids.sort_unstable();
-        pids.dedup();
-        if pids.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "processes {pids:?} in the host's cgroups survived SIGKILL"
-            ));
-        }
-        for pid in pids {
-            if let Err(e) = kill(Pid::from_raw(pid), Signal::SIGKILL) {
-                debug!(pid, error = %e, "SIGKILL of cgroup member");
-            }
-        }
-        thread::sleep(POLL);
-    }
-}
-
 impl Drop for Host {
     fn drop(&mut self) {
         if let Err(e) = self.teardown(true) {
@@ -1018,116 +678,6 @@ fn validate_binds(binds: &[(PathBuf, PathBuf)]) -> Result<Vec<(PathBuf, PathBuf)
         .collect()
 }
 
-/// The first process whose parent is `ppid`, by scanning /proc (this kernel
-/// has no /proc/PID/task/TID/children).
-fn find_child_of(ppid: u32) -> Option<u32> {
-    let entries = fs::read_dir("/proc").ok()?;
-    entries.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
-        (parse_ppid(&stat)? == ppid).then_some(pid)
-    })
-}
-
-/// PPID from /proc/PID/stat; the command name may contain spaces and parens,
-/// so fields are counted from the last ')'.
-fn parse_ppid(stat: &str) -> Option<u32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Runs `cmd` with captured output, killing it if `deadline` passes first
-/// (then `Ok(None)`).
-fn run_bounded(
-    mut cmd: Command,
-    what: &str,
-    deadline: Instant,
-) -> Result<Option<Output>, SandboxError> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| SandboxError::Spawn {
-            program: what.to_owned(),
-            source,
-        })?;
-    // Small outputs only (state words, unit lists): the pipe cannot fill up
-    // while we poll.
-    if wait_exit(
-        &mut child,
-        deadline.saturating_duration_since(Instant::now()),
-    ) {
-        child
-            .wait_with_output()
-            .map(Some)
-            .map_err(io_err("wait for", what))
-    } else {
-        if let Err(e) = child.kill() {
-            debug!(error = %e, "kill of {what}");
-        }
-        if let Err(e) = child.wait() {
-            debug!(error = %e, "wait of {what}");
-        }
-        Ok(None)
-    }
-}
-
-/// Polls until `child` has exited (true) or `timeout` passes (false).
-fn wait_exit(child: &mut Child, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => return true,
-            Ok(None) => {}
-            // ECHILD: already reaped elsewhere, i.e. gone.
-            Err(_) => return true,
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(POLL);
-    }
-}
-
-/// rmdir of `top` and every cgroup systemd made below it, deepest first,
-/// retried while the kernel still counts dying tasks.
-fn remove_cgroup_tree(top: &Path) -> Result<(), String> {
-    let deadline = Instant::now() + CGROUP_RMDIR_TIMEOUT;
-    loop {
-        let mut dirs = Vec::new();
-        collect_dirs(top, &mut dirs);
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        let mut last_err = None;
-        for dir in &dirs {
-            match fs::remove_dir(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => last_err = Some(format!("cgroup {}: {e}", dir.display())),
-            }
-        }
-        match last_err {
-            None => return Ok(()),
-            Some(err) if Instant::now() >= deadline => return Err(err),
-            Some(_) => thread::sleep(POLL),
-        }
-    }
-}
-
-fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    if !dir.is_dir() {
-        return;
-    }
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                collect_dirs(&entry.path(), out);
-            }
-        }
-    }
-    out.push(dir.to_owned());
-}
-
 fn remove_scratch(scratch: &Path) -> Result<(), String> {
     if !scratch.exists() {
         return Ok(());
@@ -1152,292 +702,9 @@ fn remove_scratch(scratch: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The machine's cgroup hierarchies as this process sees them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CgroupLayout {
-    /// Whether /sys/fs/cgroup is a tmpfs holding one mount per hierarchy
-    /// (v1 or hybrid), rather than a cgroup2 mount itself (unified).
-    root_is_tmpfs: bool,
-    hierarchies: Vec<Hierarchy>,
-    /// Symlinks in /sys/fs/cgroup, such as `cpu -> cpu,cpuacct`.
-    symlinks: Vec<(String, String)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Hierarchy {
-    /// Mount point on the machine.
-    mount: PathBuf,
-    /// Mount point inside, relative to /sys/fs/cgroup (`.` for unified).
-    inner_dir: String,
-    fstype: &'static str,
-    /// Mount options selecting this hierarchy (`cpu`, `none,name=systemd`).
-    options: String,
-    /// This process's cgroup in it, from /proc/self/cgroup.
-    current: String,
-}
-
-impl Hierarchy {
-    fn is_cpuset(&self) -> bool {
-        self.fstype == "cgroup" && self.options.split(',').any(|o| o == "cpuset")
-    }
-}
-
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
-impl CgroupLayout {
-    fn discover() -> Result<Self, SandboxError> {
-        let mounts =
-            fs::read_to_string("/proc/self/mounts").map_err(io_err("read", "/proc/self/mounts"))?;
-        let cgroups =
-            fs::read_to_string("/proc/self/cgroup").map_err(io_err("read", "/proc/self/cgroup"))?;
-        let mut layout = Self::parse(&mounts, &cgroups)?;
-        if layout.root_is_tmpfs {
-            let entries = fs::read_dir(CGROUP_ROOT).map_err(io_err("list", CGROUP_ROOT))?;
-            for entry in entries.flatten() {
-                if entry.file_type().map(|t| t.is_symlink()).unwrap_or(false) {
-                    if let (Some(name), Ok(target)) =
-                        (entry.file_name().to_str(), fs::read_link(entry.path()))
-                    {
-                        if let Some(target) = target.to_str() {
-                            layout.symlinks.push((name.to_owned(), target.to_owned()));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(layout)
-    }
-
-    fn parse(mounts: &str, cgroups: &str) -> Result<Self, SandboxError> {
-        let mounts = parse_mounts(mounts);
-        let root = Path::new(CGROUP_ROOT);
-        let root_is_tmpfs = match mounts.iter().rev().find(|m| m.mount_point == root) {
-            Some(m) if m.fstype == "tmpfs" => true,
-            Some(m) if m.fstype == "cgroup2" => false,
-            Some(m) => {
-                return Err(SandboxError::Cgroups(format!(
-                    "{CGROUP_ROOT} is a {} mount, expected tmpfs or cgroup2",
-                    m.fstype
-                )))
-            }
-            None => {
-                return Err(SandboxError::Cgroups(format!(
-                    "nothing is mounted at {CGROUP_ROOT}"
-                )))
-            }
-        };
-        let mut hierarchies = Vec::new();
-        for line in cgroups.lines().filter(|l| !l.is_empty()) {
-            let mut parts = line.splitn(3, ':');
-            let (Some(id), Some(controllers), Some(current)) =
-                (parts.next(), parts.next(), parts.next())
-            else {
-                return Err(SandboxError::Cgroups(format!(
-                    "unexpected /proc/self/cgroup line {line:?}"
-                )));
-            };
-            let hierarchy = if id == "0" && controllers.is_empty() {
-                let Some(m) = mounts.iter().find(|m| {
-                    m.fstype == "cgroup2"
-                        && (m.mount_point == root || m.mount_point.parent() == Some(root))
-                }) else {
-                    debug!("cgroup2 hierarchy not mounted under {CGROUP_ROOT}, skipped");
-                    continue;
-                };
-                Hierarchy {
-                    mount: m.mount_point.clone(),
-                    inner_dir: inner_dir(&m.mount_point, root)?,
-                    fstype: "cgroup2",
-                    options: String::new(),
-                    current: current.to_owned(),
-                }
-            } else {
-                let wanted: Vec<&str> = controllers.split(',').collect();
-                let Some(m) = mounts.iter().find(|m| {
-                    m.fstype == "cgroup"
-                        && m.mount_point.parent() == Some(root)
-                        && wanted.iter().all(|c| m.options.split(',').any(|o| o == *c))
-                }) else {
-                    // Not mounted (e.g. misc, rdma): systemd cannot use it either.
-                    debug!(
-                        controllers,
-                        "cgroup hierarchy not mounted under {CGROUP_ROOT}, skipped"
-                    );
-                    continue;
-                };
-                let only_names = wanted.iter().all(|c| c.starts_with("name="));
-                Hierarchy {
-                    mount: m.mount_point.clone(),
-                    inner_dir: inner_dir(&m.mount_point, root)?,
-                    fstype: "cgroup",
-                    options: if only_names {
-                        format!("none,{controllers}")
-                    } else {
-                        controllers.to_owned()
-                    },
-                    current: current.to_owned(),
-                }
-            };
-            if hierarchy.current.split('/').any(|c| c == "..") {
-                return Err(SandboxError::Cgroups(format!(
-                    "this process's cgroup {:?} in {} is outside its cgroup namespace",
-                    hierarchy.current,
-                    hierarchy.mount.display()
-                )));
-            }
-            hierarchies.push(hierarchy);
-        }
-        if hierarchies.is_empty() {
-            return Err(SandboxError::Cgroups(format!(
-                "no cgroup hierarchy of /proc/self/cgroup is mounted under {CGROUP_ROOT}"
-            )));
-        }
-        if !root_is_tmpfs && hierarchies.iter().any(|h| h.inner_dir != ".") {
-            return Err(SandboxError::Cgroups(format!(
-                "{CGROUP_ROOT} is cgroup2 but other hierarchies are mounted below it"
-            )));
-        }
-        Ok(CgroupLayout {
-            root_is_tmpfs,
-            hierarchies,
-            symlinks: Vec::new(),
-        })
-    }
-}
-
-fn inner_dir(mount_point: &Path, root: &Path) -> Result<String, SandboxError> {
-    if mount_point == root {
-        return Ok(".".to_owned());
-    }
-    mount_point
-        .file_name()
-        .and_then(OsStr::to_str)
-        .map(str::to_owned)
-        .ok_or_else(|| SandboxError::Cgroups(format!("odd mount point {}", mount_point.display())))
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MountEntry {
-    mount_point: PathBuf,
-    fstype: String,
-    options: String,
-}
-
-fn parse_mounts(text: &str) -> Vec<MountEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split(' ');
-            let _source = fields.next()?;
-            let mount_point = unescape_mount_field(fields.next()?);
-            let fstype = fields.next()?.to_owned();
-            let options = fields.next()?.to_owned();
-            Some(MountEntry {
-                mount_point: PathBuf::from(mount_point),
-                fstype,
-                options,
-            })
-        })
-        .collect()
-}
-
-/// /proc/self/mounts writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_field(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        let value = octal.map(|d| d.iter().fold(0u16, |acc, b| acc * 8 + u16::from(b - b'0')));
-        if let (b'\\', Some(Ok(byte))) = (bytes[i], value.map(u8::try_from)) {
-            out.push(byte);
-            i += 4;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HYBRID_MOUNTS: &str = "\
-/dev/vda / ext4 rw,relatime 0 0
-tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0
-cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0
-cgroup /sys/fs/cgroup/cpuset cgroup rw,relatime,cpuset 0 0
-cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0
-cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0
-cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
-";
-    const HYBRID_CGROUP: &str = "\
-9:name=systemd:/
-4:memory:/process_api/abc
-3:cpuset:/
-1:cpu:/
-12:rdma:/
-0::/
-";
-
-    #[test]
-    fn parses_hybrid_layout() {
-        let layout = CgroupLayout::parse(HYBRID_MOUNTS, HYBRID_CGROUP).expect("layout");
-        assert!(layout.root_is_tmpfs);
-        let summary: Vec<_> = layout
-            .hierarchies
-            .iter()
-            .map(|h| {
-                (
-                    h.inner_dir.as_str(),
-                    h.fstype,
-                    h.options.as_str(),
-                    h.current.as_str(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            vec![
-                ("systemd", "cgroup", "none,name=systemd", "/"),
-                ("memory", "cgroup", "memory", "/process_api/abc"),
-                ("cpuset", "cgroup", "cpuset", "/"),
-                ("cpu", "cgroup", "cpu", "/"),
-                ("unified", "cgroup2", "", "/"),
-            ]
-        );
-        assert!(layout.hierarchies[2].is_cpuset());
-    }
-
-    #[test]
-    fn parses_unified_layout() {
-        let mounts = "cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n";
-        let layout = CgroupLayout::parse(mounts, "0::/user.slice/x.scope\n").expect("layout");
-        assert!(!layout.root_is_tmpfs);
-        assert_eq!(layout.hierarchies.len(), 1);
-        assert_eq!(layout.hierarchies[0].inner_dir, ".");
-        assert_eq!(layout.hierarchies[0].current, "/user.slice/x.scope");
-    }
-
-    #[test]
-    fn rejects_cgroup_outside_namespace() {
-        let err = CgroupLayout::parse(HYBRID_MOUNTS, "4:memory:/../x\n0::/\n");
-        assert!(matches!(err, Err(SandboxError::Cgroups(_))));
-    }
-
-    #[test]
-    fn parses_ppid_with_odd_comm() {
-        assert_eq!(parse_ppid("123 (a) b (c)) S 42 1 1 0"), Some(42));
-    }
-
-    #[test]
-    fn unescapes_mount_points() {
-        assert_eq!(unescape_mount_field(r"/a\040b\134c"), "/a b\\c");
-        assert_eq!(unescape_mount_field(r"/end\04"), r"/end\04");
-    }
 
     #[test]
     fn validates_names() {
