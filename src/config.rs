@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AppName, DynoSize, Hostname};
+use crate::model::{AppName, Hostname};
 use crate::slug::SlugStoreConfig;
 
 mod apps;
@@ -306,12 +306,13 @@ impl Config {
         if self.dynos.path.is_empty() || self.dynos.path.contains(['\0', '\n']) {
             return Err("dynos.path must be a PATH like /usr/local/bin:/usr/bin:/bin".to_owned());
         }
-        let sizes = crate::model::size_table(&self.dynos.sizes)?;
+        let sizes = crate::model::SizeTable::new(&self.dynos.sizes)?;
         let mut domains: BTreeMap<&Hostname, &AppName> = BTreeMap::new();
         for (app, declared) in &self.apps {
             for (process_type, formation) in &declared.formation {
                 if let Some(size) = formation.size() {
-                    DynoSize::parse_in(size, sizes.iter().map(|(n, mb)| (n.as_str(), *mb)))
+                    sizes
+                        .parse(size)
                         .map_err(|e| format!("apps.{app}.formation.{process_type}: {e}"))?;
                 }
             }
@@ -453,15 +454,16 @@ mod tests {
         .expect("valid");
         let demo = config.apps.values().next().expect("one app");
         assert_eq!(demo.formation.len(), 2);
-        let table = crate::model::size_table(&config.dynos.sizes).expect("table");
+        let table = crate::model::SizeTable::new(&config.dynos.sizes).expect("table");
         assert!(
-            table.contains(&("standard-2X".to_owned(), 2048)),
+            table.iter().any(|e| e == ("standard-2X", 2048)),
             "{table:?}"
         );
         assert!(
-            table.contains(&("performance-XL".to_owned(), 65536)),
+            table.iter().any(|e| e == ("performance-XL", 65536)),
             "{table:?}"
         );
+        assert_eq!(config.dynos.size_table(), table);
 
         // A size only the operator's table has is unknown without it.
         let err = parse("[apps.demo]\nformation = { web = { size = \"performance-XL\" } }")

@@ -61,7 +61,7 @@ pub enum DaemonError {
     /// rustls refused the router's TLS configuration.
     #[error("cannot set up TLS for the router: {0}")]
     Tls(String),
-    /// The configured dyno sizes could not be installed.
+    /// The configured dyno sizes are not a usable table.
     #[error("dynos.sizes: {0}")]
     Sizes(String),
     /// A directory or file could not be prepared.
@@ -179,10 +179,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
     let config = Arc::new(config);
-    crate::model::install_sizes(&config.dynos.sizes).map_err(DaemonError::Sizes)?;
+    // Checked again here for a config not loaded from a file; the parts
+    // that size dynos take the table from `config.dynos.size_table()`.
+    let sizes = crate::model::SizeTable::new(&config.dynos.sizes).map_err(DaemonError::Sizes)?;
     // Before the dyno manager and the router start, so both begin from the
     // declared state.
-    crate::declared::apply(&*store, &config.apps).await?;
+    crate::declared::apply(&*store, &config.apps, &sizes).await?;
     let systemd = Arc::new(Systemd::new());
     let slugs = Arc::new(open_slugs(&config)?);
     let waker = DynoWaker::default();
@@ -222,6 +224,7 @@ pub async fn serve(
             Arc::new(RuntimeMetrics::new(
                 store.clone(),
                 Arc::clone(&systemd),
+                sizes.clone(),
                 Duration::from_secs(config.dynos.metrics_interval_secs),
             ))
         });

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::DeclaredApp;
-use crate::model::{AppName, QuantityChange};
+use crate::model::{AppName, QuantityChange, SizeTable};
 use crate::state::{AppRef, FormationUpdate, Store, StoreError};
 
 /// What applying the declarations did, per app, for logs and tests.
@@ -34,10 +34,11 @@ pub(crate) struct Applied {
 pub(crate) async fn apply(
     store: &dyn Store,
     apps: &BTreeMap<AppName, DeclaredApp>,
+    sizes: &SizeTable,
 ) -> Result<Applied, StoreError> {
     let mut applied = Applied::default();
     for (name, declared) in apps {
-        let one = apply_one(store, name, declared).await?;
+        let one = apply_one(store, name, declared, sizes).await?;
         applied.created.extend(one.created);
         applied.released.extend(one.released);
         applied.skipped.extend(one.skipped);
@@ -59,6 +60,7 @@ async fn apply_one(
     store: &dyn Store,
     name: &AppName,
     declared: &DeclaredApp,
+    sizes: &SizeTable,
 ) -> Result<Applied, StoreError> {
     let mut applied = Applied::default();
     let account = store.config_account().await?;
@@ -91,11 +93,7 @@ async fn apply_one(
     // One process type at a time: a type the Procfile dropped must not keep
     // the others from scaling.
     for (process_type, formation) in &declared.formation {
-        let size = match formation
-            .size()
-            .map(crate::model::DynoSize::parse)
-            .transpose()
-        {
+        let size = match formation.size().map(|s| sizes.parse(s)).transpose() {
             Ok(size) => size,
             Err(e) => {
                 applied
@@ -163,7 +161,9 @@ mod tests {
             domains = ["www.example.com"]
             "#,
         );
-        let first = apply(&store, &apps).await.expect("apply");
+        let first = apply(&store, &apps, &SizeTable::default())
+            .await
+            .expect("apply");
         let demo = AppName::parse("demo").expect("name");
         assert_eq!(first.created, vec![demo.clone()]);
         assert_eq!(first.released, vec![(demo.clone(), 2)]);
@@ -187,16 +187,22 @@ mod tests {
         assert_eq!(v2.user_email, "config@corral.local");
 
         // A second start with the same declaration changes nothing.
-        let again = apply(&store, &apps).await.expect("apply");
+        let again = apply(&store, &apps, &SizeTable::default())
+            .await
+            .expect("apply");
         assert_eq!(again, Applied::default());
     }
 
     #[tokio::test]
     async fn a_changed_value_makes_one_release_and_hand_made_changes_stay() {
         let store = crate::state::SqliteStore::open_in_memory().expect("store");
-        apply(&store, &declared("[apps.demo]\nconfig = { A = \"1\" }"))
-            .await
-            .expect("apply");
+        apply(
+            &store,
+            &declared("[apps.demo]\nconfig = { A = \"1\" }"),
+            &SizeTable::default(),
+        )
+        .await
+        .expect("apply");
         let demo = AppRef::Name(AppName::parse("demo").expect("name"));
         let by_hand = demo.clone();
         let account = store.config_account().await.expect("account");
@@ -209,9 +215,13 @@ mod tests {
             .patch_config(by_hand, patch, account)
             .await
             .expect("patch");
-        let applied = apply(&store, &declared("[apps.demo]\nconfig = { A = \"2\" }"))
-            .await
-            .expect("apply");
+        let applied = apply(
+            &store,
+            &declared("[apps.demo]\nconfig = { A = \"2\" }"),
+            &SizeTable::default(),
+        )
+        .await
+        .expect("apply");
         assert_eq!(applied.released.len(), 1);
         let config = store.get_config(demo).await.expect("config");
         assert_eq!(config.get("A"), Some("2"));
@@ -224,12 +234,14 @@ mod tests {
         apply(
             &store,
             &declared("[apps.first]\ndomains = [\"www.example.com\"]"),
+            &SizeTable::default(),
         )
         .await
         .expect("apply");
         let applied = apply(
             &store,
             &declared("[apps.second]\ndomains = [\"www.example.com\"]\nformation = { web = 1 }"),
+            &SizeTable::default(),
         )
         .await
         .expect("apply");

@@ -16,7 +16,7 @@ use crate::attach::UPGRADE_PROTOCOL;
 use crate::dynos::dyno_id;
 use crate::dynos::oneoff::{is_one_off, Created, RUN_TYPE};
 use crate::dynos::OneOffRequest;
-use crate::model::{ConfigVarName, DynoName, DynoSize};
+use crate::model::{ConfigVarName, DynoName};
 use crate::state::{self, AppRef};
 
 impl Api {
@@ -81,7 +81,9 @@ impl Api {
                 process_type: record.name.process_type().to_string(),
                 updated_at: record.started_at,
                 memory_bytes,
-                memory_quota_bytes: Some(u64::from(record.size.memory_mb()) * 1024 * 1024),
+                memory_quota_bytes: Some(
+                    u64::from(self.sizes().memory_mb(&record.size)) * 1024 * 1024,
+                ),
                 cpu_seconds,
                 load_avg_1m,
             });
@@ -170,7 +172,11 @@ impl Api {
             command: req.command,
             attach: req.attach.unwrap_or(false),
             force_no_tty: req.force_no_tty.unwrap_or(false),
-            size: req.size.as_deref().map(DynoSize::parse).transpose()?,
+            size: req
+                .size
+                .as_deref()
+                .map(|s| self.sizes().parse(s))
+                .transpose()?,
             env,
             time_to_live: req.time_to_live.map(Duration::from_secs),
         };
@@ -214,7 +220,7 @@ impl Api {
             process_type: record.name.process_type().to_string(),
             updated_at: record.started_at,
             memory_bytes: None,
-            memory_quota_bytes: Some(u64::from(record.size.memory_mb()) * 1024 * 1024),
+            memory_quota_bytes: Some(u64::from(self.sizes().memory_mb(&record.size)) * 1024 * 1024),
             cpu_seconds: None,
             load_avg_1m: None,
         };

@@ -7,7 +7,7 @@ use super::range::{RangeFields, SortKey};
 use super::request::Call;
 use super::respond::{json, list, ApiResponse};
 use super::{types, Api};
-use crate::model::{DynoSize, ProcessType, Quantity, QuantityChange};
+use crate::model::{ProcessType, Quantity, QuantityChange, SizeTable};
 use crate::state::{self, AppRef, FormationUpdate};
 
 impl Api {
@@ -46,7 +46,8 @@ impl Api {
         call: &Call,
     ) -> Result<ApiResponse, ApiError> {
         let req: types::FormationUpdate = call.json()?;
-        let update = formation_update(process_type, req.quantity, req.size.as_deref())?;
+        let sizes = self.sizes();
+        let update = formation_update(process_type, req.quantity, req.size.as_deref(), &sizes)?;
         let entries = self
             .store
             .update_formation(app, vec![update])
@@ -65,6 +66,7 @@ impl Api {
         call: &Call,
     ) -> Result<ApiResponse, ApiError> {
         let req: types::FormationBatch = call.json()?;
+        let sizes = self.sizes();
         let mut updates = Vec::with_capacity(req.updates.len());
         for item in req.updates {
             let process_type = ProcessType::parse(&item.process_type)?;
@@ -80,6 +82,7 @@ impl Api {
                 process_type,
                 item.quantity,
                 item.size.as_deref(),
+                &sizes,
             )?);
         }
         let entries = self
@@ -112,6 +115,7 @@ fn formation_update(
     process_type: ProcessType,
     quantity: Option<types::QuantityInput>,
     size: Option<&str>,
+    sizes: &SizeTable,
 ) -> Result<FormationUpdate, ApiError> {
     let quantity = match quantity {
         None => None,
@@ -121,6 +125,6 @@ fn formation_update(
     Ok(FormationUpdate {
         process_type,
         quantity,
-        size: size.map(DynoSize::parse).transpose()?,
+        size: size.map(|s| sizes.parse(s)).transpose()?,
     })
 }

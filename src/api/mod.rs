@@ -303,6 +303,11 @@ impl Api {
         }
     }
 
+    /// The host's dyno sizes, from its configuration.
+    fn sizes(&self) -> crate::model::SizeTable {
+        self.config.dynos.size_table()
+    }
+
     async fn authenticate(&self, headers: &HeaderMap, rid: &str) -> Result<Account, ApiError> {
         let secret = request::bearer_secret(headers).ok_or(ApiError::Unauthorized)?;
         self.store

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use super::unit::{dyno_service, prepare_runtime_dir, runtime_dir_for, DynoInput};
 use crate::config::DynosConfig;
-use crate::model::{AppName, ConfigVars, DynoName, DynoSize, ReleaseVersion, SlugDigest, UnitName};
+use crate::model::{
+    AppName, ConfigVars, DynoName, DynoSize, ReleaseVersion, SizeTable, SlugDigest, UnitName,
+};
 use crate::slug::{SlugError, SlugStore};
 use crate::systemd::{CycleTimer, ServiceSpec};
 
@@ -57,6 +59,7 @@ impl Staged {
 /// The operator's settings every dyno unit takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UnitSettings {
+    sizes: SizeTable,
     stop_timeout: Duration,
     log_rate_limit: Option<(Duration, u32)>,
     path: String,
@@ -65,6 +68,7 @@ pub(crate) struct UnitSettings {
 impl From<&DynosConfig> for UnitSettings {
     fn from(config: &DynosConfig) -> Self {
         Self {
+            sizes: config.size_table(),
             stop_timeout: Duration::from_secs(config.stop_timeout_secs),
             log_rate_limit: config.log_rate_limit(),
             path: config.path.clone(),
@@ -118,7 +122,7 @@ pub(crate) fn service(dyno: Dyno<'_>, staged: &Staged, settings: &UnitSettings) 
         release: dyno.release,
         config: dyno.config,
         port: dyno.port,
-        size: dyno.size,
+        memory_mb: settings.sizes.memory_mb(dyno.size),
         app_dir: &staged.app_dir,
         writable: Some(&writable),
         cycle: dyno.cycle,

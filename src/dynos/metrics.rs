@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::manager::DynoError;
+use crate::model::SizeTable;
 use crate::state::SharedStore;
 use crate::systemd::{Systemd, UnitUsage};
 
@@ -245,16 +246,24 @@ fn now_usec() -> u64 {
 pub(crate) struct RuntimeMetrics {
     store: SharedStore,
     systemd: Arc<Systemd>,
+    /// Each dyno's memory quota, by its size.
+    sizes: SizeTable,
     interval: Duration,
     tracked: Mutex<HashMap<String, Tracked>>,
 }
 
 impl RuntimeMetrics {
     /// A sampler that samples every `interval`.
-    pub(crate) fn new(store: SharedStore, systemd: Arc<Systemd>, interval: Duration) -> Self {
+    pub(crate) fn new(
+        store: SharedStore,
+        systemd: Arc<Systemd>,
+        sizes: SizeTable,
+        interval: Duration,
+    ) -> Self {
         Self {
             store,
             systemd,
+            sizes,
             interval,
             tracked: Mutex::default(),
         }
@@ -311,7 +320,7 @@ impl RuntimeMetrics {
                 }
             };
             seen.push(record.unit.clone());
-            let quota = u64::from(record.size.memory_mb()) * 1024 * 1024;
+            let quota = u64::from(self.sizes.memory_mb(&record.size)) * 1024 * 1024;
             let dyno = record.name.to_string();
             let instance = format!("corral.{}.{}", record.app_id, super::dyno_id(&record.unit));
             let (sample, r14) = self.observe(&record.unit, &usage, now_usec(), quota);
@@ -505,6 +514,7 @@ mod tests {
         let sampler = RuntimeMetrics::new(
             store.shared(),
             Arc::new(Systemd::new()),
+            SizeTable::default(),
             Duration::from_secs(20),
         );
         let start = 1_000_000_000u64;

@@ -426,7 +426,9 @@ mod tests {
             vec![start("web.1", 4, 1, Why::Deploy)]
         );
         let mut bigger = want("web.1", 4);
-        bigger.size = DynoSize::parse("standard-2x").expect("size");
+        bigger.size = crate::model::SizeTable::default()
+            .parse("standard-2x")
+            .expect("size");
         let steps = plan(
             &[bigger],
             &[seen("web.1", 1, 4, UnitState::Running)],

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{AppName, ConfigVars, DynoName, DynoSize, ReleaseVersion, UnitName};
+use crate::model::{AppName, ConfigVars, DynoName, ReleaseVersion, UnitName};
 use crate::systemd::{BindPath, CycleTimer, Limits, OverlayMount, ServiceSpec, Systemd};
 
 /// Everything that decides how one dyno runs.
@@ -24,8 +24,9 @@ pub(crate) struct DynoInput<'a> {
     pub config: &'a ConfigVars,
     /// `$PORT` (web dynos).
     pub port: Option<u16>,
-    /// The dyno size.
-    pub size: &'a DynoSize,
+    /// The dyno size's memory in MB, from the host's size table: memory,
+    /// CPU weight and task limits follow it.
+    pub memory_mb: u32,
     /// The unpacked slug: the read-only lower layer of `/app`.
     pub app_dir: &'a Path,
     /// A private directory (mode 0700, on a file system that can hold an
@@ -165,8 +166,8 @@ pub(crate) fn launch_script(command: &str) -> String {
 
 /// Heroku's per-size process limits (standard: 256 and 512; performance:
 /// 16384), scaled from memory for sizes in between.
-fn tasks_max(size: &DynoSize) -> u64 {
-    match size.memory_mb() {
+fn tasks_max(memory_mb: u32) -> u64 {
+    match memory_mb {
         0..=512 => 256,
         513..=1024 => 512,
         _ => 16384,
@@ -236,14 +237,14 @@ pub(crate) fn dyno_service(input: &DynoInput<'_>) -> ServiceSpec {
         },
     }];
     spec.cycle_timer = input.cycle.clone();
-    let memory = u64::from(input.size.memory_mb()) * 1024 * 1024;
+    let memory = u64::from(input.memory_mb) * 1024 * 1024;
     spec.limits = Limits {
         memory_max: Some(memory),
         memory_high: Some(soft_memory_limit(memory)),
         memory_swap_max: Some(0),
-        cpu_weight: Some((u64::from(input.size.memory_mb()) / 512).clamp(1, 100) * 100),
+        cpu_weight: Some((u64::from(input.memory_mb) / 512).clamp(1, 100) * 100),
         cpu_quota_per_sec_usec: None,
-        tasks_max: Some(tasks_max(input.size)),
+        tasks_max: Some(tasks_max(input.memory_mb)),
         limit_nofile: Some(10_000),
     };
     spec.log_extra_fields = vec![
@@ -285,7 +286,8 @@ mod tests {
                 ),
             ]))
             .expect("vars");
-        let size = DynoSize::parse("standard-2x").expect("size");
+        let sizes = crate::model::SizeTable::default();
+        let size = sizes.parse("standard-2x").expect("size");
         let unit = UnitName::dyno_generation(&app, &dyno, 4);
         let spec = dyno_service(&DynoInput {
             unit: &unit,
@@ -294,7 +296,7 @@ mod tests {
             release: ReleaseVersion(7),
             config: &config,
             port: Some(30001),
-            size: &size,
+            memory_mb: sizes.memory_mb(&size),
             app_dir: Path::new("/var/lib/corral/slugs/unpacked/ab"),
             writable: Some(Path::new("/run/corral/dynos/x/fs")),
             cycle: None,

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -92,7 +91,7 @@ impl From<ProcessType> for String {
 pub struct DynoSize(String);
 
 /// Heroku's sizes with their memory in MB: the table unless the operator
-/// changes it (`[dynos.sizes]`, see [`install_sizes`]).
+/// changes it (`[dynos.sizes]`, see [`SizeTable::new`]).
 const BUILTIN_SIZES: &[(&str, u32)] = &[
     ("eco", 512),
     ("basic", 512),
@@ -101,12 +100,6 @@ const BUILTIN_SIZES: &[(&str, u32)] = &[
     ("performance-M", 2560),
     ("performance-L", 14336),
 ];
-
-/// The operator's size table, set once at start. Sizes are checked
-/// wherever a [`DynoSize`] is deserialized (API bodies, stored rows), far
-/// from the configuration, so the table is process-wide rather than passed
-/// along; the composition root installs it before serving anything.
-static SIZES: OnceLock<Vec<(String, u32)>> = OnceLock::new();
 
 /// Heroku's short forms, which always mean the standard and performance sizes.
 const SHORT_FORMS: &[(&str, &str)] = &[
@@ -119,101 +112,73 @@ const SHORT_FORMS: &[(&str, &str)] = &[
 /// The smallest and largest memory a configured size may have, in MB.
 const SIZE_MEMORY_RANGE: std::ops::RangeInclusive<u32> = 64..=4_194_304;
 
-/// The size table `extra` makes: the built-in sizes, each replaced by an
-/// entry of the same name (any case) in `extra`, then `extra`'s new names.
-/// Fails with a message for the operator on a bad name or memory figure.
-pub fn size_table(extra: &BTreeMap<String, u32>) -> Result<Vec<(String, u32)>, String> {
-    let mut table: Vec<(String, u32)> = BUILTIN_SIZES
-        .iter()
-        .map(|(n, mb)| ((*n).to_owned(), *mb))
-        .collect();
-    for (name, mb) in extra {
-        let valid_name = !name.is_empty()
-            && name.len() <= 30
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !SHORT_FORMS
+/// The memory of a size no table knows (one removed from the
+/// configuration after dynos were scaled to it): the smallest Heroku size.
+const UNKNOWN_SIZE_MB: u32 = 512;
+
+/// The dyno sizes a host offers, with their memory in MB: Heroku's, as the
+/// operator changed them. Built from the configuration and passed to what
+/// checks or sizes dynos, so no process-wide table exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeTable(Vec<(String, u32)>);
+
+impl Default for SizeTable {
+    fn default() -> Self {
+        Self(
+            BUILTIN_SIZES
                 .iter()
-                .any(|(short, _)| name.eq_ignore_ascii_case(short));
-        if !valid_name {
-            return Err(format!(
-                "dynos.sizes: {name:?} is not a usable size name; use 1-30 letters, digits and dashes, like \"performance-XL\" (1X, 2X, PM and PL are Heroku's short forms and taken)"
-            ));
-        }
-        if !SIZE_MEMORY_RANGE.contains(mb) {
-            return Err(format!(
-                "dynos.sizes.{name}: {mb} MB is outside {}..={} MB",
-                SIZE_MEMORY_RANGE.start(),
-                SIZE_MEMORY_RANGE.end()
-            ));
-        }
-        match table.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
-            Some(entry) => entry.1 = *mb,
-            None => table.push((name.clone(), *mb)),
-        }
-    }
-    Ok(table)
-}
-
-/// Makes `extra` (see [`size_table`]) the process's size table. Once per
-/// process: a second call with a different table fails, because sizes
-/// already checked against the first one would silently change meaning.
-pub fn install_sizes(extra: &BTreeMap<String, u32>) -> Result<(), String> {
-    let table = size_table(extra)?;
-    if extra.is_empty() && SIZES.get().is_none() {
-        // The built-in table applies anyway; leaving the cell empty lets
-        // in-process tests with other tables share one process.
-        return Ok(());
-    }
-    let installed = SIZES.get_or_init(|| table.clone());
-    if *installed == table {
-        Ok(())
-    } else {
-        Err("the dyno size table was already set differently in this process".to_owned())
+                .map(|(n, mb)| ((*n).to_owned(), *mb))
+                .collect(),
+        )
     }
 }
 
-fn sizes() -> impl Iterator<Item = (&'static str, u32)> + Clone {
-    let installed: &'static [(String, u32)] = SIZES.get().map_or(&[], Vec::as_slice);
-    let builtin: &'static [(&str, u32)] = if installed.is_empty() {
-        BUILTIN_SIZES
-    } else {
-        &[]
-    };
-    installed
-        .iter()
-        .map(|(n, mb)| (n.as_str(), *mb))
-        .chain(builtin.iter().copied())
-}
-
-impl DynoSize {
-    /// The size a process type gets when nobody chose one.
-    pub fn default_size() -> Self {
-        Self("standard-1X".to_owned())
+impl SizeTable {
+    /// The built-in sizes, each replaced by an entry of the same name (any
+    /// case) in `extra`, then `extra`'s new names. Fails with a message for
+    /// the operator on a bad name or memory figure.
+    pub fn new(extra: &BTreeMap<String, u32>) -> Result<Self, String> {
+        let mut table = Self::default().0;
+        for (name, mb) in extra {
+            let valid_name = valid_size_name(name)
+                && !SHORT_FORMS
+                    .iter()
+                    .any(|(short, _)| name.eq_ignore_ascii_case(short));
+            if !valid_name {
+                return Err(format!(
+                    "dynos.sizes: {name:?} is not a usable size name; use 1-30 letters, digits and dashes, like \"performance-XL\" (1X, 2X, PM and PL are Heroku's short forms and taken)"
+                ));
+            }
+            if !SIZE_MEMORY_RANGE.contains(mb) {
+                return Err(format!(
+                    "dynos.sizes.{name}: {mb} MB is outside {}..={} MB",
+                    SIZE_MEMORY_RANGE.start(),
+                    SIZE_MEMORY_RANGE.end()
+                ));
+            }
+            match table.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                Some(entry) => entry.1 = *mb,
+                None => table.push((name.clone(), *mb)),
+            }
+        }
+        Ok(Self(table))
     }
 
-    /// Matches `s` case-insensitively against the size table; `1X`, `2X`,
-    /// `PM` and `PL` are accepted as Heroku's short forms.
-    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
-        Self::parse_in(s, sizes())
-    }
-
-    /// [`DynoSize::parse`] against a given table (configuration checks, before
-    /// any table is installed).
-    pub fn parse_in<'a>(
-        s: &str,
-        table: impl Iterator<Item = (&'a str, u32)> + Clone,
-    ) -> Result<Self, InvalidValue> {
+    /// Matches `s` case-insensitively against the table; `1X`, `2X`, `PM`
+    /// and `PL` are accepted as Heroku's short forms. The result has the
+    /// table's spelling.
+    pub fn parse(&self, s: &str) -> Result<DynoSize, InvalidValue> {
         let lower = s.to_ascii_lowercase();
         let long = SHORT_FORMS
             .iter()
             .find(|(short, _)| *short == lower)
             .map_or(lower.as_str(), |(_, long)| long);
-        table
-            .clone()
+        self.0
+            .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(long))
-            .map(|(name, _)| Self(name.to_owned()))
+            .map(|(name, _)| DynoSize(name.clone()))
             .ok_or_else(|| {
-                let known: Vec<&str> = table.map(|(n, _)| n).collect();
+                let known: Vec<&str> = self.0.iter().map(|(n, _)| n.as_str()).collect();
                 InvalidValue::new(format!(
                     "There is no dyno size {:?}; choose one of: {}.",
                     s.chars().take(32).collect::<String>(),
@@ -222,16 +187,49 @@ impl DynoSize {
             })
     }
 
+    /// The memory limit of `size`, in MB.
+    pub fn memory_mb(&self, size: &DynoSize) -> u32 {
+        self.0
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&size.0))
+            .map_or(UNKNOWN_SIZE_MB, |(_, mb)| *mb)
+    }
+
+    /// Each size's name and memory in MB, built-in ones first.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.0.iter().map(|(n, mb)| (n.as_str(), *mb))
+    }
+}
+
+fn valid_size_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 30
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+impl DynoSize {
+    /// The size a process type gets when nobody chose one.
+    pub fn default_size() -> Self {
+        Self("standard-1X".to_owned())
+    }
+
+    /// A size as Corral wrote it (in the store, in a unit's properties):
+    /// checked only as a name, since the table that made it may have
+    /// changed since. Input from users goes through [`SizeTable::parse`].
+    pub fn stored(s: &str) -> Result<Self, InvalidValue> {
+        if valid_size_name(s) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidValue::new(format!(
+                "{:?} is not a dyno size name",
+                s.chars().take(32).collect::<String>()
+            )))
+        }
+    }
+
     /// The canonical name.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// The memory limit of this size, in MB.
-    pub fn memory_mb(&self) -> u32 {
-        sizes()
-            .find(|(name, _)| *name == self.0)
-            .map_or(512, |(_, mb)| mb)
     }
 }
 
@@ -244,7 +242,7 @@ impl fmt::Display for DynoSize {
 impl TryFrom<String> for DynoSize {
     type Error = InvalidValue;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
+        Self::stored(&s)
     }
 }
 
@@ -354,17 +352,41 @@ mod tests {
 
     #[test]
     fn sizes_are_case_insensitive_and_canonical() {
+        let table = SizeTable::default();
         assert_eq!(
-            DynoSize::parse("standard-1x").expect("ok").as_str(),
+            table.parse("standard-1x").expect("ok").as_str(),
             "standard-1X"
         );
-        assert_eq!(DynoSize::parse("2X").expect("ok").as_str(), "standard-2X");
-        assert_eq!(
-            DynoSize::parse("Performance-M").expect("ok").memory_mb(),
-            2560
-        );
-        let err = DynoSize::parse("huge").expect_err("unknown");
+        assert_eq!(table.parse("2X").expect("ok").as_str(), "standard-2X");
+        let pm = table.parse("Performance-M").expect("ok");
+        assert_eq!(table.memory_mb(&pm), 2560);
+        let err = table.parse("huge").expect_err("unknown");
         assert!(err.message.contains("standard-1X"), "{}", err.message);
+    }
+
+    #[test]
+    fn an_operators_table_changes_and_adds_sizes_and_refuses_bad_ones() {
+        let extra = BTreeMap::from([
+            ("performance-XL".to_owned(), 65536),
+            ("STANDARD-2x".to_owned(), 2048),
+        ]);
+        let table = SizeTable::new(&extra).expect("table");
+        let xl = table.parse("performance-xl").expect("added");
+        assert_eq!(
+            (xl.as_str(), table.memory_mb(&xl)),
+            ("performance-XL", 65536)
+        );
+        assert_eq!(table.memory_mb(&table.parse("2x").expect("short")), 2048);
+        assert!(SizeTable::default().parse("performance-XL").is_err());
+        // A size stored under a table that changed since still sizes a dyno.
+        let gone = DynoSize::stored("tiny-9").expect("a name");
+        assert_eq!(table.memory_mb(&gone), UNKNOWN_SIZE_MB);
+        for bad in [("1x", 1024), ("tiny", 1), ("a b", 512)] {
+            let extra = BTreeMap::from([(bad.0.to_owned(), bad.1)]);
+            assert!(SizeTable::new(&extra).is_err(), "{bad:?}");
+        }
+        assert!(DynoSize::stored("").is_err());
+        assert!(DynoSize::stored("a;b").is_err());
     }
 
     #[test]

@@ -17,9 +17,7 @@ mod stack;
 pub use app_name::AppName;
 pub use config_vars::{ConfigVarName, ConfigVars, CONFIG_VARS_MAX_BYTES};
 pub use dyno::{DynoName, UnitName, UNIT_PREFIX};
-pub use formation::{
-    install_sizes, size_table, DynoSize, ProcessType, Quantity, QuantityChange, MAX_QUANTITY,
-};
+pub use formation::{DynoSize, ProcessType, Quantity, QuantityChange, SizeTable, MAX_QUANTITY};
 pub use hostname::Hostname;
 pub use procfile::{check_process_types, parse_procfile, PROCFILE_MAX_BYTES};
 pub use settings::AppSettings;

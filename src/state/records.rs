@@ -296,7 +296,7 @@ pub(super) fn formation_from_row(
             process_type: ProcessType::parse(&process_type)
                 .map_err(|e| corrupt("process type", e))?,
             quantity: Quantity::new(quantity).map_err(|e| corrupt("quantity", e))?,
-            size: DynoSize::parse(&size).map_err(|e| corrupt("size", e))?,
+            size: DynoSize::stored(&size).map_err(|e| corrupt("size", e))?,
             command: None,
             created_at,
             updated_at,

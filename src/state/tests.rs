@@ -154,7 +154,11 @@ fn formation_updates_are_all_or_nothing() {
         FormationUpdate {
             process_type: ProcessType::parse("worker").expect("type"),
             quantity: Some(QuantityChange::parse("+1").expect("q")),
-            size: Some(DynoSize::parse("2x").expect("size")),
+            size: Some(
+                crate::model::SizeTable::default()
+                    .parse("2x")
+                    .expect("size"),
+            ),
         },
     ];
     let entries = store
@@ -171,7 +175,11 @@ fn formation_updates_are_all_or_nothing() {
     let resize = vec![FormationUpdate {
         process_type: web.clone(),
         quantity: None,
-        size: Some(DynoSize::parse("performance-m").expect("size")),
+        size: Some(
+            crate::model::SizeTable::default()
+                .parse("performance-m")
+                .expect("size"),
+        ),
     }];
     let entries = store
         .call_blocking(|c| update_formation(c, &app, &resize))

@@ -32,7 +32,9 @@ fn launch() -> Launch {
                 "xterm-256color".to_owned(),
             ),
         ],
-        size: DynoSize::parse("standard-2x").expect("size"),
+        size: crate::model::SizeTable::default()
+            .parse("standard-2x")
+            .expect("size"),
         staged: Staged {
             app_dir: PathBuf::from("/var/lib/corral/slugs/unpacked/ab"),
             dir: PathBuf::from("/run/corral/dynos/x"),
