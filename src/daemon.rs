@@ -24,7 +24,7 @@ use crate::builds::{Builds, BuildsDeps};
 use crate::config::Config;
 use crate::config::RouterMode;
 use crate::dynos::release_phase::ReleasePhase;
-use crate::dynos::{DynoManager, DynoWaker, OneOffs, RuntimeMetrics};
+use crate::dynos::{DynoManager, DynoWaker, OneOffs, RuntimeMetrics, Units};
 use crate::gc;
 use crate::logs::drain::{DrainError, DrainSupervisor, DrainWaker};
 use crate::logs::{self, sessions::LogSessions, LogHub};
@@ -188,16 +188,17 @@ pub async fn serve(
     let systemd = Arc::new(Systemd::new());
     let slugs = Arc::new(open_slugs(&config)?);
     let waker = DynoWaker::default();
+    let units = Arc::clone(&systemd) as Arc<dyn Units>;
     let oneoffs = Arc::new(OneOffs::new(
         store.clone(),
         Arc::clone(&slugs),
-        Arc::clone(&systemd),
+        Arc::clone(&units),
         config.dynos.clone(),
     ));
     let releases = Arc::new(ReleasePhase::new(
         store.clone(),
         Arc::clone(&slugs),
-        Arc::clone(&systemd),
+        Arc::clone(&units),
         config.dynos.clone(),
         waker.clone(),
     ));
@@ -343,7 +344,7 @@ pub async fn serve(
             DynoManager::new(
                 store.clone(),
                 Arc::clone(&slugs),
-                Arc::clone(&systemd) as Arc<dyn crate::dynos::Units>,
+                Arc::clone(&units),
                 config.dynos.clone(),
                 waker,
             )

@@ -319,7 +319,7 @@ mod tests {
         let releases = Arc::new(ReleasePhase::new(
             store.clone(),
             Arc::clone(&slugs),
-            Arc::clone(&systemd),
+            Arc::clone(&systemd) as Arc<dyn crate::dynos::Units>,
             config.dynos.clone(),
             waker.clone(),
         ));

@@ -25,7 +25,7 @@ mod units;
 pub(crate) use manager::{DynoManager, DynoWaker};
 pub(crate) use metrics::RuntimeMetrics;
 pub(crate) use oneoff::{OneOffError, OneOffRequest, OneOffs};
-pub(crate) use units::Units;
+pub(crate) use units::{Units, Watched};
 
 use sha2::{Digest, Sha256};
 

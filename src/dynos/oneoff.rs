@@ -35,6 +35,7 @@ use relay::{refuse, relay};
 
 mod relay;
 use super::unit::{remove_ended_runtime_dir, runtime_dir_for};
+use super::Units;
 use crate::attach::Codec;
 use crate::config::DynosConfig;
 use crate::model::{
@@ -43,7 +44,7 @@ use crate::model::{
 };
 use crate::slug::SlugStore;
 use crate::state::{self, AppRef, DynoRecord, SharedStore, StoreError};
-use crate::systemd::{ServiceSpec, Stdio, Systemd, SystemdError, UnitEvent, UnitStatus};
+use crate::systemd::{ServiceSpec, Stdio, SystemdError, UnitEvent, UnitStatus};
 
 /// The process type of every one-off dyno.
 pub(crate) const RUN_TYPE: &str = "run";
@@ -201,7 +202,7 @@ enum SessionEnd {
 pub(crate) struct OneOffs {
     store: SharedStore,
     slugs: Arc<SlugStore>,
-    systemd: Arc<Systemd>,
+    units: Arc<dyn Units>,
     config: DynosConfig,
     held: Mutex<HashMap<String, Held>>,
     /// Attached sessions, awaited at shutdown.
@@ -242,13 +243,13 @@ impl OneOffs {
     pub(crate) fn new(
         store: SharedStore,
         slugs: Arc<SlugStore>,
-        systemd: Arc<Systemd>,
+        units: Arc<dyn Units>,
         config: DynosConfig,
     ) -> Self {
         Self {
             store,
             slugs,
-            systemd,
+            units,
             config,
             held: Mutex::new(HashMap::new()),
             sessions: TaskTracker::new(),
@@ -357,15 +358,11 @@ impl OneOffs {
             &launch.dyno,
             &format!("Starting process with command `{}`", launch.command),
         );
-        let started = match self
-            .systemd
-            .start_service(launch.spec(Stdio::Journal))
-            .await
-        {
+        let started = match self.units.start_service(launch.spec(Stdio::Journal)).await {
             // It ran and ended before systemd noticed the exec (see
             // `UnitStatus::ran`): the reaper reports its status.
             Err(e @ SystemdError::JobFailed { .. }) => {
-                match self.systemd.unit_status(unit.as_str()).await {
+                match self.units.unit_status(unit.as_str()).await {
                     Ok(Some(status)) if status.ran() => Ok(()),
                     _ => Err(e),
                 }
@@ -379,7 +376,7 @@ impl OneOffs {
                 "State changed from starting to crashed",
             );
             // A unit whose program could not run stays failed until reset.
-            let _ = self.systemd.reset_failed(unit.as_str()).await;
+            let _ = self.units.reset_failed(unit.as_str()).await;
             self.forget(&launch).await;
             return Err(e.into());
         }
@@ -475,7 +472,7 @@ impl OneOffs {
             tracing::warn!(%unit, error = %e, "cannot forget a one-off dyno");
         }
         remove_ended_runtime_dir(
-            &self.systemd,
+            &*self.units,
             runtime_dir_for(&self.config.runtime_dir, &unit),
         )
         .await;
@@ -553,7 +550,7 @@ impl OneOffs {
             &launch.dyno,
             &format!("Starting process with command `{}`", launch.command),
         );
-        let mut watched = match self.systemd.start_watched(launch.spec(stdio)).await {
+        let mut watched = match self.units.start_watched(launch.spec(stdio)).await {
             Ok(watched) => watched,
             Err(e) => {
                 tracing::error!(%unit, error = %e, "cannot start a one-off dyno");
@@ -563,7 +560,7 @@ impl OneOffs {
                     "State changed from starting to crashed",
                 );
                 refuse(&mut writer, &format!("Cannot start the dyno: {e}\r\n")).await;
-                let _ = self.systemd.reset_failed(unit.as_str()).await;
+                let _ = self.units.reset_failed(unit.as_str()).await;
                 self.forget(&launch).await;
                 return;
             }
@@ -579,7 +576,7 @@ impl OneOffs {
             &mut writer,
             &mut output,
             &mut input,
-            &mut watched,
+            &mut *watched,
             &self.shutdown,
         )
         .await;
@@ -591,7 +588,7 @@ impl OneOffs {
                     &launch.dyno,
                     "Stopping all processes with SIGTERM",
                 );
-                if let Err(e) = self.systemd.stop_unit(unit.as_str()).await {
+                if let Err(e) = self.units.stop_unit(unit.as_str()).await {
                     tracing::warn!(%unit, error = %e, "cannot stop an abandoned one-off dyno");
                 }
                 watched.wait_exit().await.ok()
@@ -611,7 +608,7 @@ impl OneOffs {
             &launch.dyno,
             "State changed from up to complete",
         );
-        if let Err(e) = self.systemd.reset_failed(unit.as_str()).await {
+        if let Err(e) = self.units.reset_failed(unit.as_str()).await {
             tracing::warn!(%unit, error = %e, "cannot reset a one-off dyno");
         }
         // Releases systemd's reference: the unit is collected now.
@@ -659,20 +656,20 @@ impl OneOffs {
             }
             Found::Attached => {
                 platform_log(app, dyno, "Stopping all processes with SIGTERM");
-                self.systemd.stop_unit(unit.as_str()).await?;
+                self.units.stop_unit(unit.as_str()).await?;
                 return Ok(());
             }
             Found::Detached => {}
         }
         platform_log(app, dyno, "Stopping all processes with SIGTERM");
-        let stopped = self.systemd.stop_unit(unit.as_str()).await;
-        let reset = self.systemd.reset_failed(unit.as_str()).await;
+        let stopped = self.units.stop_unit(unit.as_str()).await;
+        let reset = self.units.reset_failed(unit.as_str()).await;
         if stopped.is_ok() && reset.is_ok() {
             platform_log(app, dyno, "State changed from up to down");
             let name = record.unit.clone();
             self.store.forget_dyno(name).await?;
             remove_ended_runtime_dir(
-                &self.systemd,
+                &*self.units,
                 runtime_dir_for(&self.config.runtime_dir, &unit),
             )
             .await;
@@ -719,7 +716,7 @@ impl OneOffs {
             let Some((app, dyno)) = UnitName::parse_dyno(&record.unit) else {
                 continue;
             };
-            let status = match self.systemd.unit_status(&record.unit).await? {
+            let status = match self.units.unit_status(&record.unit).await? {
                 Some(status) if !matches!(status.active_state.as_str(), "inactive" | "failed") => {
                     continue
                 }
@@ -732,7 +729,7 @@ impl OneOffs {
                         &dyno,
                         &format!("Process exited with status {}", shell_status(&status)),
                     );
-                    self.systemd.reset_failed(&record.unit).await?;
+                    self.units.reset_failed(&record.unit).await?;
                 }
                 // Collected at once: it exited cleanly (or was stopped).
                 None => platform_log(&app, &dyno, "Process exited"),
@@ -742,7 +739,7 @@ impl OneOffs {
             self.store.forget_dyno(name).await?;
             let unit = UnitName::dyno(&app, &dyno);
             remove_ended_runtime_dir(
-                &self.systemd,
+                &*self.units,
                 runtime_dir_for(&self.config.runtime_dir, &unit),
             )
             .await;
@@ -758,7 +755,7 @@ impl OneOffs {
         let mut events = None;
         loop {
             if events.is_none() {
-                events = self.systemd.events(UNIT_PREFIX).await.ok().map(Box::pin);
+                events = self.units.events(UNIT_PREFIX).await.ok().map(Box::pin);
             }
             if let Err(e) = self.reap_once().await {
                 tracing::warn!(error = %e, "reaping one-off dynos failed; retrying");

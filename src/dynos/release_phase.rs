@@ -18,11 +18,12 @@ use uuid::Uuid;
 use super::launch::{self, LaunchError};
 use super::unit::remove_ended_runtime_dir;
 use super::DynoWaker;
+use super::Units;
 use crate::config::DynosConfig;
 use crate::model::{AppName, DynoName, DynoSize, ProcessType, ReleaseVersion, UnitName};
 use crate::slug::SlugStore;
 use crate::state::{self, AppRef, ReleaseRef, ReleaseStatus, SharedStore, StoreError};
-use crate::systemd::{Systemd, SystemdError};
+use crate::systemd::SystemdError;
 
 /// Heroku stops a release command after an hour.
 pub(crate) const RELEASE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -71,7 +72,7 @@ pub struct Settled {
 pub struct ReleasePhase {
     store: SharedStore,
     slugs: Arc<SlugStore>,
-    systemd: Arc<Systemd>,
+    units: Arc<dyn Units>,
     config: DynosConfig,
     waker: DynoWaker,
     running: Mutex<HashSet<(Uuid, u32)>>,
@@ -101,17 +102,17 @@ fn platform_log(app: &AppName, dyno: &str, message: &str) {
 
 impl ReleasePhase {
     /// A release phase runner over the store, the slugs and systemd.
-    pub fn new(
+    pub(crate) fn new(
         store: SharedStore,
         slugs: Arc<SlugStore>,
-        systemd: Arc<Systemd>,
+        units: Arc<dyn Units>,
         config: DynosConfig,
         waker: DynoWaker,
     ) -> Self {
         Self {
             store,
             slugs,
-            systemd,
+            units,
             config,
             waker,
             running: Mutex::new(HashSet::new()),
@@ -235,11 +236,11 @@ impl ReleasePhase {
             &dyno.to_string(),
             &format!("Starting process with command `{command}`"),
         );
-        let started = self.systemd.start_watched(spec).await;
+        let started = self.units.start_watched(spec).await;
         let status = match started {
             Err(e) => {
-                let _ = self.systemd.reset_failed(unit.as_str()).await;
-                remove_ended_runtime_dir(&self.systemd, dir).await;
+                let _ = self.units.reset_failed(unit.as_str()).await;
+                remove_ended_runtime_dir(&*self.units, dir).await;
                 say(format!(" !     The release command could not start: {e}\n")).await;
                 return Err(e.into());
             }
@@ -268,8 +269,8 @@ impl ReleasePhase {
                 status?
             }
         };
-        let _ = self.systemd.reset_failed(unit.as_str()).await;
-        remove_ended_runtime_dir(&self.systemd, dir).await;
+        let _ = self.units.reset_failed(unit.as_str()).await;
+        remove_ended_runtime_dir(&*self.units, dir).await;
         let ok = status.result == "success" && status.exec_main_status == 0;
         let outcome = if ok {
             ReleaseStatus::Succeeded

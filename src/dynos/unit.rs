@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::Units;
 use crate::model::{AppName, ConfigVars, DynoName, ReleaseVersion, UnitName};
-use crate::systemd::{BindPath, CycleTimer, Limits, OverlayMount, ServiceSpec, Systemd};
+use crate::systemd::{BindPath, CycleTimer, Limits, OverlayMount, ServiceSpec};
 
 /// Everything that decides how one dyno runs.
 #[derive(Debug, Clone)]
@@ -84,8 +85,8 @@ pub(crate) fn app_mounted(dir: &Path) -> bool {
 /// waits for that unmount, so the files go now rather than at the dyno
 /// manager's next sweep. A directory whose `/app` is still mounted is
 /// left to that sweep: nothing walks into a live overlay.
-pub(crate) async fn remove_ended_runtime_dir(systemd: &Systemd, dir: PathBuf) {
-    if let Err(e) = systemd.stop_unit(&app_mount_unit(&dir)).await {
+pub(crate) async fn remove_ended_runtime_dir(units: &dyn Units, dir: PathBuf) {
+    if let Err(e) = units.stop_unit(&app_mount_unit(&dir)).await {
         tracing::debug!(dir = %dir.display(), error = %e, "cannot unmount an ended dyno's /app; the sweep removes its files");
     }
     let _ = tokio::task::spawn_blocking(move || {

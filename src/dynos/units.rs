@@ -23,4 +23,18 @@ pub(crate) trait Units: Send + Sync + std::fmt::Debug {
     /// State changes of units whose names start with `prefix`, until the
     /// connection drops (then call again).
     async fn events(&self, prefix: &str) -> Result<BoxStream<'static, UnitEvent>, SystemdError>;
+    /// Starts a transient service and keeps it loaded until the returned
+    /// [`Watched`] is dropped, so its exit can be read after it ended (a
+    /// one-off or a release phase). A failed unit still needs
+    /// [`Units::reset_failed`] afterwards.
+    async fn start_watched(&self, spec: ServiceSpec) -> Result<Box<dyn Watched>, SystemdError>;
+}
+
+/// A service started by [`Units::start_watched`]; dropping it lets systemd
+/// collect the unit once it is inactive.
+#[async_trait::async_trait]
+pub(crate) trait Watched: Send + std::fmt::Debug {
+    /// Waits until the unit is `inactive` or `failed` and returns its final
+    /// status. Cancel-safe: a `select!` may drop it and call again.
+    async fn wait_exit(&mut self) -> Result<UnitStatus, SystemdError>;
 }

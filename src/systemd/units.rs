@@ -3,8 +3,8 @@
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-use super::{ServiceSpec, Systemd, SystemdError, UnitEvent, UnitInfo, UnitStatus};
-use crate::dynos::Units;
+use super::{ServiceSpec, Systemd, SystemdError, UnitEvent, UnitInfo, UnitStatus, WatchedService};
+use crate::dynos::{Units, Watched};
 
 #[async_trait::async_trait]
 impl Units for Systemd {
@@ -34,5 +34,16 @@ impl Units for Systemd {
 
     async fn events(&self, prefix: &str) -> Result<BoxStream<'static, UnitEvent>, SystemdError> {
         Ok(Systemd::events(self, prefix).await?.boxed())
+    }
+
+    async fn start_watched(&self, spec: ServiceSpec) -> Result<Box<dyn Watched>, SystemdError> {
+        Ok(Box::new(Systemd::start_watched(self, spec).await?))
+    }
+}
+
+#[async_trait::async_trait]
+impl Watched for WatchedService {
+    async fn wait_exit(&mut self) -> Result<UnitStatus, SystemdError> {
+        WatchedService::wait_exit(self).await
     }
 }

@@ -42,7 +42,7 @@ pub(super) async fn relay<R, W>(
     writer: &mut W,
     output: &mut Output,
     input: &mut Input,
-    watched: &mut crate::systemd::WatchedService,
+    watched: &mut dyn super::super::Watched,
     shutdown: &CancellationToken,
 ) -> SessionEnd
 where
