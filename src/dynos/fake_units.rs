@@ -286,27 +286,7 @@ mod tests {
     use super::*;
 
     fn spec(name: &str) -> ServiceSpec {
-        ServiceSpec {
-            name: name.to_owned(),
-            description: String::new(),
-            slice: None,
-            argv: vec!["/bin/true".to_owned()],
-            environment: Vec::new(),
-            working_directory: None,
-            bind_paths: Vec::new(),
-            limits: crate::systemd::Limits::default(),
-            sandbox: crate::systemd::Sandbox::None,
-            log_extra_fields: Vec::new(),
-            syslog_identifier: None,
-            log_rate_limit: None,
-            timeout_stop: None,
-            runtime_max: None,
-            socket_bind_port: None,
-            stdio: crate::systemd::Stdio::Journal,
-            overlay: None,
-            cycle_timer: None,
-            cache_directory: None,
-        }
+        ServiceSpec::new(name, vec!["/bin/true".to_owned()])
     }
 
     #[tokio::test]
