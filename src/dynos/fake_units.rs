@@ -60,6 +60,17 @@ impl State {
         self.changed.send_modify(|n| *n += 1);
     }
 
+    /// The unit's main process ended as `unit` says: a watched unit stays
+    /// loaded in that state; any other transient service is unloaded.
+    fn end(&self, name: &str, unit: Unit) {
+        if self.watched().contains(name) {
+            self.set(name, unit);
+        } else {
+            self.units().remove(name);
+            self.changed.send_modify(|n| *n += 1);
+        }
+    }
+
     fn status(&self, name: &str) -> Option<UnitStatus> {
         self.units().get(name).map(|u| UnitStatus {
             name: name.to_owned(),
@@ -116,20 +127,15 @@ impl FakeUnits {
     /// The main process of `unit` exits with status 0: the unit goes
     /// inactive, and stays loaded only while it is watched.
     pub(crate) fn exit_cleanly(&self, unit: &str) {
-        if self.state.watched().contains(unit) {
-            self.state.set(
-                unit,
-                Unit {
-                    active: "inactive",
-                    sub: "dead",
-                    result: "success",
-                    status: 0,
-                },
-            );
-        } else {
-            self.units().remove(unit);
-            self.state.changed.send_modify(|n| *n += 1);
-        }
+        self.state.end(
+            unit,
+            Unit {
+                active: "inactive",
+                sub: "dead",
+                result: "success",
+                status: 0,
+            },
+        );
     }
 }
 
@@ -182,22 +188,16 @@ impl Units for FakeUnits {
     }
 
     async fn stop_unit(&self, name: &str) -> Result<(), SystemdError> {
-        if self.state.watched().contains(name) {
-            // A watched unit stays loaded, killed by the stop's SIGTERM.
-            self.state.set(
-                name,
-                Unit {
-                    active: "inactive",
-                    sub: "dead",
-                    result: "signal",
-                    status: 15,
-                },
-            );
-        } else {
-            // A stopped transient service is unloaded at once.
-            self.units().remove(name);
-            self.state.changed.send_modify(|n| *n += 1);
-        }
+        // Killed by the stop's SIGTERM.
+        self.state.end(
+            name,
+            Unit {
+                active: "inactive",
+                sub: "dead",
+                result: "signal",
+                status: 15,
+            },
+        );
         Ok(())
     }
 
@@ -296,12 +296,20 @@ mod tests {
             .start_watched(spec("corral-run-a.service"))
             .await
             .expect("start");
-        let waiter = watched.wait_exit();
-        units.exit_cleanly("corral-run-a.service");
-        let status = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
-            .await
-            .expect("woken by the exit")
-            .expect("status");
+        let status = {
+            let mut waiter = std::pin::pin!(watched.wait_exit());
+            // Polled once while the unit runs, so only the exit's change can
+            // wake it.
+            assert!(
+                futures_util::FutureExt::now_or_never(&mut waiter).is_none(),
+                "a running unit has not exited"
+            );
+            units.exit_cleanly("corral-run-a.service");
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+                .await
+                .expect("woken by the exit")
+                .expect("status")
+        };
         assert_eq!(
             (status.active_state.as_str(), status.exec_main_status),
             ("inactive", 0)
