@@ -25,10 +25,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 /// The `Upgrade:` token of the protocol.
-pub const UPGRADE_PROTOCOL: &str = "corral-attach";
+pub(crate) const UPGRADE_PROTOCOL: &str = "corral-attach";
 
 /// The largest payload of one frame. Senders split larger data.
-pub const MAX_PAYLOAD: usize = 64 * 1024;
+pub(crate) const MAX_PAYLOAD: usize = 64 * 1024;
 
 /// Type byte and length.
 const HEADER_LEN: usize = 5;
@@ -101,7 +101,7 @@ impl Frame {
     }
 
     /// The frame as bytes on the wire.
-    pub fn to_bytes(&self) -> Result<Bytes, AttachError> {
+    pub(crate) fn to_bytes(&self) -> Result<Bytes, AttachError> {
         let mut payload = BytesMut::new();
         match self {
             Frame::Stdin(data) | Frame::Stdout(data) => payload.put_slice(data),
@@ -169,7 +169,7 @@ pub fn decode(src: &mut BytesMut) -> Result<Option<Frame>, AttachError> {
 
 /// [`decode`] as a tokio codec, for `FramedRead` over the connection.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Codec;
+pub(crate) struct Codec;
 
 impl Decoder for Codec {
     type Item = Frame;
@@ -190,7 +190,7 @@ impl Decoder for Codec {
 
 /// The process exit code for a remote status: statuses outside 0..=255
 /// (which a dyno cannot produce) become 255.
-pub fn exit_code(status: i32) -> u8 {
+pub(crate) fn exit_code(status: i32) -> u8 {
     u8::try_from(status).unwrap_or(255)
 }
 

@@ -17,10 +17,12 @@ mod apps;
 mod reference;
 mod sections;
 
-pub use apps::{DeclaredApp, DeclaredFormation, DeclaredFormationTable};
-pub use reference::{reference_markdown, ReferenceError};
-pub use sections::{
-    ApiConfig, BuildsConfig, DynosConfig, GcConfig, LogsConfig, RouterConfig, RouterMode,
+pub use apps::DeclaredFormation;
+pub(crate) use apps::{DeclaredApp, DeclaredFormationTable};
+pub use reference::reference_markdown;
+pub use sections::RouterMode;
+pub(crate) use sections::{
+    ApiConfig, BuildsConfig, DynosConfig, GcConfig, LogsConfig, RouterConfig,
 };
 
 /// Sets `key=value` pairs (`router.base-domain=apps.example.com`,
@@ -28,7 +30,7 @@ pub use sections::{
 /// `nix run` can start it without a file. The key is dotted like the
 /// reference's; the value is TOML if it parses as TOML (numbers, booleans,
 /// `["a", "b"]`) and a string otherwise.
-pub fn apply_overrides(text: &str, overrides: &[String]) -> Result<String, String> {
+pub(crate) fn apply_overrides(text: &str, overrides: &[String]) -> Result<String, String> {
     let mut doc: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| e.message().to_owned())?;
@@ -139,15 +141,6 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text, path)
-    }
-
     /// Reads `path` (a missing file counts as empty when `missing_ok`, for
     /// the default path on a machine set up only by flags), applies
     /// `overrides` (see [`apply_overrides`]) and validates the result.
@@ -328,12 +321,12 @@ impl Config {
     }
 
     /// Where corrald feeds a split router its route table.
-    pub fn router_socket(&self) -> PathBuf {
+    pub(crate) fn router_socket(&self) -> PathBuf {
         self.state_dir.join("router.sock")
     }
 
     /// The Unix socket git's pre-receive hooks reach corrald on.
-    pub fn git_hook_socket(&self) -> PathBuf {
+    pub(crate) fn git_hook_socket(&self) -> PathBuf {
         self.state_dir.join("git-hook.sock")
     }
 
@@ -351,7 +344,7 @@ impl Config {
     }
 
     /// The SQLite database file.
-    pub fn database_path(&self) -> PathBuf {
+    pub(crate) fn database_path(&self) -> PathBuf {
         self.state_dir.join("corral.db")
     }
 }

@@ -29,12 +29,12 @@ use crate::gc;
 use crate::logs::drain::{DrainError, DrainSupervisor, DrainWaker};
 use crate::logs::{self, sessions::LogSessions, LogHub};
 use crate::router::{self, AppInfo, RouteFeed, RouteHub, RouteSettings, TableHandle};
-use crate::slug::SlugError;
-use crate::state::{SharedStore, StoreError};
+use crate::slug::{GcReport, SlugError};
+use crate::state::{SharedStore, SqliteStore, StoreError};
 use crate::systemd::Systemd;
 
 /// How long open requests get to finish after shutdown is asked for.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the daemon could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,9 @@ pub enum DaemonError {
     /// The slug store could not be opened.
     #[error(transparent)]
     Slugs(#[from] SlugError),
+    /// A garbage collection failed.
+    #[error(transparent)]
+    Gc(#[from] crate::gc::GcError),
     /// A listener could not be bound.
     #[error(
         "cannot listen on {what}: {source}; is another corrald running, or is the address wrong?"
@@ -77,7 +80,9 @@ pub enum DaemonError {
 pub use router_listeners::run_router;
 use router_listeners::spawn_router;
 use state_dir::bind_unix;
-pub use state_dir::{group_id, open_slugs, open_store, API_GROUP};
+pub(crate) use state_dir::open_slugs;
+pub use state_dir::open_store;
+pub(crate) use state_dir::{group_id, API_GROUP};
 
 /// The listeners the API serves on, bound before the daemon starts.
 #[derive(Debug, Default)]
@@ -170,14 +175,29 @@ async fn refresh_routes(
     }
 }
 
-/// Runs corrald on the given listeners until `shutdown` is cancelled, then
-/// drains.
+/// One slug garbage collection (`corrald gc-once`), with what a running
+/// corrald would keep; the report names what went.
+pub async fn collect_garbage(config: &Config) -> Result<GcReport, DaemonError> {
+    let store = open_store(config)?;
+    let slugs = Arc::new(open_slugs(config)?);
+    Ok(crate::gc::gc_once(
+        &store,
+        &slugs,
+        &config.gc,
+        Some(config.builds.nix_gcroots_dir.clone()),
+    )
+    .await?)
+}
+
+/// Runs corrald on the given listeners, over the store [`open_store`]
+/// opened, until `shutdown` is cancelled, then drains.
 pub async fn serve(
     config: Config,
-    store: SharedStore,
+    store: SqliteStore,
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
+    let store: SharedStore = store.shared();
     let config = Arc::new(config);
     // Checked again here for a config not loaded from a file; the parts
     // that size dynos take the table from `config.dynos.size_table()`.
@@ -418,7 +438,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     let store = open_store(&config)?;
     let listeners = Listeners::bind(&config).await?;
     let socket = config.api_socket();
-    let result = serve(config, store.shared(), listeners, shutdown).await;
+    let result = serve(config, store, listeners, shutdown).await;
     // Leaving the socket file would make the next start check it; removing
     // it on a clean exit keeps the state directory tidy.
     let _ = std::fs::remove_file(socket);

@@ -33,7 +33,7 @@ pub enum GcError {
 }
 
 /// One collection.
-pub async fn gc_once(
+pub(crate) async fn gc_once(
     store: &dyn Store,
     slugs: &Arc<SlugStore>,
     config: &GcConfig,
@@ -63,7 +63,7 @@ pub async fn gc_once(
 }
 
 /// Collects every `interval_secs` until `shutdown`.
-pub async fn run_gc(
+pub(crate) async fn run_gc(
     store: SharedStore,
     slugs: Arc<SlugStore>,
     config: GcConfig,

@@ -18,29 +18,29 @@ use std::process::Command;
 use crate::config::{Config, RouterMode, DEFAULT_CONFIG_PATH};
 
 /// The corrald path the shipped units name; replaced by the real one.
-pub const SHIPPED_CORRALD: &str = "/usr/local/bin/corrald";
+pub(crate) const SHIPPED_CORRALD: &str = "/usr/local/bin/corrald";
 
 /// `systemd/corrald.service` as shipped.
-pub const CORRALD_SERVICE: &str = include_str!("../systemd/corrald.service");
+pub(crate) const CORRALD_SERVICE: &str = include_str!("../systemd/corrald.service");
 /// `systemd/corral.slice` as shipped.
 pub const CORRAL_SLICE: &str = include_str!("../systemd/corral.slice");
 /// `systemd/corral-router.socket` as shipped.
-pub const ROUTER_SOCKET: &str = include_str!("../systemd/corral-router.socket");
+pub(crate) const ROUTER_SOCKET: &str = include_str!("../systemd/corral-router.socket");
 /// `systemd/corral-router-tls.socket` as shipped.
-pub const ROUTER_TLS_SOCKET: &str = include_str!("../systemd/corral-router-tls.socket");
+pub(crate) const ROUTER_TLS_SOCKET: &str = include_str!("../systemd/corral-router-tls.socket");
 /// `systemd/corral-router.service` as shipped.
-pub const ROUTER_SERVICE: &str = include_str!("../systemd/corral-router.service");
+pub(crate) const ROUTER_SERVICE: &str = include_str!("../systemd/corral-router.service");
 /// `systemd/corral.tmpfiles.conf` as shipped.
-pub const TMPFILES: &str = include_str!("../systemd/corral.tmpfiles.conf");
+pub(crate) const TMPFILES: &str = include_str!("../systemd/corral.tmpfiles.conf");
 /// `systemd/corral.sysusers.conf` as shipped.
-pub const SYSUSERS: &str = include_str!("../systemd/corral.sysusers.conf");
+pub(crate) const SYSUSERS: &str = include_str!("../systemd/corral.sysusers.conf");
 
 /// Where unit files go (below the root).
-pub const UNIT_DIR: &str = "/etc/systemd/system";
+pub(crate) const UNIT_DIR: &str = "/etc/systemd/system";
 /// Where the tmpfiles.d snippet goes.
-pub const TMPFILES_PATH: &str = "/etc/tmpfiles.d/corral.conf";
+pub(crate) const TMPFILES_PATH: &str = "/etc/tmpfiles.d/corral.conf";
 /// Where the sysusers.d snippet goes.
-pub const SYSUSERS_PATH: &str = "/etc/sysusers.d/corral.conf";
+pub(crate) const SYSUSERS_PATH: &str = "/etc/sysusers.d/corral.conf";
 
 /// The units `--split-router` enables beside corrald.service (the TLS
 /// socket stays optional: it needs `router.listen-tls` or certificates).
@@ -48,7 +48,7 @@ const SPLIT_UNITS: &[&str] = &["corral-router.socket", "corral-router.service"];
 
 /// Why an installation cannot be planned or carried out.
 #[derive(Debug, thiserror::Error)]
-pub enum InstallError {
+pub(crate) enum InstallError {
     /// Writing to the live system's /etc and running systemctl need root.
     #[error("corral install writes to /etc and runs systemctl, which needs root (effective uid {0}): run it with sudo, or give --root DIR to write the files into DIR instead")]
     NotRoot(u32),
@@ -103,7 +103,7 @@ pub enum InstallError {
 
 /// A file that is in the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict {
+pub(crate) struct Conflict {
     /// The file (below the root, if one was given).
     pub path: PathBuf,
     /// `differs` or why else it is not the shipped file.
@@ -112,7 +112,7 @@ pub struct Conflict {
 
 /// What to install, and where.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Write below this directory and run nothing; `None`: the live system.
     pub root: Option<PathBuf>,
     /// corrald's absolute path on the target system.
@@ -128,7 +128,7 @@ pub struct Options {
 
 /// What happens to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// It does not exist yet.
     Create,
     /// It is there with exactly this content: nothing to do.
@@ -139,10 +139,9 @@ pub enum Change {
 
 /// One file of the plan.
 #[derive(Debug, Clone)]
-pub struct PlannedFile {
-    /// Its path on the target system, e.g. `/etc/systemd/system/corral.slice`.
-    pub path: PathBuf,
-    /// Where it is written (below the root).
+pub(crate) struct PlannedFile {
+    /// Where it is written: its path on the target system, e.g.
+    /// `/etc/systemd/system/corral.slice`, below the root.
     pub target: PathBuf,
     /// Its content.
     pub text: String,
@@ -152,7 +151,7 @@ pub struct PlannedFile {
 
 /// Everything [`apply`] will do.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The shipped files, in order.
     pub files: Vec<PlannedFile>,
     /// The configuration file: its text when it is new.
@@ -165,7 +164,7 @@ pub struct Plan {
 
 /// The shipped files as installed: (path on the target, text), with
 /// corrald's placeholder path replaced by `corrald`.
-pub fn shipped_files(corrald: &Path) -> Vec<(PathBuf, String)> {
+pub(crate) fn shipped_files(corrald: &Path) -> Vec<(PathBuf, String)> {
     let corrald = corrald.display().to_string();
     let unit =
         |name: &str, text: &str| (Path::new(UNIT_DIR).join(name), with_corrald(text, &corrald));
@@ -181,12 +180,12 @@ pub fn shipped_files(corrald: &Path) -> Vec<(PathBuf, String)> {
 }
 
 /// `text` with the shipped corrald path replaced by `corrald`.
-pub fn with_corrald(text: &str, corrald: &str) -> String {
+pub(crate) fn with_corrald(text: &str, corrald: &str) -> String {
     text.replace(SHIPPED_CORRALD, corrald)
 }
 
 /// The text of a new configuration file.
-pub fn new_config(split_router: bool) -> String {
+pub(crate) fn new_config(split_router: bool) -> String {
     let mut text = format!(
         "# {DEFAULT_CONFIG_PATH}: corrald's configuration, written by `corral install`.\n\
          #\n\
@@ -204,13 +203,13 @@ pub fn new_config(split_router: bool) -> String {
 }
 
 /// The corrald beside the running executable (`corral`'s own directory).
-pub fn default_corrald() -> Option<PathBuf> {
+pub(crate) fn default_corrald() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     Some(exe.parent()?.join("corrald"))
 }
 
 /// Reads the target and decides what to do; writes nothing.
-pub fn plan(options: &Options) -> Result<Plan, InstallError> {
+pub(crate) fn plan(options: &Options) -> Result<Plan, InstallError> {
     if options.root.is_some() && options.now {
         return Err(InstallError::NowWithRoot);
     }
@@ -250,7 +249,6 @@ pub fn plan(options: &Options) -> Result<Plan, InstallError> {
             }
         };
         files.push(PlannedFile {
-            path,
             target,
             text,
             change,
@@ -286,7 +284,6 @@ pub fn plan(options: &Options) -> Result<Plan, InstallError> {
         Existing::Symlink | Existing::Other => (true, String::new()),
     };
     let config = PlannedFile {
-        path: config_path,
         target: config_target,
         text: config_text,
         change: if config_kept {
@@ -328,7 +325,7 @@ fn commands(options: &Options) -> Vec<Vec<String>> {
 }
 
 /// Carries out `plan`, telling `report` each step as it is done.
-pub fn apply(plan: &Plan, report: &mut dyn FnMut(String)) -> Result<(), InstallError> {
+pub(crate) fn apply(plan: &Plan, report: &mut dyn FnMut(String)) -> Result<(), InstallError> {
     for file in &plan.files {
         match file.change {
             Change::Unchanged => report(format!("unchanged {}", file.target.display())),
@@ -535,7 +532,13 @@ mod tests {
     fn every_shipped_file_lands_in_its_place_with_corralds_path() {
         let tmp = tempfile::tempdir().expect("tmp");
         let plan = plan(&options(tmp.path())).expect("plan");
-        let paths: Vec<_> = plan.files.iter().map(|f| f.path.clone()).collect();
+        let paths: Vec<_> = plan
+            .files
+            .iter()
+            .map(|f| {
+                Path::new("/").join(f.target.strip_prefix(tmp.path()).expect("below the root"))
+            })
+            .collect();
         assert_eq!(
             paths,
             [

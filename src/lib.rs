@@ -1,9 +1,10 @@
 //! Corral: a Heroku-style application platform run by systemd.
 //!
 //! The library holds every part; `corrald` and `corral` are thin binaries.
-//! It exports what those binaries, the integration tests and the fuzz
-//! target use; `api`, `dynos` and `declared` are the crate's own, and
-//! their items are `pub(crate)` (the `unreachable_pub` lint keeps them so).
+//! It exports what those binaries, the integration tests, the benchmarks'
+//! examples and the fuzz target use, and nothing else: every other item is
+//! `pub(crate)`, and the `unreachable_pub` lint keeps it so. `api`,
+//! `dynos`, `declared` and `gc` are the crate's own entirely.
 //!
 //! - [`model`]: validated identifiers and values, no I/O. Everything below
 //!   imports it; it imports no runtime crate.
@@ -15,7 +16,8 @@
 //!   and answered as JSON; errors map to HTTP in one place.
 //! - [`slug`]: the content-addressed slug store: deterministic packing,
 //!   extraction that cannot escape its directory, garbage collection
-//!   ([`gc`] computes what is live).
+//!   (`gc` computes what is live; `corrald gc-once` runs it through
+//!   [`daemon`]).
 //! - [`systemd`]: the only module that speaks D-Bus.
 //! - `dynos`: the dyno manager: desired formation versus systemd's units
 //!   as a pure plan of steps, applied as sandboxed transient units; and
@@ -61,18 +63,20 @@
 //! drain reads it from its own saved cursor and forwards the app's lines
 //! over syslog or HTTPS, at least once.
 
-#[warn(unreachable_pub)]
+#![warn(unreachable_pub)]
+// These docs are a map for people working on Corral, built with
+// `--document-private-items`: links into crate-private items are the point.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub(crate) mod api;
 pub mod attach;
 pub mod builds;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-#[warn(unreachable_pub)]
 pub(crate) mod declared;
-#[warn(unreachable_pub)]
 pub(crate) mod dynos;
-pub mod gc;
+pub(crate) mod gc;
 pub mod install;
 pub mod logs;
 pub mod model;

@@ -44,7 +44,7 @@ impl std::fmt::Debug for PemPair {
 /// Why a certificate or key was refused; every message says what to send
 /// instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CertificateError {
+pub(crate) enum CertificateError {
     /// No `BEGIN CERTIFICATE` block.
     #[error("the certificate chain holds no PEM certificate (-----BEGIN CERTIFICATE-----); send the server certificate, then its intermediates, as PEM")]
     NoCertificate,
@@ -112,7 +112,7 @@ impl Certificate {
     /// Parses and checks `pem` (see the module doc); expiry is left to
     /// [`Certificate::check_current`], so that a table holding an expired
     /// certificate still loads.
-    pub fn parse(pem: &PemPair) -> Result<Self, CertificateError> {
+    pub(crate) fn parse(pem: &PemPair) -> Result<Self, CertificateError> {
         let mut chain = Vec::new();
         for (i, der) in CertificateDer::pem_slice_iter(pem.chain.as_bytes()).enumerate() {
             let der = der.map_err(|e| CertificateError::Unreadable {
@@ -161,7 +161,7 @@ impl Certificate {
     }
 
     /// Refuses a certificate that has expired by `now`.
-    pub fn check_current(&self, now: DateTime<Utc>) -> Result<(), CertificateError> {
+    pub(crate) fn check_current(&self, now: DateTime<Utc>) -> Result<(), CertificateError> {
         if self.info.expires_at <= now {
             return Err(CertificateError::Expired(self.info.expires_at));
         }
@@ -170,7 +170,7 @@ impl Certificate {
 
     /// Whether the certificate covers `host` (lowercase): by name, or by
     /// a wildcard name one label up.
-    pub fn covers(&self, host: &str) -> bool {
+    pub(crate) fn covers(&self, host: &str) -> bool {
         self.info.names.iter().any(|n| n == host)
             || host.split_once('.').is_some_and(|(_, parent)| {
                 self.info.names.iter().any(|n| n == &format!("*.{parent}"))
@@ -182,13 +182,13 @@ impl Certificate {
 /// it CA-signed: the Mozilla roots (webpki-roots, what browsers trust)
 /// and any the operator adds (`api.trusted-ca-file`).
 #[derive(Debug, Clone)]
-pub struct TrustRoots {
+pub(crate) struct TrustRoots {
     roots: Arc<rustls::RootCertStore>,
 }
 
 /// Why the operator's trusted CA file could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum TrustRootsError {
+pub(crate) enum TrustRootsError {
     /// The file could not be read.
     #[error("cannot read the trusted CA file {path}: {source}")]
     Read {
@@ -215,7 +215,7 @@ static MOZILLA: LazyLock<Arc<rustls::RootCertStore>> = LazyLock::new(|| {
 
 impl TrustRoots {
     /// The Mozilla roots alone.
-    pub fn mozilla() -> Self {
+    pub(crate) fn mozilla() -> Self {
         Self {
             roots: Arc::clone(&MOZILLA),
         }
@@ -223,7 +223,7 @@ impl TrustRoots {
 
     /// The Mozilla roots and the CA certificates in `pem` (read from
     /// `path`, which labels errors).
-    pub fn with_pem(pem: &[u8], path: &Path) -> Result<Self, TrustRootsError> {
+    pub(crate) fn with_pem(pem: &[u8], path: &Path) -> Result<Self, TrustRootsError> {
         let unusable = |reason: String| TrustRootsError::Unusable {
             path: path.to_owned(),
             reason,
@@ -245,7 +245,7 @@ impl TrustRoots {
 
     /// The Mozilla roots, and those of the file at `path` if given.
     /// Blocking.
-    pub fn load(path: Option<&Path>) -> Result<Self, TrustRootsError> {
+    pub(crate) fn load(path: Option<&Path>) -> Result<Self, TrustRootsError> {
         let Some(path) = path else {
             return Ok(Self::mozilla());
         };
@@ -262,7 +262,7 @@ impl Certificate {
     /// chain's other certificates, to one of `roots`, every signature good
     /// and every certificate valid at `now` and allowed to serve TLS. No
     /// host name is checked: that is each client's, per name.
-    pub fn is_trusted(&self, roots: &TrustRoots, now: UnixTime) -> bool {
+    pub(crate) fn is_trusted(&self, roots: &TrustRoots, now: UnixTime) -> bool {
         let Some((leaf, intermediates)) = self.key.cert.split_first() else {
             return false;
         };
@@ -350,7 +350,7 @@ pub(crate) mod testing {
     use super::PemPair;
 
     /// A test certificate authority.
-    pub struct Ca {
+    pub(crate) struct Ca {
         issuer: Issuer<'static, KeyPair>,
         /// Its certificate, PEM.
         pub pem: String,
@@ -358,7 +358,7 @@ pub(crate) mod testing {
 
     impl Ca {
         /// A fresh CA named `name`.
-        pub fn new(name: &str) -> Self {
+        pub(crate) fn new(name: &str) -> Self {
             let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
             params.distinguished_name.push(DnType::CommonName, name);
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -372,7 +372,7 @@ pub(crate) mod testing {
         }
 
         /// A leaf for `names`, valid from `days.0` to `days.1` days from now.
-        pub fn leaf_valid(&self, names: &[&str], days: (i64, i64)) -> PemPair {
+        pub(crate) fn leaf_valid(&self, names: &[&str], days: (i64, i64)) -> PemPair {
             let mut params =
                 CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
                     .expect("params");
@@ -391,7 +391,7 @@ pub(crate) mod testing {
         }
 
         /// A leaf for `names`, valid for a year from yesterday.
-        pub fn leaf(&self, names: &[&str]) -> PemPair {
+        pub(crate) fn leaf(&self, names: &[&str]) -> PemPair {
             self.leaf_valid(names, (-1, 365))
         }
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use corral::logs::drain::frame::parse_octet_counted;
+use corral::logs::parse_octet_counted;
 use corral::sandbox::{Sandbox, SandboxOptions};
 use support::{corral_cli, free_port, ok, wait_for, TestDaemon};
 

@@ -658,7 +658,7 @@ async fn tls_router(limits: Limits) -> (Router, SocketAddr) {
         https_port: Some(tls_addr.port()),
         git: None,
     });
-    let tls = router::tls::server_config(feed.handle().clone()).expect("tls config");
+    let tls = router::tls_server_config(feed.handle().clone()).expect("tls config");
     tokio::spawn(router::serve(
         plain,
         Arc::clone(&ctx),

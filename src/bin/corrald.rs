@@ -67,7 +67,7 @@ enum TokenCommand {
 fn main() -> ExitCode {
     // The hook talks to git on stdout; it must stay free of log lines.
     if std::env::args().nth(1).as_deref() == Some("git-hook") {
-        return ExitCode::from(u8::try_from(corral::builds::hook::run_client()).unwrap_or(1));
+        return ExitCode::from(u8::try_from(corral::builds::run_hook_client()).unwrap_or(1));
     }
     init_logging();
     match run(Args::parse()) {
@@ -122,15 +122,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::GcOnce => {
             let config = args.load_config()?;
-            let store = daemon::open_store(&config)?;
-            let slugs = std::sync::Arc::new(daemon::open_slugs(&config)?);
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            let report = runtime.block_on(corral::gc::gc_once(
-                &store,
-                &slugs,
-                &config.gc,
-                Some(config.builds.nix_gcroots_dir.clone()),
-            ))?;
+            let report = runtime.block_on(daemon::collect_garbage(&config))?;
             println!(
                 "Removed {} slug(s), freed {:.1} MB.",
                 report.removed.len(),
@@ -193,13 +186,13 @@ fn init_logging() {
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
 
-    let journal = corral::logs::writer::JournalLayer::connect();
+    let journal = corral::logs::JournalLayer::connect();
     let to_journal = journal.is_some();
     let text = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
-            !(to_journal && corral::logs::writer::is_stream_target(meta.target()))
+            !(to_journal && corral::logs::is_stream_target(meta.target()))
         }));
     tracing_subscriber::registry()
         .with(

@@ -13,11 +13,11 @@ use yaml_rust2::{Yaml, YamlLoader};
 use crate::model::{ConfigVarName, ProcessType};
 
 /// The most bytes of `bin/release` output read.
-pub const MAX_RELEASE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_RELEASE_BYTES: usize = 64 * 1024;
 
 /// A buildpack reference, checked for form (not for existence).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BuildpackRef {
+pub(crate) enum BuildpackRef {
     /// One of the buildpacks in `builds.buildpacks-dir`.
     Shipped(String),
     /// A directory on the host.
@@ -34,7 +34,7 @@ pub enum BuildpackRef {
 /// Why a buildpack reference was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct BuildpackRefError(pub String);
+pub(crate) struct BuildpackRefError(pub String);
 
 fn is_simple_name(s: &str) -> bool {
     !s.is_empty()
@@ -55,7 +55,7 @@ fn is_git_ref(s: &str) -> bool {
 
 impl BuildpackRef {
     /// Reads what a user typed (`buildpacks:set`) or the config lists.
-    pub fn parse(s: &str) -> Result<Self, BuildpackRefError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, BuildpackRefError> {
         let s = s.trim();
         if s.is_empty() || s.len() > 2048 || s.chars().any(char::is_control) {
             return Err(BuildpackRefError(
@@ -108,7 +108,7 @@ impl BuildpackRef {
 
 /// What a buildpack's `bin/release` declared.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReleaseInfo {
+pub(crate) struct ReleaseInfo {
     /// `default_process_types`.
     pub default_process_types: BTreeMap<ProcessType, String>,
     /// `config_vars`: defaults for vars the app has not set.
@@ -119,7 +119,7 @@ pub struct ReleaseInfo {
 
 impl ReleaseInfo {
     /// Merges a later buildpack's output over this one, as a chain does.
-    pub fn merge(&mut self, later: ReleaseInfo) {
+    pub(crate) fn merge(&mut self, later: ReleaseInfo) {
         self.default_process_types
             .extend(later.default_process_types);
         self.config_vars.extend(later.config_vars);
@@ -140,7 +140,7 @@ fn scalar(y: &Yaml) -> Option<String> {
 /// Why a buildpack's `bin/release` output was refused; the message says
 /// which key is wrong, for the push output.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReleaseYamlError {
+pub(crate) enum ReleaseYamlError {
     /// More than [`MAX_RELEASE_BYTES`].
     #[error("bin/release printed more than {MAX_RELEASE_BYTES} bytes")]
     TooLarge,
@@ -180,7 +180,7 @@ pub enum ReleaseYamlError {
 /// Parses `bin/release` output: YAML with optional
 /// `default_process_types`, `config_vars` (maps of strings) and `addons`
 /// (a list). Empty output is an empty release.
-pub fn parse_release(text: &str) -> Result<ReleaseInfo, ReleaseYamlError> {
+pub(crate) fn parse_release(text: &str) -> Result<ReleaseInfo, ReleaseYamlError> {
     if text.len() > MAX_RELEASE_BYTES {
         return Err(ReleaseYamlError::TooLarge);
     }
@@ -242,7 +242,7 @@ pub fn parse_release(text: &str) -> Result<ReleaseInfo, ReleaseYamlError> {
 /// running binary (installed as `<prefix>/bin/corrald` with
 /// `<prefix>/share/corral/buildpacks`, or run from the source tree's
 /// `target/<profile>/`).
-pub fn find_shipped_dir(configured: Option<&Path>, exe: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn find_shipped_dir(configured: Option<&Path>, exe: Option<&Path>) -> Option<PathBuf> {
     if let Some(dir) = configured {
         return Some(dir.to_owned());
     }

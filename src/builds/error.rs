@@ -17,7 +17,7 @@ use super::nix::NixRootError;
 
 /// Why a build did not produce a release.
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub(crate) enum BuildError {
     /// The build could not be recorded.
     #[error("Cannot record the build: {0}")]
     Record(StoreError),
@@ -170,7 +170,7 @@ pub enum BuildError {
 impl BuildError {
     /// Whether the pusher has already been told why (by the buildpack's own
     /// output), so the error adds no line of its own.
-    pub fn is_told(&self) -> bool {
+    pub(crate) fn is_told(&self) -> bool {
         matches!(self, Self::Buildpacks)
     }
 }
@@ -182,7 +182,7 @@ pub(super) fn io_fail(what: &'static str) -> impl Fn(std::io::Error) -> BuildErr
 
 /// Why an app's build cache was not purged.
 #[derive(Debug, thiserror::Error)]
-pub enum PurgeError {
+pub(crate) enum PurgeError {
     /// The app is building: its cache is in use.
     #[error("A build of this app is running; purge its cache when it is done.")]
     Building,

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 /// The two services smart HTTP offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GitService {
+pub(crate) enum GitService {
     /// Fetch and clone.
     UploadPack,
     /// Push.
@@ -39,7 +39,7 @@ impl GitService {
     }
 
     /// `upload-pack` or `receive-pack`: git's subcommand.
-    pub fn command(self) -> &'static str {
+    pub(crate) fn command(self) -> &'static str {
         match self {
             Self::UploadPack => "upload-pack",
             Self::ReceivePack => "receive-pack",
@@ -47,7 +47,7 @@ impl GitService {
     }
 
     /// The content type of `info/refs` for this service.
-    pub fn advertisement_type(self) -> &'static str {
+    pub(crate) fn advertisement_type(self) -> &'static str {
         match self {
             Self::UploadPack => "application/x-git-upload-pack-advertisement",
             Self::ReceivePack => "application/x-git-receive-pack-advertisement",
@@ -55,7 +55,7 @@ impl GitService {
     }
 
     /// The content type of an RPC response.
-    pub fn result_type(self) -> &'static str {
+    pub(crate) fn result_type(self) -> &'static str {
         match self {
             Self::UploadPack => "application/x-git-upload-pack-result",
             Self::ReceivePack => "application/x-git-receive-pack-result",
@@ -65,7 +65,7 @@ impl GitService {
 
 /// A git request, by path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GitRequest {
+pub(crate) enum GitRequest {
     /// `GET /<app>.git/info/refs?service=git-...`.
     InfoRefs {
         /// The app, as written in the URL (not yet looked up).
@@ -90,7 +90,11 @@ pub enum GitRequest {
 
 /// Whether `path` is a git path at all: `/<app>.git/...`. `None` leaves
 /// the request to the Platform API.
-pub fn parse_request(method: &http::Method, path: &str, query: Option<&str>) -> Option<GitRequest> {
+pub(crate) fn parse_request(
+    method: &http::Method,
+    path: &str,
+    query: Option<&str>,
+) -> Option<GitRequest> {
     let rest = path.strip_prefix('/')?;
     let (repo, tail) = rest.split_once('/')?;
     let app = repo.strip_suffix(".git")?;
@@ -127,7 +131,7 @@ pub fn parse_request(method: &http::Method, path: &str, query: Option<&str>) -> 
 
 /// The `PATH` corrald runs git (and its hook) with: its own, so a NixOS
 /// service's `path` works; the usual directories if it has none.
-pub fn host_path() -> std::ffi::OsString {
+pub(crate) fn host_path() -> std::ffi::OsString {
     std::env::var_os("PATH")
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into())
@@ -136,7 +140,7 @@ pub fn host_path() -> std::ffi::OsString {
 /// The pre-receive hook written into every app repository. It needs the
 /// variables corrald sets for a push, so a push that does not come
 /// through corrald is refused.
-pub const PRE_RECEIVE_HOOK: &str = r#"#!/bin/sh
+pub(crate) const PRE_RECEIVE_HOOK: &str = r#"#!/bin/sh
 # Written by corrald: builds and releases pushes of main or master.
 if [ -z "${CORRAL_HOOK_SOCKET:-}" ] || [ -z "${CORRAL_HOOK_PROGRAM:-}" ]; then
     echo "Push to this app through corrald: git push corral main" >&2
@@ -147,24 +151,24 @@ exec "$CORRAL_HOOK_PROGRAM" git-hook
 
 /// The bare repositories of all apps.
 #[derive(Debug, Clone)]
-pub struct Repos {
+pub(crate) struct Repos {
     root: PathBuf,
 }
 
 impl Repos {
     /// Repositories under `root` (created when needed).
-    pub fn new(root: PathBuf) -> Self {
+    pub(crate) fn new(root: PathBuf) -> Self {
         Self { root }
     }
 
     /// The repository of the app with `id`.
-    pub fn path(&self, app_id: Uuid) -> PathBuf {
+    pub(crate) fn path(&self, app_id: Uuid) -> PathBuf {
         self.root.join(format!("{app_id}.git"))
     }
 
     /// Makes sure the app's repository exists with the current hook, and
     /// returns its path.
-    pub async fn ensure(&self, app_id: Uuid) -> std::io::Result<PathBuf> {
+    pub(crate) async fn ensure(&self, app_id: Uuid) -> std::io::Result<PathBuf> {
         let path = self.path(app_id);
         if !path.join("HEAD").is_file() {
             // Owner-only: the state directory above is traversable by the
@@ -205,7 +209,7 @@ impl Repos {
     }
 
     /// Removes an app's repository (the app was deleted).
-    pub async fn remove(&self, app_id: Uuid) -> std::io::Result<()> {
+    pub(crate) async fn remove(&self, app_id: Uuid) -> std::io::Result<()> {
         match tokio::fs::remove_dir_all(self.path(app_id)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -222,7 +226,7 @@ async fn write_executable(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// `pkt-line` framing: four hex digits of length (including themselves).
-pub fn pkt_line(text: &str) -> Vec<u8> {
+pub(crate) fn pkt_line(text: &str) -> Vec<u8> {
     let mut out = format!("{:04x}", text.len() + 4).into_bytes();
     out.extend_from_slice(text.as_bytes());
     out
@@ -230,7 +234,7 @@ pub fn pkt_line(text: &str) -> Vec<u8> {
 
 /// What a git subprocess needs beyond its service and repository.
 #[derive(Debug, Clone, Default)]
-pub struct GitEnv {
+pub(crate) struct GitEnv {
     /// Variables for the process (and so for its hooks).
     pub vars: Vec<(String, String)>,
 }
@@ -255,7 +259,7 @@ fn git_command(service: GitService, repo: &Path, env: &GitEnv, advertise: bool) 
 
 /// The body of `info/refs`: the service line, a flush, then git's
 /// advertisement.
-pub async fn info_refs(service: GitService, repo: &Path) -> std::io::Result<Vec<u8>> {
+pub(crate) async fn info_refs(service: GitService, repo: &Path) -> std::io::Result<Vec<u8>> {
     let output = git_command(service, repo, &GitEnv::default(), true)
         .stdin(Stdio::null())
         .output()
@@ -275,7 +279,7 @@ pub async fn info_refs(service: GitService, repo: &Path) -> std::io::Result<Vec<
 
 /// Why an RPC's request body could not be passed on.
 #[derive(Debug, thiserror::Error)]
-pub enum RpcError {
+pub(crate) enum RpcError {
     /// Larger than the configured cap.
     #[error("the push is larger than {0} MB")]
     TooLarge(u64),
@@ -290,7 +294,7 @@ pub enum RpcError {
 /// Runs one RPC: streams `body` (gunzipped when `gzip`) into git and git's
 /// output into the returned channel, which ends when git exits. The
 /// returned future does the work; the caller spawns it on a tracker.
-pub fn rpc<B>(
+pub(crate) fn rpc<B>(
     service: GitService,
     repo: &Path,
     env: GitEnv,

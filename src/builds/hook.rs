@@ -14,11 +14,11 @@ use std::io::{BufRead, BufReader, Write};
 use serde::{Deserialize, Serialize};
 
 /// The most bytes of one request line.
-pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_REQUEST_BYTES: usize = 256 * 1024;
 
 /// Variables git sets for hooks that corrald needs to read the pushed,
 /// still quarantined, objects.
-pub const QUARANTINE_VARS: [&str; 3] = [
+pub(crate) const QUARANTINE_VARS: [&str; 3] = [
     "GIT_OBJECT_DIRECTORY",
     "GIT_ALTERNATE_OBJECT_DIRECTORIES",
     "GIT_QUARANTINE_PATH",
@@ -26,7 +26,7 @@ pub const QUARANTINE_VARS: [&str; 3] = [
 
 /// One ref a push changes: `<old> <new> <ref>` on the hook's stdin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefUpdate {
+pub(crate) struct RefUpdate {
     /// The old object id (all zeros: a new ref).
     pub old: String,
     /// The new object id (all zeros: a deletion).
@@ -37,7 +37,7 @@ pub struct RefUpdate {
 
 impl RefUpdate {
     /// Reads one stdin line of a pre-receive hook.
-    pub fn parse(line: &str) -> Option<Self> {
+    pub(crate) fn parse(line: &str) -> Option<Self> {
         let mut parts = line.split_whitespace();
         let (old, new, name) = (parts.next()?, parts.next()?, parts.next()?);
         let is_oid =
@@ -50,14 +50,14 @@ impl RefUpdate {
     }
 
     /// Whether the ref is deleted.
-    pub fn is_deletion(&self) -> bool {
+    pub(crate) fn is_deletion(&self) -> bool {
         self.new.bytes().all(|b| b == b'0')
     }
 }
 
 /// What the hook sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HookRequest {
+pub(crate) struct HookRequest {
     /// The push's id, from `CORRAL_PUSH_ID`.
     pub push: String,
     /// The ref updates.
@@ -69,7 +69,7 @@ pub struct HookRequest {
 /// One line corrald answers with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum HookMessage {
+pub(crate) enum HookMessage {
     /// Output for the pusher.
     Out(String),
     /// The end: the hook's exit status.

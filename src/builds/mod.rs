@@ -19,20 +19,20 @@
 //!
 //! Every line of output goes back through the hook to the pusher as it
 //! happens, and into the build's log for followers (`output.rs`).
-//! Anything that fails rejects the push with a [`BuildError`] and leaves
+//! Anything that fails rejects the push with a [`BuildError`](error::BuildError) and leaves
 //! the running release as it was.
 
-pub mod buildpacks;
+pub(crate) mod buildpacks;
 mod error;
-pub mod git;
-pub mod hook;
-pub mod nix;
+pub(crate) mod git;
+pub(crate) mod hook;
+pub(crate) mod nix;
 mod output;
 mod pushes;
 mod release;
 mod run;
 mod source;
-pub mod unit;
+pub(crate) mod unit;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,9 +41,8 @@ use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
-pub use self::error::{BuildError, PurgeError};
-pub use self::pushes::{PushGuard, DEPLOY_BRANCHES};
-pub use self::release::human_size;
+pub(crate) use self::error::PurgeError;
+pub use self::hook::run_client as run_hook_client;
 
 use self::pushes::Push;
 use crate::config::Config;
@@ -55,7 +54,7 @@ use crate::systemd::Systemd;
 
 /// What the build service works with: the parts corrald wires together.
 #[derive(Debug, Clone)]
-pub struct BuildsDeps {
+pub(crate) struct BuildsDeps {
     /// Apps, builds and releases.
     pub store: SharedStore,
     /// Where slugs are packed.
@@ -72,7 +71,7 @@ pub struct BuildsDeps {
 
 /// The build service: pushes in progress, one build at a time per app.
 #[derive(Debug)]
-pub struct Builds {
+pub(crate) struct Builds {
     store: SharedStore,
     slugs: Arc<SlugStore>,
     systemd: Arc<Systemd>,
@@ -98,7 +97,7 @@ impl Builds {
     /// The build service over `deps`. `exe` is the running binary, used to
     /// find the shipped buildpacks and as the hook program unless
     /// configured.
-    pub fn new(deps: BuildsDeps, exe: Option<PathBuf>) -> Self {
+    pub(crate) fn new(deps: BuildsDeps, exe: Option<PathBuf>) -> Self {
         let BuildsDeps {
             store,
             slugs,
@@ -132,12 +131,12 @@ impl Builds {
     }
 
     /// The app repositories.
-    pub fn repos(&self) -> &git::Repos {
+    pub(crate) fn repos(&self) -> &git::Repos {
         &self.repos
     }
 
     /// Where the shipped buildpacks were found.
-    pub fn shipped_buildpacks(&self) -> Option<&Path> {
+    pub(crate) fn shipped_buildpacks(&self) -> Option<&Path> {
         self.shipped.as_deref()
     }
 
@@ -155,7 +154,7 @@ impl Builds {
     /// Empties the app's build cache (Heroku's `DELETE build-cache`): the
     /// directory systemd manages for its build units. Refused while the app
     /// builds.
-    pub async fn purge_cache(&self, app_id: Uuid) -> Result<(), PurgeError> {
+    pub(crate) async fn purge_cache(&self, app_id: Uuid) -> Result<(), PurgeError> {
         let lock = self.app_lock(app_id);
         let Ok(_turn) = lock.try_lock() else {
             return Err(PurgeError::Building);
@@ -177,7 +176,7 @@ impl Builds {
 
     /// Removes what a deleted app leaves here: its repository and build
     /// cache. Failures are logged: the app is gone either way.
-    pub async fn forget_app(&self, app_id: Uuid) {
+    pub(crate) async fn forget_app(&self, app_id: Uuid) {
         if let Err(e) = self.repos.remove(app_id).await {
             tracing::warn!(%app_id, error = %e, "cannot remove a deleted app's repository");
         }

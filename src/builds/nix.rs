@@ -12,11 +12,11 @@ use std::path::{Component, Path, PathBuf};
 use crate::model::SlugDigest;
 
 /// The most store paths one slug may root.
-pub const MAX_PATHS: usize = 64;
+pub(crate) const MAX_PATHS: usize = 64;
 
 /// Why a slug's store paths were not rooted.
 #[derive(Debug, thiserror::Error)]
-pub enum NixRootError {
+pub(crate) enum NixRootError {
     /// The list is longer than [`MAX_PATHS`].
     #[error(".corral/nix-store-paths lists more than {MAX_PATHS} paths")]
     TooMany,
@@ -46,7 +46,7 @@ pub enum NixRootError {
 
 /// Checks one line of `nix-store-paths`: an absolute path directly under
 /// `/nix/store`, with nothing that could lead elsewhere.
-pub fn check_store_path(line: &str) -> Result<&str, NixRootError> {
+pub(crate) fn check_store_path(line: &str) -> Result<&str, NixRootError> {
     let path = Path::new(line);
     let mut components = path.components();
     let ok = matches!(components.next(), Some(Component::RootDir))
@@ -63,7 +63,11 @@ pub fn check_store_path(line: &str) -> Result<&str, NixRootError> {
 
 /// Roots each of `paths` for `digest` in `dir` (created if missing).
 /// Returns how many roots it made.
-pub fn add_roots(dir: &Path, digest: &SlugDigest, paths: &str) -> Result<usize, NixRootError> {
+pub(crate) fn add_roots(
+    dir: &Path,
+    digest: &SlugDigest,
+    paths: &str,
+) -> Result<usize, NixRootError> {
     let lines: Vec<&str> = paths.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.len() > MAX_PATHS {
         return Err(NixRootError::TooMany);
@@ -90,7 +94,7 @@ pub fn add_roots(dir: &Path, digest: &SlugDigest, paths: &str) -> Result<usize, 
 }
 
 /// Removes the roots of slugs that are gone.
-pub fn remove_roots(dir: &Path, gone: &[SlugDigest]) -> std::io::Result<usize> {
+pub(crate) fn remove_roots(dir: &Path, gone: &[SlugDigest]) -> std::io::Result<usize> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),

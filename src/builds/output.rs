@@ -69,7 +69,7 @@ impl Output {
 
 impl Builds {
     /// Where build `id`'s output is kept.
-    pub fn log_path(&self, id: Uuid) -> PathBuf {
+    pub(crate) fn log_path(&self, id: Uuid) -> PathBuf {
         self.config
             .state_dir
             .join("build-logs")
@@ -111,7 +111,7 @@ impl Builds {
     /// Build `id`'s output from the start, following it while the build
     /// runs: chunks of text, ending when the build does. `None` if there
     /// is no such output.
-    pub async fn follow_output(
+    pub(crate) async fn follow_output(
         &self,
         id: Uuid,
     ) -> Option<impl futures_util::Stream<Item = bytes::Bytes> + Send + 'static> {

@@ -25,7 +25,7 @@ use super::{git, source, unit, Builds};
 use crate::state::{Account, AppRef};
 
 /// The branches a push deploys, as on Heroku.
-pub const DEPLOY_BRANCHES: [&str; 2] = ["refs/heads/main", "refs/heads/master"];
+pub(crate) const DEPLOY_BRANCHES: [&str; 2] = ["refs/heads/main", "refs/heads/master"];
 
 /// A push in progress: who pushes to which app.
 #[derive(Debug, Clone)]
@@ -40,14 +40,14 @@ pub(super) struct Push {
 
 /// Forgets a registered push when the git request ends.
 #[derive(Debug)]
-pub struct PushGuard {
+pub(crate) struct PushGuard {
     builds: Arc<Builds>,
     id: String,
 }
 
 impl PushGuard {
     /// The variables git (and so its hook) needs for this push.
-    pub fn env(&self) -> git::GitEnv {
+    pub(crate) fn env(&self) -> git::GitEnv {
         let mut vars = vec![
             ("CORRAL_PUSH_ID".to_owned(), self.id.clone()),
             (
@@ -86,7 +86,7 @@ impl Drop for PushGuard {
 impl Builds {
     /// Registers a push by `user` to the app with `app_id` through `repo`;
     /// the hook names it by the id in the guard's [`PushGuard::env`].
-    pub fn register_push(
+    pub(crate) fn register_push(
         self: &Arc<Self>,
         app_id: Uuid,
         user: Account,
@@ -106,7 +106,7 @@ impl Builds {
     }
 
     /// Binds the hook socket (root only).
-    pub fn bind_hooks(path: &Path) -> std::io::Result<UnixListener> {
+    pub(crate) fn bind_hooks(path: &Path) -> std::io::Result<UnixListener> {
         use std::os::unix::fs::PermissionsExt;
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -120,7 +120,7 @@ impl Builds {
     /// Answers hooks on `listener` until `shutdown`; each connection is a
     /// task on `tracker`. Marks builds that a restart cut off as failed and
     /// removes their directories first.
-    pub async fn serve_hooks(
+    pub(crate) async fn serve_hooks(
         self: Arc<Self>,
         listener: UnixListener,
         shutdown: CancellationToken,

@@ -256,7 +256,7 @@ fn type_list<'a>(types: impl Iterator<Item = &'a ProcessType>) -> String {
 }
 
 /// Sizes as Heroku prints slug sizes: `12.3M`, `840K`.
-pub fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const MB: f64 = 1024.0 * 1024.0;
     if bytes as f64 >= MB {
         format!("{:.1}M", bytes as f64 / MB)

@@ -17,17 +17,17 @@ use crate::model::{AppName, UnitName};
 use crate::systemd::{BindPath, Limits, ServiceSpec};
 
 /// Where the driver finds its inputs inside the unit (read-only).
-pub const IN_DIR: &str = "/corral/in";
+pub(crate) const IN_DIR: &str = "/corral/in";
 /// Where buildpack `i` is bound (read-only): `/corral/buildpacks/<i>`.
-pub const BUILDPACKS_DIR: &str = "/corral/buildpacks";
+pub(crate) const BUILDPACKS_DIR: &str = "/corral/buildpacks";
 /// The config vars, one file per var (Heroku's `ENV_DIR`).
-pub const ENV_DIR: &str = "/corral/env";
+pub(crate) const ENV_DIR: &str = "/corral/env";
 /// Where the driver leaves its results for corrald.
-pub const OUT_DIR: &str = "/corral/out";
+pub(crate) const OUT_DIR: &str = "/corral/out";
 
 /// Everything that decides how one build unit runs.
 #[derive(Debug, Clone)]
-pub struct BuildInput<'a> {
+pub(crate) struct BuildInput<'a> {
     /// The unit's name.
     pub unit: &'a UnitName,
     /// The app.
@@ -52,7 +52,7 @@ pub struct BuildInput<'a> {
 
 /// The transient service for a build. Its output goes where the caller's
 /// `stdio` says (a pipe streamed to `git push`).
-pub fn build_service(input: &BuildInput<'_>) -> ServiceSpec {
+pub(crate) fn build_service(input: &BuildInput<'_>) -> ServiceSpec {
     let mut spec = ServiceSpec::new(
         input.unit.as_str(),
         vec!["/bin/sh".to_owned(), format!("{IN_DIR}/driver.sh")],
@@ -112,13 +112,13 @@ pub fn build_service(input: &BuildInput<'_>) -> ServiceSpec {
 }
 
 /// The first seven characters of a commit, as git shows it.
-pub fn short(sha: &str) -> &str {
+pub(crate) fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
 
 /// How the driver picks buildpacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Selection {
+pub(crate) enum Selection {
     /// The default list: the first whose `bin/detect` succeeds builds.
     FirstDetected,
     /// Set by the app: every one runs, and each must detect.
@@ -127,7 +127,7 @@ pub enum Selection {
 
 /// The plan file the driver reads: mode, count, then one label per line.
 /// Labels are for messages only; newlines in them are replaced.
-pub fn plan_file(selection: Selection, labels: &[String]) -> String {
+pub(crate) fn plan_file(selection: Selection, labels: &[String]) -> String {
     let mode = match selection {
         Selection::FirstDetected => "first",
         Selection::All => "all",
@@ -147,7 +147,7 @@ pub fn plan_file(selection: Selection, labels: &[String]) -> String {
 /// contract), and leaves `used` (index, name) and `release-<i>.yml` in
 /// the out directory. Buildpacks are copied to `/tmp` first: classic ones
 /// write into their own directory.
-pub const DRIVER: &str = r#"# Written by corrald: runs an app's buildpacks in this build unit.
+pub(crate) const DRIVER: &str = r#"# Written by corrald: runs an app's buildpacks in this build unit.
 set -u
 umask 022
 build=/app

@@ -22,7 +22,7 @@ use crate::api::types::{ErrorBody, HEROKU_ACCEPT};
 
 /// Where the API is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// `http://host:port`.
     Tcp {
         /// `host:port` to connect to and send as `Host`.
@@ -37,7 +37,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Parses `http://host[:port]` or `unix:///path`.
-    pub fn parse(url: &str) -> Result<Self, CliError> {
+    pub(crate) fn parse(url: &str) -> Result<Self, CliError> {
         if let Some(path) = url.strip_prefix("unix://") {
             if !path.starts_with('/') {
                 return Err(CliError::Config(format!(
@@ -75,7 +75,7 @@ impl Endpoint {
 
 /// An authenticated API client.
 #[derive(Debug, Clone)]
-pub struct Client {
+pub(crate) struct Client {
     endpoint: Endpoint,
     token: String,
 }
@@ -89,7 +89,7 @@ struct Raw {
 
 impl Client {
     /// A client for `endpoint` using `token`.
-    pub fn new(endpoint: Endpoint, token: String) -> Self {
+    pub(crate) fn new(endpoint: Endpoint, token: String) -> Self {
         Self { endpoint, token }
     }
 
@@ -202,14 +202,14 @@ impl Client {
     }
 
     /// `GET path` as bytes, whole (a build's output, once it has ended).
-    pub async fn get_bytes(&self, path: &str) -> Result<Bytes, CliError> {
+    pub(crate) async fn get_bytes(&self, path: &str) -> Result<Bytes, CliError> {
         Ok(self.send(Method::GET, path, None, None).await?.body)
     }
 
     /// `GET path`, handing each chunk of the body to `chunk` as it
     /// arrives (a log session's stream, which may never end), until it
     /// returns false.
-    pub async fn get_streaming(
+    pub(crate) async fn get_streaming(
         &self,
         path: &str,
         mut chunk: impl FnMut(&[u8]) -> bool + Send,
@@ -270,13 +270,13 @@ impl Client {
     }
 
     /// `GET path` decoded as `T`.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         let raw = self.send(Method::GET, path, None, None).await?;
         Self::decode(&raw.body)
     }
 
     /// `GET path` of a list, following `Next-Range` across pages.
-    pub async fn list<T: DeserializeOwned>(
+    pub(crate) async fn list<T: DeserializeOwned>(
         &self,
         path: &str,
         range: Option<&str>,
@@ -295,7 +295,7 @@ impl Client {
     }
 
     /// `method path` with a JSON body, decoded as `T`.
-    pub async fn send_json<B: Serialize, T: DeserializeOwned>(
+    pub(crate) async fn send_json<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -309,7 +309,7 @@ impl Client {
 
     /// `PUT` of a file's bytes to `url` (an upload target the API gave, whose
     /// path and query are sent to this client's endpoint), streamed.
-    pub async fn put_file<T: DeserializeOwned>(
+    pub(crate) async fn put_file<T: DeserializeOwned>(
         &self,
         url: &str,
         file: &std::path::Path,
@@ -338,7 +338,7 @@ impl Client {
     /// `GET url` (a URL the API gave, whose path and query are sent to
     /// this client's endpoint) with `Connection: Upgrade` and `Upgrade:
     /// protocol`: the connection, once the API has switched it over.
-    pub async fn upgrade(
+    pub(crate) async fn upgrade(
         &self,
         url: &str,
         protocol: &str,
@@ -379,7 +379,7 @@ impl Client {
     }
 
     /// `DELETE path`, decoded as `T`.
-    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+    pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         let raw = self.send(Method::DELETE, path, None, None).await?;
         Self::decode(&raw.body)
     }

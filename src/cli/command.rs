@@ -134,7 +134,7 @@ pub(super) enum Command {
     DeployDir {
         /// The app's built directory (with a Procfile).
         dir: std::path::PathBuf,
-        /// The commit it was built from (shown as "Deploy <commit>").
+        /// The commit it was built from (the release reads "Deploy" and its short form).
         #[arg(long)]
         commit: Option<String>,
         #[command(flatten)]
@@ -426,7 +426,7 @@ pub(super) enum Command {
     /// Scale process types: `ps:scale web=2 worker=1:standard-2x`.
     #[command(name = "ps:scale", visible_alias = "scale")]
     PsScale {
-        /// TYPE=QUANTITY[:SIZE] or TYPE:SIZE.
+        /// TYPE=QUANTITY, TYPE=QUANTITY:SIZE or TYPE:SIZE.
         #[arg(required = true)]
         changes: Vec<String>,
         #[command(flatten)]

@@ -30,12 +30,12 @@ use clap::{Args, Parser};
 
 use command::Command;
 
-pub use client::{Client, Endpoint};
-pub use settings::Settings;
+pub(crate) use client::{Client, Endpoint};
+pub(crate) use settings::Settings;
 
 /// Everything a command can fail with.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// The API answered with an error; its message is the user's guide.
     #[error("{message}")]
     Api {

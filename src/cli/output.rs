@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// Prints an error the way Heroku's CLI does, to stderr.
-pub fn error(message: &str) {
+pub(super) fn error(message: &str) {
     for (i, line) in message.lines().enumerate() {
         if i == 0 {
             eprintln!(" ▸    {line}");
@@ -17,7 +17,7 @@ pub fn error(message: &str) {
 /// Runs a step the way Heroku's CLI shows one: `label... ` on stderr,
 /// then `!` if it fails. The caller prints `done` (and what follows it),
 /// since that differs from command to command.
-pub async fn action<T, E>(
+pub(super) async fn action<T, E>(
     label: &str,
     work: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
@@ -30,12 +30,12 @@ pub async fn action<T, E>(
 }
 
 /// `=== title`.
-pub fn header(title: &str) {
+pub(super) fn header(title: &str) {
     println!("=== {title}");
 }
 
 /// Aligns `key: value` lines on the widest key.
-pub fn key_values(pairs: &[(String, String)]) -> String {
+pub(super) fn key_values(pairs: &[(String, String)]) -> String {
     let width = pairs
         .iter()
         .map(|(k, _)| k.chars().count())
@@ -52,7 +52,7 @@ pub fn key_values(pairs: &[(String, String)]) -> String {
 }
 
 /// Rows as columns separated by two spaces, padded to the widest cell.
-pub fn table(rows: &[Vec<String>]) -> String {
+pub(super) fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -82,7 +82,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
 }
 
 /// Pretty JSON to stdout.
-pub fn json<T: Serialize>(value: &T) {
+pub(super) fn json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
         Err(e) => error(&format!("cannot print JSON: {e}")),
@@ -90,7 +90,7 @@ pub fn json<T: Serialize>(value: &T) {
 }
 
 /// The app glyph Heroku's CLI puts before app names.
-pub fn app_label(name: &str) -> String {
+pub(super) fn app_label(name: &str) -> String {
     format!("⬢ {name}")
 }
 

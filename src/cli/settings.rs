@@ -8,7 +8,7 @@ use super::{CliError, Client, Endpoint};
 use crate::model::AppName;
 
 /// The API address used when nothing else is configured: the local daemon.
-pub const DEFAULT_API_URL: &str = "unix:///var/lib/corral/api.sock";
+pub(super) const DEFAULT_API_URL: &str = "unix:///var/lib/corral/api.sock";
 
 /// `~/.config/corral/config.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -20,7 +20,7 @@ struct FileSettings {
 
 /// The resolved API address and token.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The API URL.
     pub api_url: String,
     /// The bearer token, if any is configured.
@@ -30,7 +30,7 @@ pub struct Settings {
 impl Settings {
     /// Environment first (`CORRAL_API_URL`, `CORRAL_API_TOKEN`), then the
     /// config file, then the local default.
-    pub fn load() -> Result<Self, CliError> {
+    pub(crate) fn load() -> Result<Self, CliError> {
         let file = match config_path() {
             Some(path) if path.exists() => {
                 let text = std::fs::read_to_string(&path).map_err(|source| CliError::Io {
@@ -53,7 +53,7 @@ impl Settings {
     }
 
     /// A client for these settings.
-    pub fn client(&self) -> Result<Client, CliError> {
+    pub(crate) fn client(&self) -> Result<Client, CliError> {
         let endpoint = Endpoint::parse(&self.api_url)?;
         let token = self.token.clone().ok_or_else(|| {
             CliError::Config(
@@ -73,7 +73,7 @@ fn config_path() -> Option<PathBuf> {
 }
 
 /// The app named by `-a`, or else by the git remote named `corral`.
-pub fn resolve_app(flag: Option<String>) -> Result<AppName, CliError> {
+pub(super) fn resolve_app(flag: Option<String>) -> Result<AppName, CliError> {
     if let Some(name) = flag {
         return AppName::parse(&name).map_err(|e| CliError::Usage(e.message));
     }

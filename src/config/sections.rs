@@ -180,12 +180,12 @@ impl DynosConfig {
     /// The dyno sizes `sizes` makes. Loading a configuration checks the
     /// table (and corrald checks it again at start), so only a config built
     /// by hand with a bad table falls back to Heroku's sizes here.
-    pub fn size_table(&self) -> crate::model::SizeTable {
+    pub(crate) fn size_table(&self) -> crate::model::SizeTable {
         crate::model::SizeTable::new(&self.sizes).unwrap_or_default()
     }
 
     /// `(interval, burst)` for dyno units' `LogRateLimit*=`.
-    pub fn log_rate_limit(&self) -> Option<(std::time::Duration, u32)> {
+    pub(crate) fn log_rate_limit(&self) -> Option<(std::time::Duration, u32)> {
         if self.log_rate_limit_burst == 0 || self.log_rate_limit_interval_secs == 0 {
             // systemd treats zeros as "unset" and journald then applies its
             // own default (10,000 per 30 s), so "off" is a limit no dyno

@@ -15,7 +15,7 @@ use crate::state::SqliteStore;
 /// The group whose members may connect to the API's Unix socket (a system
 /// group made by `systemd/corral.sysusers.conf`). Connecting is only the
 /// first gate: every call but `GET /health` still needs a token.
-pub const API_GROUP: &str = "corral";
+pub(crate) const API_GROUP: &str = "corral";
 
 /// Subdirectories of the state directory made owner-only at start (see
 /// [`open_store`]). Any new top-level entry of the state directory must be
@@ -24,7 +24,7 @@ const PRIVATE_SUBDIRS: &[&str] = &["slugs", "repos", "builds", "build-logs"];
 
 /// The id of group `name`, or `None` when the system has no such group
 /// (then the socket and state directory keep root's group).
-pub fn group_id(name: &str) -> Option<Gid> {
+pub(crate) fn group_id(name: &str) -> Option<Gid> {
     match Group::from_name(name) {
         Ok(group) => group.map(|g| g.gid),
         Err(e) => {
@@ -129,7 +129,7 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError {
 }
 
 /// Opens the slug store in the state directory.
-pub fn open_slugs(config: &Config) -> Result<SlugStore, DaemonError> {
+pub(crate) fn open_slugs(config: &Config) -> Result<SlugStore, DaemonError> {
     Ok(SlugStore::open(&config.slugs_dir(), config.slugs.clone())?)
 }
 

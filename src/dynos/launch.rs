@@ -19,7 +19,7 @@ use crate::systemd::{CycleTimer, ServiceSpec};
 
 /// Why a dyno could not be staged.
 #[derive(Debug, thiserror::Error)]
-pub enum LaunchError {
+pub(crate) enum LaunchError {
     /// The slug could not be unpacked.
     #[error(transparent)]
     Slug(#[from] SlugError),

@@ -56,7 +56,7 @@ pub(crate) enum DynoError {
 /// manager reconciles, the route refresher reloads apps and domains, and
 /// restart requests reach the manager.
 #[derive(Debug, Clone, Default)]
-pub struct DynoWaker(Arc<Waker>);
+pub(crate) struct DynoWaker(Arc<Waker>);
 
 #[derive(Debug, Default)]
 struct Waker {
@@ -68,7 +68,7 @@ struct Waker {
 
 impl DynoWaker {
     /// Asks for a reconciliation and a route refresh soon.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.0.dynos.notify_one();
         self.0.routes.notify_one();
         self.0.releases.notify_one();
@@ -76,7 +76,7 @@ impl DynoWaker {
 
     /// Asks the manager to restart these units (like a daily cycle: web
     /// dynos roll).
-    pub fn restart(&self, units: impl IntoIterator<Item = String>) {
+    pub(crate) fn restart(&self, units: impl IntoIterator<Item = String>) {
         self.0
             .restarts
             .lock()
@@ -91,12 +91,12 @@ impl DynoWaker {
 
     /// Waits until something changed that may have made a release that
     /// waits for its release phase.
-    pub async fn releases_changed(&self) {
+    pub(crate) async fn releases_changed(&self) {
         self.0.releases.notified().await;
     }
 
     /// Waits until something changed that may alter routes.
-    pub async fn routes_changed(&self) {
+    pub(crate) async fn routes_changed(&self) {
         self.0.routes.notified().await;
     }
 }

@@ -1,6 +1,6 @@
 //! One-off dynos (`run.N`): a command in a fresh dyno of the current release, attached to a client or detached.
 //!
-//! A one-off runs like a formation dyno (same [`dyno_service`]: sandbox,
+//! A one-off runs like a formation dyno (same [`dyno_service`](super::unit::dyno_service): sandbox,
 //! limits, config vars, `/app`, journal fields) with its own unit, but the
 //! dyno manager leaves it alone: it is never restarted, and it ends with
 //! its command or after its time to live (`RuntimeMaxSec=`, 24 h unless

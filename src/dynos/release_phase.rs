@@ -34,7 +34,7 @@ const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// Why a release phase could not run (its command failing is not an
 /// error: the release is marked failed).
 #[derive(Debug, thiserror::Error)]
-pub enum ReleasePhaseError {
+pub(crate) enum ReleasePhaseError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -58,7 +58,7 @@ pub enum ReleasePhaseError {
 /// A release whose phase has ended, as [`ReleasePhase::subscribe_settled`]
 /// announces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settled {
+pub(crate) struct Settled {
     /// The release's app.
     pub app_id: Uuid,
     /// The release.
@@ -69,7 +69,7 @@ pub struct Settled {
 
 /// Runs release phases, one at a time per release.
 #[derive(Debug)]
-pub struct ReleasePhase {
+pub(crate) struct ReleasePhase {
     store: SharedStore,
     slugs: Arc<SlugStore>,
     units: Arc<dyn Units>,
@@ -123,7 +123,7 @@ impl ReleasePhase {
 
     /// Announces every release this runner settles from now on, so a
     /// waiter need not poll the store.
-    pub fn subscribe_settled(&self) -> broadcast::Receiver<Settled> {
+    pub(crate) fn subscribe_settled(&self) -> broadcast::Receiver<Settled> {
         self.settled.subscribe()
     }
 
@@ -151,7 +151,7 @@ impl ReleasePhase {
     /// Runs the release phase of `version` and settles the release.
     /// `output` receives the command's output as it comes (else it goes
     /// to the journal). Returns the release's new status.
-    pub async fn run_release(
+    pub(crate) async fn run_release(
         &self,
         app_id: Uuid,
         version: ReleaseVersion,
@@ -315,7 +315,7 @@ impl ReleasePhase {
     }
 
     /// Runs the release phase of every pending release no one else runs.
-    pub async fn run_once(&self) -> Result<(), ReleasePhaseError> {
+    pub(crate) async fn run_once(&self) -> Result<(), ReleasePhaseError> {
         let pending = self.store.pending_releases().await?;
         for release in pending {
             match self
@@ -341,7 +341,7 @@ impl ReleasePhase {
 
     /// Runs pending release phases whenever something changed, and every
     /// 30 s, until `shutdown`.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             if let Err(e) = self.run_once().await {
                 tracing::warn!(error = %e, "cannot run pending release phases");

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::LogEntry;
 
 /// Lines a subscriber may have queued before it starts losing them.
-pub const SUBSCRIBER_QUEUE: usize = 8192;
+pub(crate) const SUBSCRIBER_QUEUE: usize = 8192;
 
 #[derive(Debug)]
 struct Subscriber {
@@ -30,13 +30,13 @@ struct Inner {
 
 /// Routes each app's entries to that app's subscribers.
 #[derive(Debug, Clone, Default)]
-pub struct LogHub {
+pub(crate) struct LogHub {
     inner: Arc<Mutex<Inner>>,
 }
 
 /// A live subscription; dropping it unsubscribes.
 #[derive(Debug)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     rx: mpsc::Receiver<Arc<LogEntry>>,
     lost: Arc<AtomicU64>,
     hub: LogHub,
@@ -46,13 +46,13 @@ pub struct Subscription {
 
 impl Subscription {
     /// The next entry, or `None` once the hub is gone.
-    pub async fn recv(&mut self) -> Option<Arc<LogEntry>> {
+    pub(crate) async fn recv(&mut self) -> Option<Arc<LogEntry>> {
         self.rx.recv().await
     }
 
     /// Lines dropped because this subscriber fell behind, since the last
     /// call.
-    pub fn take_lost(&self) -> u64 {
+    pub(crate) fn take_lost(&self) -> u64 {
         self.lost.swap(0, Ordering::Relaxed)
     }
 }
@@ -71,7 +71,7 @@ impl Drop for Subscription {
 
 impl LogHub {
     /// An empty hub.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -80,7 +80,7 @@ impl LogHub {
     }
 
     /// Entries of `app` published from now on.
-    pub fn subscribe(&self, app: &str) -> Subscription {
+    pub(crate) fn subscribe(&self, app: &str) -> Subscription {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let lost = Arc::new(AtomicU64::new(0));
         let mut inner = self.lock();
@@ -105,7 +105,7 @@ impl LogHub {
     }
 
     /// Hands `entry` to its app's subscribers without waiting on any.
-    pub fn publish(&self, entry: LogEntry) {
+    pub(crate) fn publish(&self, entry: LogEntry) {
         let mut inner = self.lock();
         let Some(subs) = inner.by_app.get_mut(&entry.app) else {
             return;
@@ -122,7 +122,8 @@ impl LogHub {
     }
 
     /// Subscribers of `app` right now.
-    pub fn subscribers(&self, app: &str) -> usize {
+    #[cfg(test)]
+    pub(crate) fn subscribers(&self, app: &str) -> usize {
         self.lock().by_app.get(app).map_or(0, Vec::len)
     }
 }

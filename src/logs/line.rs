@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 /// Where a line came from, as `CORRAL_SOURCE` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// A dyno's stdout or stderr.
     App,
     /// The router's line per request.
@@ -14,17 +14,8 @@ pub enum Source {
 }
 
 impl Source {
-    /// The `CORRAL_SOURCE` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::App => "app",
-            Self::Router => "router",
-            Self::Platform => "platform",
-        }
-    }
-
     /// Parses `CORRAL_SOURCE`; entries without it are dyno output.
-    pub fn from_field(value: Option<&str>) -> Self {
+    pub(crate) fn from_field(value: Option<&str>) -> Self {
         match value {
             Some("router") => Self::Router,
             Some("platform") => Self::Platform,
@@ -35,7 +26,7 @@ impl Source {
 
 /// An app's journal entry, as the hub and sessions pass it around.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEntry {
+pub(crate) struct LogEntry {
     /// The journal's cursor: where to resume after this entry.
     pub cursor: String,
     /// Wall-clock time, µs since the epoch.
@@ -52,7 +43,7 @@ pub struct LogEntry {
 }
 
 /// Heroku splits lines longer than this into several lines.
-pub const MAX_LINE_BYTES: usize = 10_000;
+pub(crate) const MAX_LINE_BYTES: usize = 10_000;
 
 impl LogEntry {
     /// Heroku's `2026-11-22T10:00:00.123456+00:00 app[web.1]: message`
@@ -60,7 +51,7 @@ impl LogEntry {
     /// `heroku` for existing tooling). Messages over
     /// [`MAX_LINE_BYTES`] become several lines with the same prefix,
     /// split on character boundaries.
-    pub fn lines(&self, platform_name: &str) -> Vec<String> {
+    pub(crate) fn lines(&self, platform_name: &str) -> Vec<String> {
         let time = i64::try_from(self.usec)
             .ok()
             .and_then(DateTime::<Utc>::from_timestamp_micros)
@@ -99,7 +90,7 @@ pub(crate) fn split(text: &str, max: usize) -> Vec<&str> {
 
 /// The `dyno` and `source` filters of a log session, like Heroku's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LineFilter {
+pub(crate) struct LineFilter {
     /// `web.1` exactly, or a process type (`web`) for all its dynos, or
     /// `router`.
     pub dyno: Option<String>,
@@ -110,7 +101,7 @@ pub struct LineFilter {
 
 impl LineFilter {
     /// Whether `entry` passes.
-    pub fn matches(&self, entry: &LogEntry) -> bool {
+    pub(crate) fn matches(&self, entry: &LogEntry) -> bool {
         if let Some(dyno) = &self.dyno {
             let exact = entry.dyno == *dyno;
             let of_type = entry

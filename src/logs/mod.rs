@@ -11,13 +11,15 @@
 //! [`drain`] forwards each app's stream to its log drains, every drain
 //! with a reader and a journal cursor of its own.
 
-pub mod drain;
-pub mod hub;
-pub mod line;
-pub mod reader;
-pub mod sd_journal;
-pub mod sessions;
-pub mod writer;
+pub(crate) mod drain;
+pub(crate) mod hub;
+pub(crate) mod line;
+pub(crate) mod reader;
+pub(crate) mod sd_journal;
+pub(crate) mod sessions;
+pub(crate) mod writer;
 
-pub use hub::LogHub;
-pub use line::{LineFilter, LogEntry, Source};
+pub use drain::frame::parse_octet_counted;
+pub(crate) use hub::LogHub;
+pub(crate) use line::{LineFilter, LogEntry, Source};
+pub use writer::{is_stream_target, JournalLayer};

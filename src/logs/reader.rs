@@ -18,11 +18,11 @@ use super::{LineFilter, LogEntry, LogHub, Source};
 use crate::model::UnitName;
 
 /// How often the follower looks for new entries.
-pub const POLL: Duration = Duration::from_millis(10);
+pub(crate) const POLL: Duration = Duration::from_millis(10);
 
 /// History requests scan at most this many of an app's entries (a filter
 /// that matches little must not read the whole journal).
-pub const MAX_SCAN: usize = 200_000;
+pub(crate) const MAX_SCAN: usize = 200_000;
 
 /// journald's "Suppressed N messages from UNIT" (`SD_MESSAGE_JOURNAL_DROPPED`).
 const JOURNAL_DROPPED: &[u8] = b"a596d6fe7bfa4994828e72309e95d61e";
@@ -40,7 +40,7 @@ fn field(j: &mut Journal, name: &CStr) -> Result<Option<String>, JournalError> {
 
 /// The current entry as an app's [`LogEntry`]; `None` when it is not an
 /// app's.
-pub fn read_entry(j: &mut Journal) -> Result<Option<LogEntry>, JournalError> {
+pub(crate) fn read_entry(j: &mut Journal) -> Result<Option<LogEntry>, JournalError> {
     let Some(app) = field(j, c"CORRAL_APP")? else {
         return Ok(None);
     };
@@ -89,14 +89,14 @@ fn parse_suppressed(message: &str, n_dropped: Option<&str>) -> Option<(String, S
 
 /// Writes a platform line into the journal for an app (the follower's
 /// way to make journald's drops part of the app's own stream).
-pub type PlatformNote = Box<dyn Fn(&str, &str, &str) + Send>;
+pub(crate) type PlatformNote = Box<dyn Fn(&str, &str, &str) + Send>;
 
 /// Follows the journal from its end, publishing every app entry to `hub`,
 /// until `shutdown`. Blocking: run it on a thread of its own. Errors
 /// reopen the journal after a second and resume after the last entry
 /// seen. `note` turns journald's rate-limit drops of a dyno into a
 /// platform line of that app (`Error L10`), so a loss is never silent.
-pub fn run_follower(hub: &LogHub, shutdown: &CancellationToken, note: &PlatformNote) {
+pub(crate) fn run_follower(hub: &LogHub, shutdown: &CancellationToken, note: &PlatformNote) {
     let mut last: Option<String> = None;
     while !shutdown.is_cancelled() {
         if let Err(e) = follow_once(hub, shutdown, note, &mut last) {
@@ -111,7 +111,7 @@ pub fn run_follower(hub: &LogHub, shutdown: &CancellationToken, note: &PlatformN
 
 /// One session of following: open, position after `last` (or at the
 /// end), then read and wait until shutdown or an error.
-pub fn follow_once(
+pub(crate) fn follow_once(
     hub: &LogHub,
     shutdown: &CancellationToken,
     note: &PlatformNote,
@@ -157,7 +157,7 @@ pub fn follow_once(
 
 /// The last `lines` entries of `app` passing `filter`, oldest first.
 /// Blocking.
-pub fn history(
+pub(crate) fn history(
     app: &str,
     filter: &LineFilter,
     lines: usize,
@@ -185,7 +185,7 @@ pub fn history(
 /// Reads one app's entries in order from a saved cursor: what a drain
 /// delivers at least once. Blocking; keep it on one thread.
 #[derive(Debug)]
-pub struct AppReader {
+pub(crate) struct AppReader {
     j: Journal,
     /// An entry already stepped onto but not yet returned.
     pending: bool,
@@ -193,9 +193,7 @@ pub struct AppReader {
 
 /// Where an [`AppReader`] starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start<'a> {
-    /// With the next entry written (a new drain).
-    Now,
+pub(crate) enum Start<'a> {
     /// Right after this cursor's entry (a drain resuming).
     After(&'a str),
     /// With the first entry written at or after this wall-clock time, µs
@@ -208,16 +206,12 @@ impl AppReader {
     /// Opens a reader of `app` at `start`. The flag is true when the
     /// cursor's entry is gone from the journal (rotated or vacuumed away):
     /// entries between it and the first one returned were lost.
-    pub fn open(app: &str, start: Start<'_>) -> Result<(Self, bool), JournalError> {
+    pub(crate) fn open(app: &str, start: Start<'_>) -> Result<(Self, bool), JournalError> {
         let mut j = Journal::open_system()?;
         j.add_match("CORRAL_APP", app.as_bytes())?;
         let mut pending = false;
         let mut gap = false;
         match start {
-            Start::Now => {
-                j.seek_tail()?;
-                j.step_back()?;
-            }
             Start::Since(usec) => j.seek_realtime(usec)?,
             Start::After(cursor) => {
                 j.seek_cursor(cursor)?;
@@ -232,7 +226,7 @@ impl AppReader {
     }
 
     /// The next entry, if one is there yet.
-    pub fn next_entry(&mut self) -> Result<Option<LogEntry>, JournalError> {
+    pub(crate) fn next_entry(&mut self) -> Result<Option<LogEntry>, JournalError> {
         loop {
             if self.pending {
                 self.pending = false;
@@ -246,7 +240,7 @@ impl AppReader {
     }
 
     /// Waits up to `timeout` for the journal to change.
-    pub fn wait(&mut self, timeout: Duration) -> Result<(), JournalError> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Result<(), JournalError> {
         self.j.wait(timeout).map(|_| ())
     }
 }

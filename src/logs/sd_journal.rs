@@ -60,7 +60,7 @@ const SD_JOURNAL_SYSTEM: c_int = 1 << 2;
 /// A failed sd-journal call.
 #[derive(Debug, thiserror::Error)]
 #[error("reading the systemd journal failed: {call}: {source}")]
-pub struct JournalError {
+pub(crate) struct JournalError {
     /// The libsystemd function.
     pub call: &'static str,
     /// The errno it returned.
@@ -81,7 +81,7 @@ fn check(call: &'static str, r: c_int) -> Result<c_int, JournalError> {
 
 /// What `sd_journal_wait` saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
+pub(crate) enum Wake {
     /// Nothing changed before the timeout.
     Nothing,
     /// Entries were appended.
@@ -92,7 +92,7 @@ pub enum Wake {
 
 /// An open reader over the local system journal (one thread only).
 #[derive(Debug)]
-pub struct Journal {
+pub(crate) struct Journal {
     handle: *mut SdJournal,
 }
 
@@ -100,7 +100,7 @@ impl Journal {
     /// Opens the local system journal (`SD_JOURNAL_SYSTEM |
     /// SD_JOURNAL_LOCAL_ONLY`): dyno units are system units. Fields up to
     /// 1 MiB are returned whole (the default threshold cuts at 64 KiB).
-    pub fn open_system() -> Result<Self, JournalError> {
+    pub(crate) fn open_system() -> Result<Self, JournalError> {
         let mut handle = std::ptr::null_mut();
         // SAFETY: see the file's safety argument.
         check("sd_journal_open", unsafe {
@@ -116,7 +116,7 @@ impl Journal {
 
     /// Only entries with `field=value` (several calls on one field: any of
     /// the values; on different fields: all of them).
-    pub fn add_match(&mut self, field: &str, value: &[u8]) -> Result<(), JournalError> {
+    pub(crate) fn add_match(&mut self, field: &str, value: &[u8]) -> Result<(), JournalError> {
         let mut m = Vec::with_capacity(field.len() + 1 + value.len());
         m.extend_from_slice(field.as_bytes());
         m.push(b'=');
@@ -130,7 +130,7 @@ impl Journal {
 
     /// After the last entry: `next` then waits for new ones, `previous`
     /// reads backwards from the newest.
-    pub fn seek_tail(&mut self) -> Result<(), JournalError> {
+    pub(crate) fn seek_tail(&mut self) -> Result<(), JournalError> {
         // SAFETY: as above.
         check("sd_journal_seek_tail", unsafe {
             sd_journal_seek_tail(self.handle)
@@ -140,7 +140,7 @@ impl Journal {
 
     /// At `cursor`, or where it would be if that entry is gone (rotated or
     /// vacuumed away): the next `next` lands on it or its successor.
-    pub fn seek_cursor(&mut self, cursor: &str) -> Result<(), JournalError> {
+    pub(crate) fn seek_cursor(&mut self, cursor: &str) -> Result<(), JournalError> {
         let c = CString::new(cursor).map_err(|_| JournalError {
             call: "sd_journal_seek_cursor",
             source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
@@ -154,7 +154,7 @@ impl Journal {
 
     /// Before the first entry at or after `usec` (wall clock, µs since the
     /// epoch): the next `step` lands on it.
-    pub fn seek_realtime(&mut self, usec: u64) -> Result<(), JournalError> {
+    pub(crate) fn seek_realtime(&mut self, usec: u64) -> Result<(), JournalError> {
         // SAFETY: see the file's safety argument.
         check("sd_journal_seek_realtime_usec", unsafe {
             sd_journal_seek_realtime_usec(self.handle, usec)
@@ -163,7 +163,7 @@ impl Journal {
     }
 
     /// Whether the current entry is the one `cursor` names.
-    pub fn test_cursor(&mut self, cursor: &str) -> Result<bool, JournalError> {
+    pub(crate) fn test_cursor(&mut self, cursor: &str) -> Result<bool, JournalError> {
         let Ok(c) = CString::new(cursor) else {
             return Ok(false);
         };
@@ -175,13 +175,13 @@ impl Journal {
     }
 
     /// Moves to the next entry; false at the end.
-    pub fn step(&mut self) -> Result<bool, JournalError> {
+    pub(crate) fn step(&mut self) -> Result<bool, JournalError> {
         // SAFETY: as above.
         Ok(check("sd_journal_next", unsafe { sd_journal_next(self.handle) })? > 0)
     }
 
     /// Moves to the previous entry; false at the start.
-    pub fn step_back(&mut self) -> Result<bool, JournalError> {
+    pub(crate) fn step_back(&mut self) -> Result<bool, JournalError> {
         // SAFETY: as above.
         Ok(check("sd_journal_previous", unsafe {
             sd_journal_previous(self.handle)
@@ -190,7 +190,7 @@ impl Journal {
 
     /// The current entry's `field`, without the `FIELD=` prefix; `None`
     /// when the entry has no such field.
-    pub fn data(&mut self, field: &CStr) -> Result<Option<Vec<u8>>, JournalError> {
+    pub(crate) fn data(&mut self, field: &CStr) -> Result<Option<Vec<u8>>, JournalError> {
         let mut data: *const c_void = std::ptr::null();
         let mut len = 0usize;
         // SAFETY: as above; on success libsystemd points `data` at `len`
@@ -211,7 +211,7 @@ impl Journal {
     }
 
     /// The current entry's wall-clock time, µs since the epoch.
-    pub fn realtime_usec(&mut self) -> Result<u64, JournalError> {
+    pub(crate) fn realtime_usec(&mut self) -> Result<u64, JournalError> {
         let mut t = 0u64;
         // SAFETY: as above.
         check("sd_journal_get_realtime_usec", unsafe {
@@ -221,7 +221,7 @@ impl Journal {
     }
 
     /// The current entry's cursor: a stable name to resume after.
-    pub fn cursor(&mut self) -> Result<String, JournalError> {
+    pub(crate) fn cursor(&mut self) -> Result<String, JournalError> {
         let mut raw: *mut c_char = std::ptr::null_mut();
         // SAFETY: as above; libsystemd allocates a NUL-terminated string
         // that is copied, then released with `free`.
@@ -242,7 +242,7 @@ impl Journal {
 
     /// Waits up to `timeout` for the journal to change, and takes in
     /// rotated, added or removed files either way.
-    pub fn wait(&mut self, timeout: Duration) -> Result<Wake, JournalError> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Result<Wake, JournalError> {
         let usec = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
         // SAFETY: as above.
         let r = check("sd_journal_wait", unsafe {

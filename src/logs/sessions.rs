@@ -19,18 +19,18 @@ use super::hub::Subscription;
 use super::{reader, LineFilter, LogEntry, LogHub};
 
 /// Heroku's `lines` default and maximum.
-pub const DEFAULT_LINES: usize = 100;
+pub(crate) const DEFAULT_LINES: usize = 100;
 /// The most history lines a session may ask for.
-pub const MAX_LINES: usize = 1500;
+pub(crate) const MAX_LINES: usize = 1500;
 /// A session's URL works for this long after it was made.
-pub const SESSION_TTL: Duration = Duration::from_secs(300);
+pub(crate) const SESSION_TTL: Duration = Duration::from_secs(300);
 /// An SSE stream sends a comment this often, so a vanished client is
 /// noticed and proxies keep the connection.
-pub const KEEPALIVE: Duration = Duration::from_secs(15);
+pub(crate) const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// What a session streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionSpec {
+pub(crate) struct SessionSpec {
     /// The app.
     pub app: String,
     /// Dyno and source filters.
@@ -43,7 +43,7 @@ pub struct SessionSpec {
 
 /// How the stream is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// One line per `\n`.
     Text,
     /// `id: <cursor>\ndata: <line>\n\n` events.
@@ -52,7 +52,7 @@ pub enum Framing {
 
 /// Sessions made through the API and the hub they read.
 #[derive(Debug, Clone)]
-pub struct LogSessions {
+pub(crate) struct LogSessions {
     hub: LogHub,
     platform_name: Arc<str>,
     sessions: Arc<Mutex<HashMap<Uuid, (SessionSpec, Instant)>>>,
@@ -62,7 +62,7 @@ pub struct LogSessions {
 impl LogSessions {
     /// Sessions over `hub`, naming the platform `platform_name` in lines,
     /// whose streams end on `shutdown`.
-    pub fn new(hub: LogHub, platform_name: &str, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(hub: LogHub, platform_name: &str, shutdown: CancellationToken) -> Self {
         Self {
             hub,
             platform_name: platform_name.into(),
@@ -72,7 +72,7 @@ impl LogSessions {
     }
 
     /// Registers a session; its id is the secret in its URL.
-    pub fn create(&self, spec: SessionSpec) -> Uuid {
+    pub(crate) fn create(&self, spec: SessionSpec) -> Uuid {
         let id = Uuid::new_v4();
         let now = Instant::now();
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
@@ -82,7 +82,7 @@ impl LogSessions {
     }
 
     /// The session `id`, if it exists and has not expired.
-    pub fn get(&self, id: Uuid) -> Option<SessionSpec> {
+    pub(crate) fn get(&self, id: Uuid) -> Option<SessionSpec> {
         let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions
             .get(&id)
@@ -93,7 +93,7 @@ impl LogSessions {
     /// Starts streaming `spec`: chunks of framed lines on the receiver,
     /// which ends after the history (no tail), on shutdown, or when the
     /// receiver is dropped.
-    pub fn stream(&self, spec: SessionSpec, framing: Framing) -> mpsc::Receiver<Bytes> {
+    pub(crate) fn stream(&self, spec: SessionSpec, framing: Framing) -> mpsc::Receiver<Bytes> {
         let (tx, rx) = mpsc::channel(64);
         let subscription = spec.tail.then(|| self.hub.subscribe(&spec.app));
         let platform = self.platform_name.clone();

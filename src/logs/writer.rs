@@ -20,10 +20,10 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
 /// journald's native socket.
-pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+pub(crate) const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
 /// The targets this layer takes over from the text log.
-pub const TARGETS: [&str; 2] = ["corral::router", "corral::platform"];
+pub(crate) const TARGETS: [&str; 2] = ["corral::router", "corral::platform"];
 
 /// Whether `target` is one the journal layer writes.
 pub fn is_stream_target(target: &str) -> bool {
@@ -32,7 +32,7 @@ pub fn is_stream_target(target: &str) -> bool {
 
 /// One entry to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record<'a> {
+pub(crate) struct Record<'a> {
     /// The app whose stream it joins.
     pub app: &'a str,
     /// `router`, or the dyno a platform line is about.
@@ -60,7 +60,7 @@ fn push_field(buf: &mut Vec<u8>, key: &str, value: &[u8]) {
 }
 
 /// The datagram for `record`.
-pub fn encode(record: &Record<'_>) -> Vec<u8> {
+pub(crate) fn encode(record: &Record<'_>) -> Vec<u8> {
     let mut buf = Vec::with_capacity(record.message.len() + 160);
     push_field(&mut buf, "MESSAGE", record.message.as_bytes());
     push_field(&mut buf, "PRIORITY", record.priority.to_string().as_bytes());
@@ -73,19 +73,19 @@ pub fn encode(record: &Record<'_>) -> Vec<u8> {
 
 /// A connected, non-blocking sender of native journal entries.
 #[derive(Debug)]
-pub struct JournalWriter {
+pub(crate) struct JournalWriter {
     socket: UnixDatagram,
     dropped: AtomicU64,
 }
 
 /// Messages longer than this are cut: a datagram must fit journald's
 /// socket buffer, and the stream splits lines at 10,000 bytes anyway.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 impl JournalWriter {
     /// Connects to journald's socket at `path`; `None` when there is no
     /// journald (corrald run by hand, in-process tests).
-    pub fn connect(path: &Path) -> Option<Self> {
+    pub(crate) fn connect(path: &Path) -> Option<Self> {
         let socket = UnixDatagram::unbound().ok()?;
         socket.connect(path).ok()?;
         socket.set_nonblocking(true).ok()?;
@@ -96,7 +96,7 @@ impl JournalWriter {
     }
 
     /// Sends `record`; on a full buffer it is dropped and counted.
-    pub fn send(&self, record: &Record<'_>) {
+    pub(crate) fn send(&self, record: &Record<'_>) {
         let mut message = record.message;
         if message.len() > MAX_MESSAGE_BYTES {
             let mut cut = MAX_MESSAGE_BYTES;
@@ -128,7 +128,8 @@ impl JournalWriter {
     }
 
     /// Lines dropped and not yet reported.
-    pub fn dropped(&self) -> u64 {
+    #[cfg(test)]
+    fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }

@@ -48,7 +48,7 @@ impl AppName {
     }
 
     /// A fresh name in Heroku's style, like `quiet-river-4821`.
-    pub fn random() -> Self {
+    pub(crate) fn random() -> Self {
         use rand::seq::SliceRandom;
         use rand::Rng;
         const ADJECTIVES: &[&str] = &[

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::InvalidValue;
 
 /// Heroku caps an app's config vars at 32 kB, names and values together.
-pub const CONFIG_VARS_MAX_BYTES: usize = 32 * 1024;
+pub(crate) const CONFIG_VARS_MAX_BYTES: usize = 32 * 1024;
 
 /// A config var name: `^[A-Za-z_][A-Za-z0-9_]*$`, so it is a valid
 /// environment variable name for every shell a dyno might run.
@@ -18,7 +18,7 @@ pub struct ConfigVarName(String);
 
 impl ConfigVarName {
     /// Checks `s` against the naming rule.
-    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse(s: &str) -> Result<Self, InvalidValue> {
         let bytes = s.as_bytes();
         let ok_first = bytes
             .first()
@@ -67,17 +67,17 @@ impl From<ConfigVarName> for String {
 /// the limits, so a `ConfigVars` value is always one a dyno can be given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ConfigVars(BTreeMap<ConfigVarName, String>);
+pub(crate) struct ConfigVars(BTreeMap<ConfigVarName, String>);
 
 impl ConfigVars {
     /// Rebuilds a set read back from the store, where it was valid when written.
-    pub fn from_trusted(map: BTreeMap<ConfigVarName, String>) -> Self {
+    pub(crate) fn from_trusted(map: BTreeMap<ConfigVarName, String>) -> Self {
         Self(map)
     }
 
     /// Applies a Heroku-style patch (`Some` sets, `None` removes) and returns
     /// the new set, or why it would break the limits. `self` is unchanged.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         patch: &BTreeMap<ConfigVarName, Option<String>>,
     ) -> Result<ConfigVars, InvalidValue> {
@@ -103,12 +103,12 @@ impl ConfigVars {
     }
 
     /// The vars as a map.
-    pub fn as_map(&self) -> &BTreeMap<ConfigVarName, String> {
+    pub(crate) fn as_map(&self) -> &BTreeMap<ConfigVarName, String> {
         &self.0
     }
 
     /// The value of one var.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k.as_str() == name)
@@ -116,7 +116,8 @@ impl ConfigVars {
     }
 
     /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }

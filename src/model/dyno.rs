@@ -13,7 +13,7 @@ pub struct DynoName {
 
 impl DynoName {
     /// `process_type.number`; numbers start at 1.
-    pub fn new(process_type: ProcessType, number: u32) -> Result<Self, InvalidValue> {
+    pub(crate) fn new(process_type: ProcessType, number: u32) -> Result<Self, InvalidValue> {
         if number == 0 {
             return Err(InvalidValue::new("Dyno numbers start at 1."));
         }
@@ -24,7 +24,7 @@ impl DynoName {
     }
 
     /// Parses `web.1`.
-    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse(s: &str) -> Result<Self, InvalidValue> {
         let bad = || {
             InvalidValue::new(format!(
                 "A dyno is named like web.1; {:?} is not.",
@@ -40,12 +40,13 @@ impl DynoName {
     }
 
     /// The process type.
-    pub fn process_type(&self) -> &ProcessType {
+    pub(crate) fn process_type(&self) -> &ProcessType {
         &self.process_type
     }
 
     /// The number within the process type.
-    pub fn number(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn number(&self) -> u32 {
         self.number
     }
 }
@@ -57,7 +58,7 @@ impl fmt::Display for DynoName {
 }
 
 /// The prefix every unit Corral creates starts with.
-pub const UNIT_PREFIX: &str = "corral-";
+pub(crate) const UNIT_PREFIX: &str = "corral-";
 
 /// A systemd unit name that Corral made: the one place names are escaped.
 ///
@@ -84,12 +85,12 @@ fn unescape(s: &str) -> String {
 
 impl UnitName {
     /// The service unit of a dyno without generations (a one-off dyno).
-    pub fn dyno(app: &AppName, dyno: &DynoName) -> Self {
+    pub(crate) fn dyno(app: &AppName, dyno: &DynoName) -> Self {
         Self(format!("{}.service", Self::dyno_base(app, dyno)))
     }
 
     /// The service unit of one generation of a formation dyno.
-    pub fn dyno_generation(app: &AppName, dyno: &DynoName, generation: u32) -> Self {
+    pub(crate) fn dyno_generation(app: &AppName, dyno: &DynoName, generation: u32) -> Self {
         Self(format!(
             "{}@{generation}.service",
             Self::dyno_base(app, dyno)
@@ -108,14 +109,15 @@ impl UnitName {
     /// The timer that cycles this dyno: same name, `.timer`. A timer
     /// activates the service of its own name, which for a running dyno is
     /// a no-op: corrald sees the timer elapsed and cycles the dyno itself.
-    pub fn timer(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn timer(&self) -> String {
         let base = self.0.strip_suffix(".service").unwrap_or(&self.0);
         format!("{base}.timer")
     }
 
     /// The unit of an app's build number `n`: `corral-build-<app>@<n>`.
     /// It never parses as a dyno: app names hold no `.`, dyno names must.
-    pub fn build(app: &AppName, n: u64) -> Self {
+    pub(crate) fn build(app: &AppName, n: u64) -> Self {
         Self(format!(
             "{UNIT_PREFIX}build-{}@{n}.service",
             escape(app.as_str())
@@ -123,13 +125,13 @@ impl UnitName {
     }
 
     /// The slice that holds an app's dynos (under `corral.slice`).
-    pub fn app_slice(app: &AppName) -> Self {
+    pub(crate) fn app_slice(app: &AppName) -> Self {
         Self(format!("{UNIT_PREFIX}{}.slice", escape(app.as_str())))
     }
 
     /// Reads a dyno unit name back into app and dyno; `None` for any other
     /// unit, including ones that merely look similar.
-    pub fn parse_dyno(name: &str) -> Option<(AppName, DynoName)> {
+    pub(crate) fn parse_dyno(name: &str) -> Option<(AppName, DynoName)> {
         Self::parse_dyno_unit(name).map(|(app, dyno, _)| (app, dyno))
     }
 
@@ -152,7 +154,7 @@ impl UnitName {
     }
 
     /// The name as systemd knows it.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

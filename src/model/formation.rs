@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::InvalidValue;
 
 /// The most dynos of one process type an app may ask for.
-pub const MAX_QUANTITY: u32 = 100;
+pub(crate) const MAX_QUANTITY: u32 = 100;
 
 /// A Procfile process type such as `web`, `worker` or `release`.
 ///
@@ -29,12 +29,12 @@ impl ProcessType {
     pub const RELEASE: &'static str = "release";
 
     /// Whether the formation scales this type (not `run`, not `release`).
-    pub fn is_scalable(&self) -> bool {
+    pub(crate) fn is_scalable(&self) -> bool {
         !matches!(self.0.as_str(), Self::ONE_OFF | Self::RELEASE)
     }
 
     /// Checks `s`: 1 to 30 of `[a-z0-9_-]`, starting with a letter or digit.
-    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse(s: &str) -> Result<Self, InvalidValue> {
         let bytes = s.as_bytes();
         let ok = !bytes.is_empty()
             && bytes.len() <= Self::MAX_LEN
@@ -58,7 +58,7 @@ impl ProcessType {
     }
 
     /// Whether this type receives HTTP traffic from the router.
-    pub fn is_web(&self) -> bool {
+    pub(crate) fn is_web(&self) -> bool {
         self.0 == "web"
     }
 }
@@ -120,7 +120,7 @@ const UNKNOWN_SIZE_MB: u32 = 512;
 /// operator changed them. Built from the configuration and passed to what
 /// checks or sizes dynos, so no process-wide table exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SizeTable(Vec<(String, u32)>);
+pub(crate) struct SizeTable(Vec<(String, u32)>);
 
 impl Default for SizeTable {
     fn default() -> Self {
@@ -137,7 +137,7 @@ impl SizeTable {
     /// The built-in sizes, each replaced by an entry of the same name (any
     /// case) in `extra`, then `extra`'s new names. Fails with a message for
     /// the operator on a bad name or memory figure.
-    pub fn new(extra: &BTreeMap<String, u32>) -> Result<Self, String> {
+    pub(crate) fn new(extra: &BTreeMap<String, u32>) -> Result<Self, String> {
         let mut table = Self::default().0;
         for (name, mb) in extra {
             let valid_name = valid_size_name(name)
@@ -167,7 +167,7 @@ impl SizeTable {
     /// Matches `s` case-insensitively against the table; `1X`, `2X`, `PM`
     /// and `PL` are accepted as Heroku's short forms. The result has the
     /// table's spelling.
-    pub fn parse(&self, s: &str) -> Result<DynoSize, InvalidValue> {
+    pub(crate) fn parse(&self, s: &str) -> Result<DynoSize, InvalidValue> {
         let lower = s.to_ascii_lowercase();
         let long = SHORT_FORMS
             .iter()
@@ -188,7 +188,7 @@ impl SizeTable {
     }
 
     /// The memory limit of `size`, in MB.
-    pub fn memory_mb(&self, size: &DynoSize) -> u32 {
+    pub(crate) fn memory_mb(&self, size: &DynoSize) -> u32 {
         self.0
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(&size.0))
@@ -196,7 +196,8 @@ impl SizeTable {
     }
 
     /// Each size's name and memory in MB, built-in ones first.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
         self.0.iter().map(|(n, mb)| (n.as_str(), *mb))
     }
 }
@@ -209,14 +210,14 @@ fn valid_size_name(name: &str) -> bool {
 
 impl DynoSize {
     /// The size a process type gets when nobody chose one.
-    pub fn default_size() -> Self {
+    pub(crate) fn default_size() -> Self {
         Self("standard-1X".to_owned())
     }
 
     /// A size as Corral wrote it (in the store, in a unit's properties):
     /// checked only as a name, since the table that made it may have
     /// changed since. Input from users goes through [`SizeTable::parse`].
-    pub fn stored(s: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn stored(s: &str) -> Result<Self, InvalidValue> {
         if valid_size_name(s) {
             Ok(Self(s.to_owned()))
         } else {
@@ -228,7 +229,7 @@ impl DynoSize {
     }
 
     /// The canonical name.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -261,7 +262,7 @@ pub struct Quantity(u32);
 
 impl Quantity {
     /// Checks the range.
-    pub fn new(n: i64) -> Result<Self, InvalidValue> {
+    pub(crate) fn new(n: i64) -> Result<Self, InvalidValue> {
         u32::try_from(n)
             .ok()
             .filter(|n| *n <= MAX_QUANTITY)
@@ -294,7 +295,7 @@ impl From<Quantity> for u32 {
 
 /// A requested quantity: absolute, or relative to the current one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuantityChange {
+pub(crate) enum QuantityChange {
     /// Run exactly this many.
     Set(Quantity),
     /// Run this many more (or fewer, when negative).
@@ -303,7 +304,7 @@ pub enum QuantityChange {
 
 impl QuantityChange {
     /// Parses `3`, `+2` or `-1`.
-    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse(s: &str) -> Result<Self, InvalidValue> {
         let s = s.trim();
         let bad = || {
             InvalidValue::new(format!(
@@ -327,7 +328,7 @@ impl QuantityChange {
     }
 
     /// The resulting quantity, given the current one.
-    pub fn resolve(self, current: Quantity) -> Result<Quantity, InvalidValue> {
+    pub(crate) fn resolve(self, current: Quantity) -> Result<Quantity, InvalidValue> {
         match self {
             Self::Set(q) => Ok(q),
             Self::Add(delta) => Quantity::new(i64::from(current.get()) + delta),

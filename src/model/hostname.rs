@@ -25,7 +25,7 @@ impl Hostname {
     pub const MAX_LABEL_LEN: usize = 63;
 
     /// Checks `s` against DNS syntax (see the type's documentation).
-    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse(s: &str) -> Result<Self, InvalidValue> {
         let shown = truncate_for_message(s);
         let trimmed = s.trim();
         if trimmed.is_empty() {
@@ -85,7 +85,7 @@ impl Hostname {
     /// [`Hostname::parse`], also refusing names the router gives to apps by
     /// default: `base_domain` itself, anything under it, and a wildcard
     /// that would cover them.
-    pub fn parse_custom(s: &str, base_domain: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse_custom(s: &str, base_domain: &str) -> Result<Self, InvalidValue> {
         let host = Self::parse(s)?;
         let base = base_domain.trim_end_matches('.').to_ascii_lowercase();
         let covered = host.without_wildcard();
@@ -98,14 +98,14 @@ impl Hostname {
     }
 
     /// Whether this is a wildcard (`*.example.com`).
-    pub fn is_wildcard(&self) -> bool {
+    pub(crate) fn is_wildcard(&self) -> bool {
         self.0.starts_with("*.")
     }
 
     /// Whether this is the apex of a zone with two labels (`example.com`),
     /// where DNS allows no CNAME: such names need an ALIAS or ANAME record.
     /// Without a public-suffix list, `example.co.uk` counts as a subdomain.
-    pub fn is_apex(&self) -> bool {
+    pub(crate) fn is_apex(&self) -> bool {
         !self.is_wildcard() && self.0.split('.').count() == 2
     }
 
@@ -115,7 +115,7 @@ impl Hostname {
     }
 
     /// The hostname as a string slice.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

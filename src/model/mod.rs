@@ -15,14 +15,17 @@ mod slug_digest;
 mod stack;
 
 pub use app_name::AppName;
-pub use config_vars::{ConfigVarName, ConfigVars, CONFIG_VARS_MAX_BYTES};
-pub use dyno::{DynoName, UnitName, UNIT_PREFIX};
-pub use formation::{DynoSize, ProcessType, Quantity, QuantityChange, SizeTable, MAX_QUANTITY};
-pub use hostname::Hostname;
-pub use procfile::{check_process_types, parse_procfile, PROCFILE_MAX_BYTES};
-pub use settings::AppSettings;
-pub use slug_digest::SlugDigest;
-pub use stack::{STACK_ID, STACK_NAME};
+pub(crate) use config_vars::{ConfigVarName, ConfigVars};
+pub use dyno::UnitName;
+pub(crate) use dyno::{DynoName, UNIT_PREFIX};
+pub(crate) use formation::{
+    DynoSize, ProcessType, Quantity, QuantityChange, SizeTable, MAX_QUANTITY,
+};
+pub(crate) use hostname::Hostname;
+pub(crate) use procfile::{check_process_types, parse_procfile, PROCFILE_MAX_BYTES};
+pub(crate) use settings::AppSettings;
+pub(crate) use slug_digest::SlugDigest;
+pub(crate) use stack::{STACK_ID, STACK_NAME};
 
 /// A value that failed validation, with a message a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,11 +45,11 @@ impl InvalidValue {
 
 /// A release number, `v1` being the release created with the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ReleaseVersion(pub u32);
+pub(crate) struct ReleaseVersion(pub u32);
 
 impl ReleaseVersion {
     /// Parses `12` or `v12`, as users type it.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         let digits = s.strip_prefix('v').unwrap_or(s);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;

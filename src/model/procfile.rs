@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use super::{InvalidValue, ProcessType};
 
 /// The largest Procfile accepted; real ones are a few lines.
-pub const PROCFILE_MAX_BYTES: usize = 64 * 1024;
+pub(crate) const PROCFILE_MAX_BYTES: usize = 64 * 1024;
 
 /// Parses `type: command` lines. Blank lines and `#` comments are skipped;
 /// anything else that is not `type: command` is an error naming the line,
 /// because silently dropping a process is worse than refusing the deploy.
-pub fn parse_procfile(text: &str) -> Result<BTreeMap<ProcessType, String>, InvalidValue> {
+pub(crate) fn parse_procfile(text: &str) -> Result<BTreeMap<ProcessType, String>, InvalidValue> {
     if text.len() > PROCFILE_MAX_BYTES {
         return Err(InvalidValue::new(format!(
             "The Procfile is {} bytes; the limit is {PROCFILE_MAX_BYTES}.",
@@ -56,7 +56,7 @@ pub fn parse_procfile(text: &str) -> Result<BTreeMap<ProcessType, String>, Inval
 }
 
 /// Checks process types that arrive as JSON (the slug API), by the same rules.
-pub fn check_process_types(
+pub(crate) fn check_process_types(
     raw: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<ProcessType, String>, InvalidValue> {
     let mut types = BTreeMap::new();

@@ -10,7 +10,7 @@ use super::InvalidValue;
 /// a field needs no schema migration; unknown keys are refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AppSettings {
+pub(crate) struct AppSettings {
     /// Seconds a web dyno has to bind `$PORT` before R10 (Heroku's boot
     /// timeout tool allows up to 180; here 1 to 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,7 +54,7 @@ const MAX_CONCURRENCY: std::ops::RangeInclusive<u32> = 1..=10_000;
 impl AppSettings {
     /// Applies an RFC 7396 JSON merge patch (`null` resets a setting to
     /// the default) and validates the result.
-    pub fn merge(&self, patch: &serde_json::Value) -> Result<Self, InvalidValue> {
+    pub(crate) fn merge(&self, patch: &serde_json::Value) -> Result<Self, InvalidValue> {
         let serde_json::Value::Object(changes) = patch else {
             return Err(InvalidValue::new(
                 "settings must be a JSON object, e.g. {\"boot_timeout\": 120}",
@@ -82,7 +82,7 @@ impl AppSettings {
     }
 
     /// Checks every setting's range.
-    pub fn validate(&self) -> Result<(), InvalidValue> {
+    pub(crate) fn validate(&self) -> Result<(), InvalidValue> {
         for (name, value) in [
             ("boot_timeout", self.boot_timeout),
             ("request_timeout", self.request_timeout),

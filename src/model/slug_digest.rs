@@ -18,17 +18,12 @@ pub struct SlugDigest([u8; 32]);
 
 impl SlugDigest {
     /// Wraps a computed sha256.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 
-    /// The raw bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
     /// Parses 64 hex digits, or Heroku's `SHA256:<64 hex>` (case-insensitive).
-    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse(s: &str) -> Result<Self, InvalidValue> {
         let hex_part = match s.split_once(':') {
             Some((algo, rest)) if algo.eq_ignore_ascii_case("sha256") => rest,
             Some(_) => {
@@ -49,12 +44,12 @@ impl SlugDigest {
     }
 
     /// 64 lowercase hex digits.
-    pub fn to_hex(&self) -> String {
+    pub(crate) fn to_hex(self) -> String {
         hex::encode(self.0)
     }
 
     /// Heroku's checksum form, `SHA256:<hex>`.
-    pub fn to_checksum(&self) -> String {
+    pub(crate) fn to_checksum(self) -> String {
         format!("SHA256:{}", self.to_hex())
     }
 }

@@ -40,7 +40,7 @@ pub(super) const QUARANTINE: Duration = Duration::from_secs(5);
 
 impl Backend {
     /// A backend with nothing in flight.
-    pub fn new(dyno: &str, unit: &str, addr: SocketAddr) -> Self {
+    pub(crate) fn new(dyno: &str, unit: &str, addr: SocketAddr) -> Self {
         Self {
             dyno: dyno.to_owned(),
             unit: unit.to_owned(),
@@ -93,7 +93,7 @@ impl Backend {
 
     /// Waits until no request is in flight here, or `limit` passes;
     /// whether it drained.
-    pub async fn drained(&self, limit: Duration) -> bool {
+    pub(crate) async fn drained(&self, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let idle = self.idle.notified();
@@ -110,7 +110,7 @@ impl Backend {
     }
 
     /// Whether new requests may go here.
-    pub fn available(&self) -> bool {
+    pub(crate) fn available(&self) -> bool {
         !self.retired.load(Ordering::Acquire) && !self.quarantined()
     }
 
@@ -125,7 +125,7 @@ impl Backend {
     }
 
     /// Skips the dyno for a few seconds (it refused a connection).
-    pub fn quarantine(&self) {
+    pub(crate) fn quarantine(&self) {
         let until = self.age() + QUARANTINE;
         self.quarantined_until_ms
             .store(until.as_millis() as u64, Ordering::Release);
@@ -138,7 +138,8 @@ impl Backend {
     }
 
     /// Whether the dyno left the table.
-    pub fn retired(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
     }
 }

@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use super::backend::Backend;
 
 /// How many queued requests per available dyno before H11.
-pub const MAX_QUEUE_PER_DYNO: usize = 50;
+pub(crate) const MAX_QUEUE_PER_DYNO: usize = 50;
 
 /// How the router chooses among an app's up dynos.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,7 +55,7 @@ const MAX_SERVICE_SAMPLE: Duration = Duration::from_secs(60);
 /// A request's hold on one dyno: one in-flight count. Dropping it frees
 /// the count, or hands it straight to the oldest queued request.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     backend: Option<Arc<Backend>>,
     queue: Arc<AppQueue>,
     limited: bool,
@@ -80,12 +80,12 @@ impl Slot {
     /// Gives the slot back without counting it as the dyno's answer: the
     /// dyno could not be reached, so it made no progress and the time
     /// says nothing about the app's service times.
-    pub fn abandon(mut self) {
+    pub(crate) fn abandon(mut self) {
         self.answered = false;
     }
 
     /// The dyno.
-    pub fn backend(&self) -> &Arc<Backend> {
+    pub(crate) fn backend(&self) -> &Arc<Backend> {
         // Only `drop` takes it out.
         self.backend
             .as_ref()
@@ -167,13 +167,13 @@ impl AppQueue {
     }
 
     /// Whether no request waits.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.waiters().is_empty()
     }
 
     /// Hands free slots of `backends` to waiting requests, oldest first
     /// (after a dyno joined the table).
-    pub fn pump(self: &Arc<Self>, backends: &[Arc<Backend>], max: Option<u32>) {
+    pub(crate) fn pump(self: &Arc<Self>, backends: &[Arc<Backend>], max: Option<u32>) {
         let Some(max) = max else {
             return;
         };
@@ -190,7 +190,7 @@ impl AppQueue {
 
 /// The outcome of [`pick`].
 #[derive(Debug)]
-pub enum Pick {
+pub(crate) enum Pick {
     /// A dyno, held.
     Slot(Slot),
     /// Every dyno is at `max-concurrency`: wait for a slot.
@@ -323,7 +323,7 @@ fn least_busy(
 
 /// Chooses one of an app's `backends` for one request, queueing it on
 /// `queue` when each has `max_concurrency` requests in flight.
-pub fn pick(
+pub(crate) fn pick(
     backends: &[Arc<Backend>],
     queue: &Arc<AppQueue>,
     policy: Policy,

@@ -20,7 +20,7 @@ pub struct OperatorCert {
 
 /// The operator's certificates, parsed, by the hostname they are for.
 #[derive(Debug, Default)]
-pub struct OperatorCerts {
+pub(crate) struct OperatorCerts {
     pub(super) by_name: HashMap<String, Arc<CertifiedKey>>,
     pub(super) fallback: Option<Arc<CertifiedKey>>,
 }
@@ -29,7 +29,7 @@ impl OperatorCerts {
     /// Parses `certs`; the one for `*.<base_domain>` also answers
     /// handshakes without SNI or without a match. A certificate that does
     /// not parse is left out with a warning (the others still serve).
-    pub fn build(certs: &[OperatorCert], base_domain: &str) -> Self {
+    pub(crate) fn build(certs: &[OperatorCert], base_domain: &str) -> Self {
         let mut by_name = HashMap::new();
         for cert in certs {
             match Certificate::parse(&cert.pem) {
@@ -46,15 +46,5 @@ impl OperatorCerts {
         }
         let fallback = by_name.get(&format!("*.{base_domain}")).cloned();
         Self { by_name, fallback }
-    }
-
-    /// How many certificates there are.
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
     }
 }

@@ -25,7 +25,7 @@ const MAX_HEAD: usize = 64 * 1024;
 
 /// One verdict per request head seen on a connection, oldest first.
 #[derive(Debug, Default)]
-pub struct Verdicts {
+pub(crate) struct Verdicts {
     queue: Mutex<VecDeque<bool>>,
 }
 
@@ -39,7 +39,7 @@ impl Verdicts {
 
     /// Whether the next request's head was ambiguous (`false` when nothing
     /// was recorded, e.g. on HTTP/2).
-    pub fn next_is_ambiguous(&self) -> bool {
+    pub(crate) fn next_is_ambiguous(&self) -> bool {
         self.queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -141,7 +141,7 @@ fn inspect_start(bytes: &[u8]) -> Start {
 
 /// A connection whose read side is watched (see the module doc).
 #[derive(Debug)]
-pub struct Inspect<S> {
+pub(crate) struct Inspect<S> {
     inner: S,
     state: State,
     verdicts: std::sync::Arc<Verdicts>,
@@ -149,7 +149,7 @@ pub struct Inspect<S> {
 
 impl<S> Inspect<S> {
     /// Watches `inner`, recording verdicts into `verdicts`.
-    pub fn new(inner: S, verdicts: std::sync::Arc<Verdicts>) -> Self {
+    pub(crate) fn new(inner: S, verdicts: std::sync::Arc<Verdicts>) -> Self {
         Self {
             inner,
             state: State::Head(Vec::new()),

@@ -26,7 +26,7 @@ pub struct GitUpstream {
 }
 
 /// Forwards one request to the API socket and streams the answer back.
-pub async fn forward(
+pub(crate) async fn forward(
     upstream: &GitUpstream,
     peer: Peer,
     mut req: Request<Incoming>,

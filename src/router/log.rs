@@ -10,7 +10,7 @@ use super::pages::Code;
 
 /// Everything a router log line says about one request.
 #[derive(Debug, Clone, Default)]
-pub struct RequestLog {
+pub(crate) struct RequestLog {
     /// The app (for the log stream), if the host named one.
     pub app: Option<String>,
     /// Set for errors and H27.
@@ -80,7 +80,7 @@ impl RequestLog {
     /// The line, e.g. `at=info method=GET path="/" host=demo.example.com
     /// request_id=... fwd="1.2.3.4" dyno=web.1 connect=0ms service=12ms
     /// status=200 bytes=1234 protocol=http queue=0ms`.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let mut line = String::with_capacity(256);
         match self.code {
             Some(code) if code.is_error() => {
@@ -120,7 +120,7 @@ impl RequestLog {
 
     /// Writes the line to the app's log stream (via the journal, with the
     /// app's fields).
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         // Counted whether or not the line is logged: the figures of
         // `corral metrics` must not depend on the log level.
         if let Some(counters) = &self.counters {

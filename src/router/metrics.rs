@@ -28,10 +28,10 @@ use tokio_util::sync::CancellationToken;
 use crate::model::AppName;
 
 /// Status classes counted: 1xx to 5xx.
-pub const CLASSES: usize = 5;
+pub(crate) const CLASSES: usize = 5;
 
 /// Closed minutes kept per app (the longest window).
-pub const RETAIN_MINUTES: u32 = 60;
+pub(crate) const RETAIN_MINUTES: u32 = 60;
 
 /// Shards per app: enough for the router's threads to keep apart.
 const SHARDS: usize = 8;
@@ -44,7 +44,7 @@ const EXACT: u64 = 2 << SUB_BITS;
 /// as this.
 const MAX_MICROS: u64 = (1 << 37) - 1;
 /// Buckets per histogram.
-pub const BUCKETS: usize = bucket(MAX_MICROS) + 1;
+pub(crate) const BUCKETS: usize = bucket(MAX_MICROS) + 1;
 
 /// The bucket of a time of `micros`.
 const fn bucket(micros: u64) -> usize {
@@ -174,7 +174,7 @@ impl AppCounters {
     /// Counts one request: the status the client got, and the service
     /// and queue times of its router log line. Statuses outside 100-599
     /// count for their times only.
-    pub fn record(&self, status: u16, service: Duration, queue: Duration) {
+    pub(crate) fn record(&self, status: u16, service: Duration, queue: Duration) {
         let shard = &self.shards[shard_index()];
         if let Some(class) = (status / 100).checked_sub(1).filter(|c| *c < 5) {
             shard.classes[usize::from(class)].fetch_add(1, Ordering::Relaxed);
@@ -205,7 +205,7 @@ impl AppCounters {
 
     /// Ends the current minute at `now_secs`: what it added becomes a
     /// bucket of its own, and buckets older than [`RETAIN_MINUTES`] go.
-    pub fn close_minute(&self, now_secs: u64) {
+    pub(crate) fn close_minute(&self, now_secs: u64) {
         let totals = self.totals();
         let mut history = self.history();
         let added = Window::between(&history.last, &totals);
@@ -228,7 +228,7 @@ impl AppCounters {
 
     /// The requests of the last `minutes` before `now_secs`: the current
     /// minute so far and the closed minutes that ended within them.
-    pub fn window(&self, minutes: u32, now_secs: u64) -> Window {
+    pub(crate) fn window(&self, minutes: u32, now_secs: u64) -> Window {
         let totals = self.totals();
         let history = self.history();
         let mut window = Window::between(&history.last, &totals);
@@ -242,7 +242,7 @@ impl AppCounters {
 
 /// Requests over some span, mergeable across minutes and routers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Window {
+pub(crate) struct Window {
     /// Requests by status class, 1xx to 5xx.
     pub requests: [u64; CLASSES],
     /// Service time histogram: `(bucket, count)`, non-zero buckets only.
@@ -291,7 +291,7 @@ fn quantile_ms(histogram: &[(u16, u64)], q: f64) -> Option<f64> {
 
 /// p50, p95 and p99 in ms; `None` without requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     /// Median.
     pub p50: Option<f64>,
     /// 95th percentile.
@@ -327,12 +327,12 @@ impl Window {
     }
 
     /// Whether no request is in it.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.service.is_empty() && self.queue.is_empty() && self.requests == [0; CLASSES]
     }
 
     /// Adds another window's requests to this one.
-    pub fn merge(&mut self, other: &Window) {
+    pub(crate) fn merge(&mut self, other: &Window) {
         for (r, o) in self.requests.iter_mut().zip(other.requests) {
             *r += o;
         }
@@ -341,18 +341,18 @@ impl Window {
     }
 
     /// Service time percentiles.
-    pub fn service_ms(&self) -> Percentiles {
+    pub(crate) fn service_ms(&self) -> Percentiles {
         Percentiles::of(&self.service)
     }
 
     /// Queue time percentiles.
-    pub fn queue_ms(&self) -> Percentiles {
+    pub(crate) fn queue_ms(&self) -> Percentiles {
         Percentiles::of(&self.queue)
     }
 }
 
 /// Seconds since the epoch now.
-pub fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -360,7 +360,7 @@ pub fn now_secs() -> u64 {
 
 /// Every app's counters in one router.
 #[derive(Debug, Default)]
-pub struct RouterMetrics {
+pub(crate) struct RouterMetrics {
     apps: Mutex<HashMap<AppName, Arc<AppCounters>>>,
 }
 
@@ -371,18 +371,18 @@ impl RouterMetrics {
 
     /// The app's counters, made on first use (the route feed hands them to
     /// each snapshot's route, so they outlive table changes).
-    pub fn counters(&self, app: &AppName) -> Arc<AppCounters> {
+    pub(crate) fn counters(&self, app: &AppName) -> Arc<AppCounters> {
         Arc::clone(self.apps().entry(app.clone()).or_default())
     }
 
     /// Forgets the counters of apps for which `keep` says no (deleted apps).
-    pub fn retain(&self, keep: impl Fn(&AppName) -> bool) {
+    pub(crate) fn retain(&self, keep: impl Fn(&AppName) -> bool) {
         self.apps().retain(|app, _| keep(app));
     }
 
     /// Closes the current minute of every app at `now_secs`: the `*_once`
     /// twin of [`RouterMetrics::run_minutes`].
-    pub fn close_minute(&self, now_secs: u64) {
+    pub(crate) fn close_minute(&self, now_secs: u64) {
         let apps: Vec<Arc<AppCounters>> = self.apps().values().cloned().collect();
         for counters in apps {
             counters.close_minute(now_secs);
@@ -390,13 +390,13 @@ impl RouterMetrics {
     }
 
     /// The app's requests over the last `minutes` (none if it has had none).
-    pub fn window(&self, app: &AppName, minutes: u32, now_secs: u64) -> Window {
+    pub(crate) fn window(&self, app: &AppName, minutes: u32, now_secs: u64) -> Window {
         let counters = self.apps().get(app).cloned();
         counters.map_or_else(Window::default, |c| c.window(minutes, now_secs))
     }
 
     /// Closes a minute at every minute of the wall clock until `shutdown`.
-    pub async fn run_minutes(self: Arc<Self>, shutdown: CancellationToken) {
+    pub(crate) async fn run_minutes(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             let into_minute = SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -1,7 +1,7 @@
 //! The router (data plane): Host-based HTTP routing to web dynos with
 //! Heroku's timeouts and error codes, and routing that beats random.
 //!
-//! It serves from an immutable [`RouteTable`] snapshot that the control
+//! It serves from an immutable [`RouteTable`](table::RouteTable) snapshot that the control
 //! plane swaps through a [`RouteFeed`]; serving a request never waits on
 //! SQLite or D-Bus. A request goes to the up dyno with the fewest requests
 //! in flight ([`balance`]), over a pooled keep-alive connection; errors
@@ -12,34 +12,33 @@
 //! by status class, service and queue times, per minute.
 
 mod backend;
-pub mod balance;
+pub(crate) mod balance;
 mod certs;
-pub mod framing;
-pub mod git;
-pub mod log;
-pub mod metrics;
-pub mod pages;
+pub(crate) mod framing;
+pub(crate) mod git;
+pub(crate) mod log;
+pub(crate) mod metrics;
+pub(crate) mod pages;
 mod pool;
-pub mod proxy;
-pub mod server;
-pub mod split;
-pub mod table;
-pub mod tls;
+pub(crate) mod proxy;
+pub(crate) mod server;
+pub(crate) mod split;
+pub(crate) mod table;
+pub(crate) mod tls;
 
 pub use certs::OperatorCert;
 pub use proxy::Context;
 pub use server::{serve, serve_tls, Limits};
-pub use split::RouteHub;
-pub use table::{
-    AppDynos, AppInfo, Policy, RouteFeed, RouteSettings, RouteTable, Snapshot, TableHandle, UpDyno,
-};
+pub(crate) use split::RouteHub;
+pub use table::{AppDynos, AppInfo, Policy, RouteFeed, RouteSettings, TableHandle, UpDyno};
+pub use tls::server_config as tls_server_config;
 
 /// A boxed error for response bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Where a request came from.
 #[derive(Debug, Clone, Copy)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// The client's address.
     pub addr: std::net::SocketAddr,
     /// The router's port it connected to (`X-Forwarded-Port`).
@@ -49,4 +48,4 @@ pub struct Peer {
 }
 
 /// The body of every response the router sends.
-pub type RouterBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
+pub(crate) type RouterBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;

@@ -9,7 +9,7 @@ use super::RouterBody;
 
 /// A router error, as Heroku numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
+pub(crate) enum Code {
     /// App crashed: no web dyno up and the last ones crashed (or every
     /// dyno refused the connection).
     H10,
@@ -36,7 +36,7 @@ pub enum Code {
 
 impl Code {
     /// Heroku's `desc=` text.
-    pub fn description(self) -> &'static str {
+    pub(crate) fn description(self) -> &'static str {
         match self {
             Code::H10 => "App crashed",
             Code::H11 => "Backlog too deep",
@@ -53,12 +53,12 @@ impl Code {
 
     /// Whether the router log line says `at=error` (H27 and H80 are info
     /// on Heroku).
-    pub fn is_error(self) -> bool {
+    pub(crate) fn is_error(self) -> bool {
         !matches!(self, Code::H27 | Code::H80)
     }
 
     /// The status the client gets (H27's 499 is only logged).
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             Code::H27 => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             _ => StatusCode::SERVICE_UNAVAILABLE,
@@ -96,7 +96,7 @@ fn html(status: StatusCode, title: &str, message: &str) -> Response<RouterBody> 
 }
 
 /// The page for a router error.
-pub fn error_page(code: Code) -> Response<RouterBody> {
+pub(crate) fn error_page(code: Code) -> Response<RouterBody> {
     match code {
         Code::H80 => html(
             code.status(),
@@ -114,7 +114,7 @@ pub fn error_page(code: Code) -> Response<RouterBody> {
 }
 
 /// The page for a host no app serves; it names no app.
-pub fn no_such_app() -> Response<RouterBody> {
+pub(crate) fn no_such_app() -> Response<RouterBody> {
     html(
         StatusCode::NOT_FOUND,
         "No such app",
@@ -123,7 +123,7 @@ pub fn no_such_app() -> Response<RouterBody> {
 }
 
 /// A plain answer to a request the router refuses to forward.
-pub fn bad_request(status: StatusCode, why: &str) -> Response<RouterBody> {
+pub(crate) fn bad_request(status: StatusCode, why: &str) -> Response<RouterBody> {
     let mut response = Response::new(
         Full::new(Bytes::from(format!("{why}\n")))
             .map_err(|never| match never {})

@@ -38,7 +38,7 @@ type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 /// between tasks, which on a loaded machine often meant between threads.
 /// An idle connection is polled by nobody; the next user's first poll
 /// notices a dyno that closed it meanwhile.
-pub struct Upstream {
+pub(super) struct Upstream {
     sender: SendRequest<Incoming>,
     driver: Option<Driver>,
 }
@@ -53,7 +53,7 @@ impl std::fmt::Debug for Upstream {
 
 impl Upstream {
     /// A connection from hyper's handshake.
-    pub fn new<F>(sender: SendRequest<Incoming>, driver: F) -> Self
+    pub(super) fn new<F>(sender: SendRequest<Incoming>, driver: F) -> Self
     where
         F: Future<Output = hyper::Result<()>> + Send + 'static,
     {
@@ -65,7 +65,7 @@ impl Upstream {
 
     /// Does whatever socket I/O is pending; a finished connection is
     /// dropped, which fails a request still waiting on it.
-    pub fn drive(&mut self, cx: &mut Context<'_>) {
+    pub(super) fn drive(&mut self, cx: &mut Context<'_>) {
         let Some(driver) = self.driver.as_mut() else {
             return;
         };
@@ -79,7 +79,7 @@ impl Upstream {
 
     /// Waits until the connection can take a request; an error means it
     /// is closed.
-    pub async fn ready(&mut self) -> hyper::Result<()> {
+    pub(super) async fn ready(&mut self) -> hyper::Result<()> {
         poll_fn(|cx| {
             self.drive(cx);
             self.sender.poll_ready(cx)
@@ -88,7 +88,10 @@ impl Upstream {
     }
 
     /// Sends a request and waits for the response head.
-    pub async fn send(&mut self, req: Request<Incoming>) -> hyper::Result<Response<Incoming>> {
+    pub(super) async fn send(
+        &mut self,
+        req: Request<Incoming>,
+    ) -> hyper::Result<Response<Incoming>> {
         let mut response = std::pin::pin!(self.sender.send_request(req));
         poll_fn(|cx| {
             self.drive(cx);
@@ -99,7 +102,7 @@ impl Upstream {
 
     /// The I/O future, for a connection that switched protocols: it must
     /// run to completion to hand the socket over to the tunnel.
-    pub fn into_driver(self) -> Option<Driver> {
+    pub(super) fn into_driver(self) -> Option<Driver> {
         self.driver
     }
 
@@ -110,7 +113,7 @@ impl Upstream {
 
 /// A dyno's idle upstream connections, kept by the thread that used them.
 #[derive(Debug, Default)]
-pub struct Pool {
+pub(super) struct Pool {
     shards: [Mutex<Vec<Upstream>>; SHARDS],
 }
 
@@ -125,7 +128,7 @@ impl Pool {
 
     /// An idle connection not known to be closed (check it with
     /// [`Upstream::ready`]).
-    pub fn take(&self) -> Option<Upstream> {
+    pub(super) fn take(&self) -> Option<Upstream> {
         let mut idle = self.idle();
         while let Some(conn) = idle.pop() {
             if !conn.is_closed() {
@@ -136,7 +139,7 @@ impl Pool {
     }
 
     /// Keeps a connection whose response has been read completely.
-    pub fn put(&self, conn: Upstream) {
+    pub(super) fn put(&self, conn: Upstream) {
         if conn.is_closed() {
             return;
         }
@@ -147,7 +150,7 @@ impl Pool {
     }
 
     /// Closes every idle connection (the dyno left or refused).
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         for shard in &self.shards {
             // Dropped outside the lock: closing sockets takes a while.
             let idle = std::mem::take(&mut *Self::lock(shard));

@@ -28,7 +28,7 @@ use super::table::{AppRoute, Backend, TableHandle, Unavailable};
 use super::{BoxError, Peer, RouterBody};
 
 /// Longest request line or header line the router accepts (Heroku: 8 KB).
-pub const MAX_LINE_BYTES: usize = 8192;
+pub(crate) const MAX_LINE_BYTES: usize = 8192;
 
 /// How many dynos a request tries when they refuse connections.
 const MAX_ATTEMPTS: usize = 3;
@@ -269,7 +269,7 @@ fn append_via(headers: &mut HeaderMap, version: Version) {
 /// The answer to a request whose head had both `Content-Length` and
 /// `Transfer-Encoding` (seen by [`super::framing`]); it is logged and never
 /// forwarded, and hyper closes the connection after it.
-pub fn refuse_ambiguous<B>(peer: Peer, req: &Request<B>) -> Response<RouterBody> {
+pub(crate) fn refuse_ambiguous<B>(peer: Peer, req: &Request<B>) -> Response<RouterBody> {
     let log = RequestLog {
         method: req.method().to_string(),
         path: req
@@ -291,7 +291,11 @@ pub fn refuse_ambiguous<B>(peer: Peer, req: &Request<B>) -> Response<RouterBody>
 }
 
 /// Serves one request.
-pub async fn handle(ctx: Arc<Context>, peer: Peer, req: Request<Incoming>) -> Response<RouterBody> {
+pub(crate) async fn handle(
+    ctx: Arc<Context>,
+    peer: Peer,
+    req: Request<Incoming>,
+) -> Response<RouterBody> {
     let host = request_host(&req);
     let fwd = match req
         .headers()

@@ -233,7 +233,7 @@ struct Remote {
 /// corrald's side: the route feed, plus the routers in other processes
 /// that follow it.
 #[derive(Debug)]
-pub struct RouteHub {
+pub(crate) struct RouteHub {
     feed: Arc<RouteFeed>,
     remotes: Mutex<Vec<Remote>>,
     next_id: AtomicU64,
@@ -246,7 +246,7 @@ pub struct RouteHub {
 
 impl RouteHub {
     /// A hub over `feed` (which an embedded router may read too).
-    pub fn new(feed: Arc<RouteFeed>) -> Self {
+    pub(crate) fn new(feed: Arc<RouteFeed>) -> Self {
         Self {
             feed,
             remotes: Mutex::default(),
@@ -256,7 +256,7 @@ impl RouteHub {
     }
 
     /// The local feed.
-    pub fn feed(&self) -> &Arc<RouteFeed> {
+    pub(crate) fn feed(&self) -> &Arc<RouteFeed> {
         &self.feed
     }
 
@@ -274,7 +274,7 @@ impl RouteHub {
     }
 
     /// Replaces the apps (see [`RouteFeed::set_apps`]).
-    pub fn set_apps(&self, apps: Vec<AppInfo>) {
+    pub(crate) fn set_apps(&self, apps: Vec<AppInfo>) {
         if self.feed.set_apps(apps) {
             self.broadcast();
         }
@@ -282,14 +282,14 @@ impl RouteHub {
 
     /// Replaces the operator's certificates (see
     /// [`RouteFeed::set_operator_certificates`]).
-    pub fn set_operator_certificates(&self, certs: Vec<OperatorCert>) {
+    pub(crate) fn set_operator_certificates(&self, certs: Vec<OperatorCert>) {
         if self.feed.set_operator_certificates(certs) {
             self.broadcast();
         }
     }
 
     /// Replaces the dynos (see [`RouteFeed::set_dynos`]).
-    pub fn set_dynos(&self, dynos: BTreeMap<AppName, AppDynos>) {
+    pub(crate) fn set_dynos(&self, dynos: BTreeMap<AppName, AppDynos>) {
         let changed = self.feed.set_dynos(dynos);
         let first = !self.ready.swap(true, Ordering::AcqRel);
         if changed || first {
@@ -299,7 +299,7 @@ impl RouteHub {
 
     /// Takes a dyno out of every router and waits, up to `limit`, until
     /// the requests it is serving have finished; whether they all did.
-    pub async fn withdraw(&self, unit: &str, limit: Duration) -> bool {
+    pub(crate) async fn withdraw(&self, unit: &str, limit: Duration) -> bool {
         let local = self.feed.withdraw(unit);
         self.broadcast();
         let mut answers = Vec::new();
@@ -345,7 +345,7 @@ impl RouteHub {
     /// inside this process (if any) and by every split router following
     /// this hub, merged. A router that does not answer within two seconds
     /// is left out (and says so in the log).
-    pub async fn metrics(&self, app: &AppName, minutes: u32) -> Window {
+    pub(crate) async fn metrics(&self, app: &AppName, minutes: u32) -> Window {
         let mut window = self.feed.metrics().window(app, minutes, now_secs());
         let mut answers = Vec::new();
         for remote in self.remotes().iter() {
@@ -376,7 +376,7 @@ impl RouteHub {
     }
 
     /// Accepts routers on `listener` until `shutdown`.
-    pub async fn serve(
+    pub(crate) async fn serve(
         self: Arc<Self>,
         listener: UnixListener,
         shutdown: CancellationToken,
@@ -454,7 +454,7 @@ impl RouteHub {
 
 /// Binds the feed socket, owner only: the router runs as root without
 /// capabilities (see `systemd/corral-router.service`).
-pub fn bind_feed(path: &Path) -> std::io::Result<UnixListener> {
+pub(crate) fn bind_feed(path: &Path) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     if path.exists() {
         std::fs::remove_file(path)?;
@@ -467,7 +467,7 @@ pub fn bind_feed(path: &Path) -> std::io::Result<UnixListener> {
 /// Loads the table a previous router process saved at `cache`; whether
 /// there was one. A restarted router serves it at once instead of an empty
 /// table while it reconnects to corrald (or while corrald is down).
-pub fn load_cache(cache: &Path, feed: &RouteFeed) -> bool {
+pub(crate) fn load_cache(cache: &Path, feed: &RouteFeed) -> bool {
     let Ok(text) = std::fs::read_to_string(cache) else {
         return false;
     };
@@ -497,7 +497,7 @@ fn save_cache(cache: &Path, line: &str) {
 /// `feed` (and saving each to `cache`) and answering drain requests,
 /// reconnecting until `shutdown`. Without corrald the last table stays in
 /// use.
-pub async fn follow(
+pub(crate) async fn follow(
     socket: PathBuf,
     feed: Arc<RouteFeed>,
     cache: Option<PathBuf>,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-pub use super::backend::Backend;
+pub(crate) use super::backend::Backend;
 pub use super::balance::Policy;
 use super::balance::{AppQueue, Pick};
 use super::certs::{OperatorCert, OperatorCerts};
@@ -58,7 +58,7 @@ impl Default for RouteSettings {
 
 impl RouteSettings {
     /// Heroku's defaults, changed by the app's settings.
-    pub fn for_app(settings: &crate::model::AppSettings) -> Self {
+    pub(crate) fn for_app(settings: &crate::model::AppSettings) -> Self {
         let default = Self::default();
         Self {
             request_timeout: settings
@@ -113,7 +113,7 @@ pub struct AppRoute {
 
 impl AppRoute {
     /// Chooses one of the app's up dynos for a request (see [`super::balance`]).
-    pub fn pick(&self) -> Pick {
+    pub(crate) fn pick(&self) -> Pick {
         super::balance::pick(
             &self.backends,
             &self.queue,
@@ -144,12 +144,12 @@ impl RouteTable {
     }
 
     /// Every app, for tests and diagnostics.
-    pub fn apps(&self) -> impl Iterator<Item = &Arc<AppRoute>> {
+    pub(crate) fn apps(&self) -> impl Iterator<Item = &Arc<AppRoute>> {
         self.by_host.values()
     }
 
     /// The operator's certificates (`router.certificates-dir`).
-    pub fn operator(&self) -> &OperatorCerts {
+    pub(crate) fn operator(&self) -> &OperatorCerts {
         &self.operator
     }
 }
@@ -157,7 +157,7 @@ impl RouteTable {
 /// Lowercases a host and drops its port and one trailing dot; borrows
 /// when the host is already in that form (the usual case, on every
 /// request).
-pub fn normalize_host(host: &str) -> Cow<'_, str> {
+pub(crate) fn normalize_host(host: &str) -> Cow<'_, str> {
     let host = host.trim();
     let without_port = match host.rsplit_once(':') {
         // An IPv6 literal keeps its colons: only `]:port` is a port.
@@ -196,12 +196,12 @@ impl TableHandle {
 
     /// A receiver that sees every publication (for requests waiting on a
     /// booting dyno).
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
     }
 
     /// Drops every dyno's idle keep-alive connections (on shutdown).
-    pub fn close_idle_connections(&self) {
+    pub(crate) fn close_idle_connections(&self) {
         for route in self.load().apps() {
             for backend in &route.backends {
                 backend.pool.clear();
@@ -272,7 +272,7 @@ struct FeedState {
 
 /// Everything a feed was given, to hand on to another feed.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// The apps.
     pub apps: Vec<AppInfo>,
     /// Their dynos.
@@ -302,7 +302,7 @@ impl RouteFeed {
     }
 
     /// The request counters of the router(s) serving from this feed.
-    pub fn metrics(&self) -> &Arc<RouterMetrics> {
+    pub(crate) fn metrics(&self) -> &Arc<RouterMetrics> {
         &self.metrics
     }
 
@@ -382,7 +382,7 @@ impl RouteFeed {
 
     /// What the feed holds now: apps, their dynos and the operator's
     /// certificates (to pass on to a router in another process).
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let state = self.state();
         Snapshot {
             apps: state.apps.values().cloned().collect(),
@@ -393,7 +393,7 @@ impl RouteFeed {
 
     /// Takes one dyno out of the table at once (before it is stopped) and
     /// returns it, so the caller can wait for its requests to finish.
-    pub fn withdraw(&self, unit: &str) -> Option<Arc<Backend>> {
+    pub(crate) fn withdraw(&self, unit: &str) -> Option<Arc<Backend>> {
         let mut state = self.state();
         let backend = state
             .backends

@@ -2,7 +2,7 @@
 //!
 //! Certificates travel in the route table snapshot (apps' SNI endpoints in
 //! each [`super::table::AppRoute`], the operator's directory in
-//! [`OperatorCerts`]), parsed once per change; a handshake only looks up.
+//! [`OperatorCerts`](super::certs::OperatorCerts)), parsed once per change; a handshake only looks up.
 //! The order, for an SNI name: a certificate of the app that owns the name
 //! naming it exactly, then one of that app's wildcards (`*.` + parent);
 //! then the operator's certificate for the exact name, then the operator's
@@ -22,10 +22,10 @@ use super::table::{normalize_host, RouteTable, TableHandle};
 use crate::tls::PemPair;
 
 /// File names in the operator's directory spell `*.` as this.
-pub const WILDCARD_FILE_PREFIX: &str = "_wildcard.";
+pub(crate) const WILDCARD_FILE_PREFIX: &str = "_wildcard.";
 
 /// The certificate for a handshake naming `sni` (see the module doc).
-pub fn pick(table: &RouteTable, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+pub(crate) fn pick(table: &RouteTable, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
     let operator = table.operator();
     if let Some(name) = sni.map(|s| normalize_host(s).into_owned()) {
         let wildcard = name
@@ -86,7 +86,7 @@ pub fn server_config(table: TableHandle) -> Result<Arc<rustls::ServerConfig>, ru
 /// Why the operator's certificate directory could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the certificates directory {path}: {source}; check router.certificates-dir and that corrald may read it")]
-pub struct CertificatesDirError {
+pub(crate) struct CertificatesDirError {
     /// The directory or file.
     pub path: std::path::PathBuf,
     /// What the OS said.
@@ -97,7 +97,7 @@ pub struct CertificatesDirError {
 /// (`_wildcard.<domain>` for `*.<domain>`). A `.crt` without its `.key`,
 /// or with a name that is not a hostname, is skipped with a warning.
 /// Blocking: call it off the async runtime.
-pub fn read_certificates_dir(dir: &Path) -> Result<Vec<OperatorCert>, CertificatesDirError> {
+pub(crate) fn read_certificates_dir(dir: &Path) -> Result<Vec<OperatorCert>, CertificatesDirError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| CertificatesDirError { path, source }
@@ -142,13 +142,13 @@ pub fn read_certificates_dir(dir: &Path) -> Result<Vec<OperatorCert>, Certificat
 
 /// How often [`watch_certificates_dir`] reads the operator's directory
 /// again, so renewed files are served without a restart.
-pub const CERTIFICATES_REREAD: Duration = Duration::from_secs(30);
+pub(crate) const CERTIFICATES_REREAD: Duration = Duration::from_secs(30);
 
 /// Reads the operator's directory `dir` now and every
 /// [`CERTIFICATES_REREAD`] until `shutdown`, handing each read to
 /// `publish`; a read that fails keeps the last certificates, with a
 /// warning.
-pub async fn watch_certificates_dir(
+pub(crate) async fn watch_certificates_dir(
     dir: PathBuf,
     publish: impl Fn(Vec<OperatorCert>) + Send,
     shutdown: CancellationToken,

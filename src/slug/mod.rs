@@ -3,7 +3,7 @@
 //! A slug is an app's built directory as a deterministic `.tar.gz`, named by
 //! the sha256 of its bytes ([`SlugDigest`](crate::model::SlugDigest)).
 //!
-//! - [`pack`] turns a directory into the same bytes every time (sorted
+//! - [`pack()`] turns a directory into the same bytes every time (sorted
 //!   entries, fixed mtime and owner, no gzip timestamp), hashing as it writes.
 //! - [`SlugStore`] keeps slugs under `sha256/ab/<hex>.tar.gz`, written to
 //!   `tmp/`, fsynced and renamed into place; [`SlugStore::unpack`] extracts
@@ -43,7 +43,9 @@ mod store;
 mod unpack;
 
 pub use error::SlugError;
-pub use pack::{pack, PackStats, SLUG_MTIME};
+#[cfg(test)]
+pub(crate) use pack::SLUG_MTIME;
+pub use pack::{pack, PackStats};
 pub use store::{GcReport, SlugStore, SlugStoreConfig, StoredSlug};
 pub use unpack::{unpack_archive, unpack_tar, UnpackLimits, UnpackStats};
 

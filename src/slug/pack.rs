@@ -17,7 +17,7 @@ use crate::model::SlugDigest;
 /// The mtime of every packed entry (the tar crate's deterministic timestamp,
 /// 2006-07-23): real mtimes would make every build a new digest, and 0
 /// breaks tools that refuse pre-1980 dates (zip, some Python packaging).
-pub const SLUG_MTIME: u64 = tar::DETERMINISTIC_TIMESTAMP;
+pub(crate) const SLUG_MTIME: u64 = tar::DETERMINISTIC_TIMESTAMP;
 
 /// What [`pack`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

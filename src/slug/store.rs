@@ -57,7 +57,7 @@ impl Default for SlugStoreConfig {
 impl SlugStoreConfig {
     /// Checks that every value is usable; `corrald check-config` reports the
     /// message.
-    pub fn validate(&self) -> Result<(), SlugError> {
+    pub(crate) fn validate(&self) -> Result<(), SlugError> {
         if self.compression_level > 9 {
             return Err(SlugError::Config(format!(
                 "compression-level must be 0-9, not {}",
@@ -78,7 +78,7 @@ impl SlugStoreConfig {
     }
 
     /// The extraction limits these settings imply.
-    pub fn unpack_limits(&self) -> UnpackLimits {
+    pub(crate) fn unpack_limits(&self) -> UnpackLimits {
         UnpackLimits {
             max_bytes: self.max_unpacked_bytes,
             max_entries: self.max_entries,
@@ -148,13 +148,9 @@ impl SlugStore {
     }
 
     /// The store's root directory.
-    pub fn root(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn root(&self) -> &Path {
         &self.root
-    }
-
-    /// The settings in force.
-    pub fn config(&self) -> &SlugStoreConfig {
-        &self.config
     }
 
     /// Where the slug `digest` is (or would be) stored.
@@ -167,17 +163,18 @@ impl SlugStore {
     }
 
     /// Where [`SlugStore::unpack`] puts the tree of `digest`.
-    pub fn unpacked_path(&self, digest: &SlugDigest) -> PathBuf {
+    pub(crate) fn unpacked_path(&self, digest: &SlugDigest) -> PathBuf {
         self.unpacked_dir().join(digest.to_hex())
     }
 
     /// Whether the slug `digest` is stored.
-    pub fn contains(&self, digest: &SlugDigest) -> bool {
+    pub(crate) fn contains(&self, digest: &SlugDigest) -> bool {
         fs::symlink_metadata(self.path(digest)).is_ok_and(|m| m.is_file())
     }
 
     /// The size in bytes of the stored slug `digest`.
-    pub fn size(&self, digest: &SlugDigest) -> Result<u64, SlugError> {
+    #[cfg(test)]
+    pub(crate) fn size(&self, digest: &SlugDigest) -> Result<u64, SlugError> {
         let path = self.path(digest);
         match fs::symlink_metadata(&path) {
             Ok(m) => Ok(m.len()),
@@ -190,7 +187,7 @@ impl SlugStore {
     }
 
     /// Every stored slug, sorted.
-    pub fn list(&self) -> Result<Vec<SlugDigest>, SlugError> {
+    pub(crate) fn list(&self) -> Result<Vec<SlugDigest>, SlugError> {
         let base = self.root.join("sha256");
         let mut out = Vec::new();
         for shard in read_dir(&base)? {
@@ -218,7 +215,7 @@ impl SlugStore {
         Ok(out)
     }
 
-    /// Packs `dir` into the store (see [`super::pack`]). Storing the same
+    /// Packs `dir` into the store (see [`super::pack()`]). Storing the same
     /// tree twice yields the same digest and one file.
     pub fn store_dir(&self, dir: &Path) -> Result<StoredSlug, SlugError> {
         let mut tmp = TempFile::create(&self.tmp_dir(), "pack")?;
@@ -241,7 +238,7 @@ impl SlugStore {
     /// disk. Stops as soon as it passes `max-slug-bytes`; if `expected` is
     /// given and differs from the received bytes' sha256, nothing is stored.
     /// Nothing is left in `tmp/` on any error.
-    pub fn store_reader(
+    pub(crate) fn store_reader(
         &self,
         mut r: impl Read,
         expected: Option<SlugDigest>,
@@ -313,7 +310,7 @@ impl SlugStore {
     /// return that path at once. Concurrent callers each extract and the
     /// rename decides: losers delete their copy and return the winner's. On
     /// error nothing is left behind.
-    pub fn unpack(&self, digest: &SlugDigest) -> Result<PathBuf, SlugError> {
+    pub(crate) fn unpack(&self, digest: &SlugDigest) -> Result<PathBuf, SlugError> {
         let dest = self.unpacked_path(digest);
         if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
             return Ok(dest);
@@ -375,7 +372,7 @@ impl SlugStore {
     ///
     /// `live` must include every slug a release refers to and any being
     /// deployed right now: a tree removed under a running dyno is gone.
-    pub fn gc(&self, live: &HashSet<SlugDigest>) -> Result<GcReport, SlugError> {
+    pub(crate) fn gc(&self, live: &HashSet<SlugDigest>) -> Result<GcReport, SlugError> {
         let mut removed = BTreeSet::new();
         let mut freed = 0u64;
         for digest in self.list()? {

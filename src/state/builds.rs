@@ -14,11 +14,11 @@ use crate::model::{AppName, ConfigVarName, InvalidValue, ReleaseVersion};
 
 /// The most buildpacks an app may set (Heroku allows a handful; a chain
 /// longer than this is a mistake).
-pub const MAX_BUILDPACKS: usize = 16;
+pub(crate) const MAX_BUILDPACKS: usize = 16;
 
 /// A build's state, in Heroku's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuildStatus {
+pub(crate) enum BuildStatus {
     /// Running.
     Pending,
     /// It made a slug and a release.
@@ -29,7 +29,7 @@ pub enum BuildStatus {
 
 impl BuildStatus {
     /// Heroku's spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Succeeded => "succeeded",
@@ -49,7 +49,7 @@ impl BuildStatus {
 
 /// One build of an app.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Build {
+pub(crate) struct Build {
     /// Stable id.
     pub id: Uuid,
     /// The app.

@@ -8,7 +8,7 @@ use crate::model::{AppName, DynoName, ReleaseVersion};
 
 /// How often a formation dyno died in a row, and when last.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CrashRecord {
+pub(crate) struct CrashRecord {
     /// The app, by name (a run ends with the app's next release anyway).
     pub app: AppName,
     /// The dyno slot, `web.1`.

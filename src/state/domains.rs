@@ -12,7 +12,7 @@ use crate::tls::PemPair;
 
 /// A domain given by UUID or by hostname, as the Platform API allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DomainRef {
+pub(crate) enum DomainRef {
     /// The domain's id.
     Id(Uuid),
     /// The domain's hostname.
@@ -22,7 +22,7 @@ pub enum DomainRef {
 impl DomainRef {
     /// Reads a path segment: a UUID if it parses as one, otherwise a
     /// hostname (in any case, with or without the trailing dot).
-    pub fn parse(s: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
         if let Ok(id) = Uuid::parse_str(s) {
             return Ok(Self::Id(id));
         }
@@ -34,7 +34,7 @@ impl DomainRef {
     }
 
     /// Whether this refers to the domain with `id` and `hostname`.
-    pub fn matches(&self, id: Uuid, hostname: &str) -> bool {
+    pub(crate) fn matches(&self, id: Uuid, hostname: &str) -> bool {
         match self {
             Self::Id(wanted) => *wanted == id,
             Self::Hostname(wanted) => wanted.as_str() == hostname,
@@ -44,7 +44,7 @@ impl DomainRef {
 
 /// What the router needs to know about one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteApp {
+pub(crate) struct RouteApp {
     /// The app, served as `<app>.<base-domain>`.
     pub app: AppName,
     /// Whether to answer with the maintenance page (H80) instead.

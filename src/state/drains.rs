@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 /// A log drain as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogDrain {
+pub(crate) struct LogDrain {
     /// Stable id.
     pub id: Uuid,
     /// The app whose stream it receives.
@@ -31,7 +31,7 @@ pub struct LogDrain {
 
 /// A drain given by id, token or URL, as Heroku's API allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DrainRef {
+pub(crate) enum DrainRef {
     /// The drain's id.
     Id(Uuid),
     /// Its token (`d.<uuid>`) or its URL.
@@ -40,7 +40,7 @@ pub enum DrainRef {
 
 impl DrainRef {
     /// Reads an already percent-decoded path segment.
-    pub fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match Uuid::parse_str(s) {
             Ok(id) => Self::Id(id),
             Err(_) => Self::Key(s.to_owned()),

@@ -14,7 +14,7 @@ use crate::model::{
 
 /// What one app should run: its current release and formation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DesiredApp {
+pub(crate) struct DesiredApp {
     /// The app's id.
     pub app_id: Uuid,
     /// The app.
@@ -37,7 +37,7 @@ pub struct DesiredApp {
 
 /// A dyno corrald started.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DynoRecord {
+pub(crate) struct DynoRecord {
     /// The systemd unit.
     pub unit: String,
     /// The app's id.
@@ -183,6 +183,6 @@ pub(super) fn recorded_ports(
 }
 
 /// Keeps `now` in use for callers that stamp records.
-pub fn timestamp() -> DateTime<Utc> {
+pub(crate) fn timestamp() -> DateTime<Utc> {
     now()
 }

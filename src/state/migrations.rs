@@ -199,12 +199,12 @@ const STEPS: &[&str] = &[
 pub const SCHEMA_VERSION: u32 = STEPS.len() as u32;
 
 /// The version recorded in the database.
-pub fn current_version(conn: &Connection) -> Result<u32, StoreError> {
+pub(super) fn current_version(conn: &Connection) -> Result<u32, StoreError> {
     Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
 }
 
 /// Brings the database up to [`SCHEMA_VERSION`].
-pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let found = current_version(conn)?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::TooNew {

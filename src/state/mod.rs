@@ -32,17 +32,18 @@ use crate::model::{
     ReleaseVersion,
 };
 
-pub use builds::{Build, BuildStatus, MAX_BUILDPACKS};
-pub use crashes::CrashRecord;
-pub use domains::{DomainRef, RouteApp};
-pub use drains::{DrainRef, LogDrain};
-pub use dynos::{timestamp, DesiredApp, DynoRecord};
+pub(crate) use builds::{Build, BuildStatus};
+pub(crate) use crashes::CrashRecord;
+pub(crate) use domains::{DomainRef, RouteApp};
+pub(crate) use drains::{DrainRef, LogDrain};
+pub(crate) use dynos::{timestamp, DesiredApp, DynoRecord};
 pub use migrations::SCHEMA_VERSION;
-pub use records::{Account, App, Domain, FormationEntry, FormationUpdate, Release, ReleaseStatus};
-pub use slugs::{NewSlug, Slug};
-pub use sni::{SniEndpoint, SniEndpointRef, SniView};
+pub use records::Account;
+pub(crate) use records::{App, Domain, FormationEntry, FormationUpdate, Release, ReleaseStatus};
+pub(crate) use slugs::{NewSlug, Slug};
+pub(crate) use sni::{SniEndpoint, SniEndpointRef, SniView};
 pub use sqlite::SqliteStore;
-pub use store::{BuildRelease, BuiltSlug, ConfigPatch, ReleaseWithSlug, SharedStore, Store};
+pub(crate) use store::{BuildRelease, BuiltSlug, ReleaseWithSlug, SharedStore, Store};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +93,7 @@ impl From<rusqlite::Error> for StoreError {
 
 /// An app given by UUID or by name, as the Platform API allows everywhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AppRef {
+pub(crate) enum AppRef {
     /// The app's id.
     Id(Uuid),
     /// The app's name.
@@ -101,7 +102,7 @@ pub enum AppRef {
 
 impl AppRef {
     /// Reads a path segment: a UUID if it parses as one, otherwise a name.
-    pub fn parse(s: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
         if let Ok(id) = Uuid::parse_str(s) {
             return Ok(Self::Id(id));
         }
@@ -115,7 +116,7 @@ impl AppRef {
 
 /// A release given by UUID or by version number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReleaseRef {
+pub(crate) enum ReleaseRef {
     /// The release's id.
     Id(Uuid),
     /// The release's version.
@@ -124,7 +125,7 @@ pub enum ReleaseRef {
 
 impl ReleaseRef {
     /// Reads a path segment: a UUID, or a version like `3` or `v3`.
-    pub fn parse(s: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
         if let Ok(id) = Uuid::parse_str(s) {
             return Ok(Self::Id(id));
         }

@@ -27,7 +27,7 @@ pub struct Account {
 
 /// An app.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct App {
+pub(crate) struct App {
     /// Stable id; survives a rename.
     pub id: Uuid,
     /// Current name.
@@ -48,7 +48,7 @@ pub struct App {
 
 /// A release's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReleaseStatus {
+pub(crate) enum ReleaseStatus {
     /// Running or runnable.
     Succeeded,
     /// Its release phase failed; it never ran.
@@ -59,7 +59,7 @@ pub enum ReleaseStatus {
 
 impl ReleaseStatus {
     /// Heroku's spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
@@ -70,7 +70,7 @@ impl ReleaseStatus {
 
 /// An immutable release: code, config and process types, numbered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Release {
+pub(crate) struct Release {
     /// Stable id.
     pub id: Uuid,
     /// The app it belongs to.
@@ -103,7 +103,7 @@ pub struct Release {
 
 /// How many dynos of a process type run, at what size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormationEntry {
+pub(crate) struct FormationEntry {
     /// Stable id.
     pub id: Uuid,
     /// The app it belongs to.
@@ -126,7 +126,7 @@ pub struct FormationEntry {
 
 /// A requested change to one process type; `None` fields stay as they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormationUpdate {
+pub(crate) struct FormationUpdate {
     /// Which process type.
     pub process_type: ProcessType,
     /// New quantity, absolute or relative.
@@ -138,7 +138,7 @@ pub struct FormationUpdate {
 /// A custom domain of an app. The app's default domain is not a row: it
 /// follows from the app's name and the router's base domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Domain {
+pub(crate) struct Domain {
     /// Stable id.
     pub id: Uuid,
     /// The app it routes to.

@@ -7,15 +7,15 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
 use super::{
-    current_release, find_app, find_release, hash_token, insert_release, now, read_config, records,
-    write_config, Account, AppRef, Release, ReleaseRef, ReleaseStatus, StoreError,
+    find_app, find_release, hash_token, insert_release, now, read_config, records, write_config,
+    Account, AppRef, Release, ReleaseRef, ReleaseStatus, StoreError,
 };
-use crate::model::{AppName, ProcessType, ReleaseVersion, SlugDigest};
+use crate::model::{AppName, ProcessType, SlugDigest};
 
 /// A slug record: the metadata of a compiled app; its bytes live in the
 /// slug store under `digest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Slug {
+pub(crate) struct Slug {
     /// Stable id.
     pub id: Uuid,
     /// The app it belongs to.
@@ -42,7 +42,7 @@ pub struct Slug {
 
 /// What `POST /apps/{app}/slugs` asks for.
 #[derive(Debug, Clone, Default)]
-pub struct NewSlug {
+pub(crate) struct NewSlug {
     /// Commands by process type.
     pub process_types: BTreeMap<ProcessType, String>,
     /// The checksum the upload must match.
@@ -411,21 +411,4 @@ pub(super) fn live_slug_digests(
         );
     }
     Ok(live)
-}
-
-/// The newest release of an app, for "rollback to the previous release".
-pub(super) fn previous_release(conn: &mut Connection, app: &AppRef) -> Result<Release, StoreError> {
-    let found = find_app(conn, app)?;
-    let current = current_release(conn, &found)?.ok_or(StoreError::NotFound("release"))?;
-    let mut version = current.version.0;
-    while version > 1 {
-        version -= 1;
-        let candidate = find_release(conn, &found, ReleaseRef::Version(ReleaseVersion(version)))?;
-        if candidate.status == ReleaseStatus::Succeeded && candidate.slug_id.is_some() {
-            return Ok(candidate);
-        }
-    }
-    Err(StoreError::Conflict(
-        "There is no earlier release with code to roll back to.".to_owned(),
-    ))
 }

@@ -14,7 +14,7 @@ use crate::tls::PemPair;
 
 /// An SNI endpoint given by UUID or by name, as the Platform API allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SniEndpointRef {
+pub(crate) enum SniEndpointRef {
     /// The endpoint's id.
     Id(Uuid),
     /// The endpoint's name.
@@ -24,7 +24,7 @@ pub enum SniEndpointRef {
 impl SniEndpointRef {
     /// Reads a path segment: a UUID if it parses as one, otherwise a name
     /// (lowercase letters, digits and dashes).
-    pub fn parse(s: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
         if let Ok(id) = Uuid::parse_str(s) {
             return Ok(Self::Id(id));
         }
@@ -41,7 +41,7 @@ impl SniEndpointRef {
 
 /// One SNI endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SniEndpoint {
+pub(crate) struct SniEndpoint {
     /// Stable id.
     pub id: Uuid,
     /// The app it belongs to.
@@ -59,7 +59,7 @@ pub struct SniEndpoint {
 /// An app with its SNI endpoints (one or all) and its custom domains, which
 /// say which domains each endpoint serves.
 #[derive(Debug, Clone)]
-pub struct SniView<T> {
+pub(crate) struct SniView<T> {
     /// The app.
     pub app: App,
     /// The endpoint or endpoints.

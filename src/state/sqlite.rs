@@ -27,7 +27,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.display().to_string(),
@@ -39,7 +39,8 @@ impl SqliteStore {
     }
 
     /// An in-memory database, for tests.
-    pub fn open_in_memory() -> Result<Self, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn open_in_memory() -> Result<Self, StoreError> {
         Self::setup(Connection::open_in_memory()?)
     }
 
@@ -57,7 +58,7 @@ impl SqliteStore {
     }
 
     /// This store as the rest of Corral holds it.
-    pub fn shared(self) -> SharedStore {
+    pub(crate) fn shared(self) -> SharedStore {
         Arc::new(self)
     }
 
@@ -143,6 +144,7 @@ pub(super) fn release_build(
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    #[cfg(test)]
     async fn create_token(
         &self,
         name: String,
@@ -225,10 +227,6 @@ impl Store for SqliteStore {
 
     async fn list_releases(&self, app: AppRef) -> Result<Vec<Release>, StoreError> {
         self.call(move |c| super::list_releases(c, &app)).await
-    }
-
-    async fn previous_release(&self, app: AppRef) -> Result<Release, StoreError> {
-        self.call(move |c| slugs::previous_release(c, &app)).await
     }
 
     async fn rollback(

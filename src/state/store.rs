@@ -19,9 +19,11 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+#[cfg(test)]
+use super::NewToken;
 use super::{
     Account, App, AppRef, Build, BuildStatus, CrashRecord, DesiredApp, Domain, DomainRef, DrainRef,
-    DynoRecord, FormationEntry, FormationUpdate, LogDrain, NewSlug, NewToken, Release, ReleaseRef,
+    DynoRecord, FormationEntry, FormationUpdate, LogDrain, NewSlug, Release, ReleaseRef,
     ReleaseStatus, RouteApp, Slug, SniEndpoint, SniEndpointRef, SniView, StoreError,
 };
 use crate::model::{
@@ -30,14 +32,14 @@ use crate::model::{
 use crate::tls::PemPair;
 
 /// The store as the rest of Corral holds it: cheap to clone, shared by tasks.
-pub type SharedStore = Arc<dyn Store>;
+pub(crate) type SharedStore = Arc<dyn Store>;
 
 /// A change to config vars: a name set to a value, or removed (`None`).
-pub type ConfigPatch = BTreeMap<ConfigVarName, Option<String>>;
+pub(crate) type ConfigPatch = BTreeMap<ConfigVarName, Option<String>>;
 
 /// A build's slug as the build service made it, ready to be released.
 #[derive(Debug, Clone)]
-pub struct BuiltSlug {
+pub(crate) struct BuiltSlug {
     /// What the buildpacks produced: process types, commit.
     pub slug: NewSlug,
     /// The digest of the packed slug in the slug store.
@@ -50,7 +52,7 @@ pub struct BuiltSlug {
 
 /// What releasing a build made.
 #[derive(Debug, Clone)]
-pub struct BuildRelease {
+pub(crate) struct BuildRelease {
     /// The slug, uploaded.
     pub slug: Slug,
     /// The new release (pending when the app has a release phase).
@@ -59,7 +61,7 @@ pub struct BuildRelease {
 
 /// A release with its app and the digest of its slug, read together.
 #[derive(Debug, Clone)]
-pub struct ReleaseWithSlug {
+pub(crate) struct ReleaseWithSlug {
     /// The app.
     pub app: App,
     /// The release.
@@ -70,10 +72,11 @@ pub struct ReleaseWithSlug {
 
 /// Every operation on Corral's state. Each call is one transaction.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub(crate) trait Store: Send + Sync + std::fmt::Debug {
     // --- accounts ---------------------------------------------------------
 
     /// Creates an account with a fresh bearer token (shown once).
+    #[cfg(test)]
     async fn create_token(
         &self,
         name: String,
@@ -126,8 +129,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_release(&self, app: AppRef, release: ReleaseRef) -> Result<Release, StoreError>;
     /// Every release of an app, oldest first.
     async fn list_releases(&self, app: AppRef) -> Result<Vec<Release>, StoreError>;
-    /// The release before the current one that a bare rollback goes to.
-    async fn previous_release(&self, app: AppRef) -> Result<Release, StoreError>;
     /// A new release with the slug and config vars of `target`.
     async fn rollback(
         &self,

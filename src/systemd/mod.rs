@@ -39,13 +39,14 @@ use zbus::zvariant::OwnedObjectPath;
 
 pub use error::SystemdError;
 pub use events::UnitEvent;
-pub use spec::{
-    escape_path, mount_unit_name, BindPath, CycleTimer, Limits, OverlayMount, Sandbox, ServiceSpec,
-    Stdio,
-};
-pub use status::{UnitInfo, UnitStatus};
-pub use usage::{MemoryStat, UnitUsage};
-pub use watched::WatchedService;
+pub(crate) use spec::{mount_unit_name, CycleTimer, OverlayMount};
+pub use spec::{BindPath, Limits, Sandbox, ServiceSpec, Stdio};
+pub(crate) use status::UnitInfo;
+pub use status::UnitStatus;
+#[cfg(test)]
+pub(crate) use usage::MemoryStat;
+pub(crate) use usage::UnitUsage;
+pub(crate) use watched::WatchedService;
 
 use error::{breaks_connection, error_name, ALREADY_SUBSCRIBED, NO_SUCH_UNIT};
 use jobs::start_failure;
@@ -58,7 +59,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a start or stop job may take by default. A stop takes up to the
 /// unit's `TimeoutStopUSec` before SIGKILL, so this must stay above the
 /// longest one Corral sets.
-pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `statfs` magic of a cgroup2 file system.
 const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
@@ -88,8 +89,7 @@ impl Default for Systemd {
 
 impl Systemd {
     /// A handle that connects to the system bus on first use. Whether the
-    /// host runs cgroup v2 is read from `/sys/fs/cgroup` now (override it
-    /// with [`Systemd::with_cgroup_v2`] if systemd's view differs).
+    /// host runs cgroup v2 is read from `/sys/fs/cgroup` now.
     pub fn new() -> Self {
         Systemd {
             bus: Mutex::new(None),
@@ -98,20 +98,15 @@ impl Systemd {
         }
     }
 
-    /// The same handle with another limit for start and stop jobs.
-    pub fn with_job_timeout(mut self, timeout: Duration) -> Self {
-        self.job_timeout = timeout;
-        self
-    }
-
     /// The same handle, rendering units for a cgroup v2 host (`true`) or not.
-    pub fn with_cgroup_v2(mut self, cgroup_v2: bool) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_cgroup_v2(mut self, cgroup_v2: bool) -> Self {
         self.cgroup_v2 = cgroup_v2;
         self
     }
 
     /// Whether units are rendered for cgroup v2 (`SocketBind*` included).
-    pub fn cgroup_v2(&self) -> bool {
+    pub(crate) fn cgroup_v2(&self) -> bool {
         self.cgroup_v2
     }
 

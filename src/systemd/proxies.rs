@@ -7,7 +7,7 @@ use zbus::zvariant::{ObjectPath, OwnedObjectPath, Value};
 
 /// A row of `ListUnits*`: name, description, load state, active state,
 /// sub state, followed unit, unit path, job id, job type, job path.
-pub type UnitRow = (
+pub(super) type UnitRow = (
     String,
     String,
     String,
@@ -21,10 +21,10 @@ pub type UnitRow = (
 );
 
 /// One `(name, value)` pair of a transient unit's properties, `(sv)`.
-pub type Property<'a> = (&'a str, Value<'a>);
+pub(super) type Property<'a> = (&'a str, Value<'a>);
 
 /// Properties of an auxiliary unit started together with the main one, `(sa(sv))`.
-pub type AuxUnit<'a> = (&'a str, &'a [Property<'a>]);
+pub(super) type AuxUnit<'a> = (&'a str, &'a [Property<'a>]);
 
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Manager",

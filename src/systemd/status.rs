@@ -66,7 +66,7 @@ impl UnitStatus {
     /// Whether the main process ran and has ended on its own terms, rather
     /// than failing in systemd's setup (a status of 200 to 243). A command
     /// that exits with such a status itself is misread; none should.
-    pub fn ran(&self) -> bool {
+    pub(crate) fn ran(&self) -> bool {
         match self.exec_main_code {
             CLD_EXITED => !SETUP_FAILURES.contains(&self.exec_main_status),
             CLD_KILLED..=CLD_DUMPED => true,

@@ -23,7 +23,7 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// What a running unit uses, and may use, now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UnitUsage {
+pub(crate) struct UnitUsage {
     /// `active`, `activating`, ...
     pub active_state: String,
     /// When it last became active, µs since the epoch (0: never).
@@ -43,7 +43,7 @@ pub struct UnitUsage {
 /// The fields of a cgroup's `memory.stat` that runtime metrics report.
 /// Counters the running kernel does not offer stay `None`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MemoryStat {
+pub(crate) struct MemoryStat {
     /// Anonymous memory in bytes (v1 `total_rss`, v2 `anon`).
     pub rss: Option<u64>,
     /// Page cache in bytes, tmpfs included (v1 `total_cache`, v2 `file`).
@@ -63,7 +63,7 @@ impl MemoryStat {
     /// Parses `memory.stat` of cgroup v1 (`v2 == false`), where the
     /// `total_*` fields include child cgroups, or of cgroup v2, where every
     /// field is hierarchical already.
-    pub fn parse(text: &str, v2: bool) -> Self {
+    pub(crate) fn parse(text: &str, v2: bool) -> Self {
         let field = |name: &str| {
             text.lines().find_map(|line| {
                 let (key, value) = line.split_once(' ')?;
@@ -94,7 +94,7 @@ impl MemoryStat {
 
 /// The directory of a unit's memory cgroup: the unified hierarchy on v2,
 /// the `memory` controller's hierarchy on v1 (also in a hybrid layout).
-pub fn memory_cgroup_dir(root: &Path, control_group: &str, v2: bool) -> PathBuf {
+pub(super) fn memory_cgroup_dir(root: &Path, control_group: &str, v2: bool) -> PathBuf {
     let relative = control_group.trim_start_matches('/');
     if v2 {
         root.join(relative)
@@ -126,7 +126,7 @@ const USER_HZ: u64 = 100;
 /// CPU time in ns from a `/proc/<pid>/stat` line: the process's user and
 /// system time plus that of its children it has waited for (`utime`,
 /// `stime`, `cutime`, `cstime`), so the time of exited children counts.
-pub fn proc_stat_cpu_nsec(line: &str) -> Option<u64> {
+pub(super) fn proc_stat_cpu_nsec(line: &str) -> Option<u64> {
     // The command name may hold spaces and parentheses: fields start
     // after its last `)`, with the state (field 3) first.
     let rest = &line[line.rfind(')')? + 1..];
@@ -168,7 +168,7 @@ async fn v1_cpu_nsec(root: &Path, control_group: &str) -> Option<u64> {
 impl Systemd {
     /// The usage and limits of a loaded service; `None` if it is not
     /// loaded. `name` must be a `.service`.
-    pub async fn unit_usage(&self, name: &str) -> Result<Option<UnitUsage>, SystemdError> {
+    pub(crate) async fn unit_usage(&self, name: &str) -> Result<Option<UnitUsage>, SystemdError> {
         let Some(path) = self.loaded_unit(name).await? else {
             return Ok(None);
         };

@@ -14,7 +14,10 @@ impl Systemd {
     /// exit, until [`WatchedService`] is dropped, so its exit status can be
     /// read after it ended. A failed unit still needs
     /// [`Systemd::reset_failed`] afterwards.
-    pub async fn start_watched(&self, spec: ServiceSpec) -> Result<WatchedService, SystemdError> {
+    pub(crate) async fn start_watched(
+        &self,
+        spec: ServiceSpec,
+    ) -> Result<WatchedService, SystemdError> {
         let unit = spec.name.clone();
         spec.validate()
             .map_err(|reason| SystemdError::InvalidSpec {
@@ -88,7 +91,7 @@ impl Systemd {
 /// A service started by [`Systemd::start_watched`]. Its connection holds
 /// the reference that keeps the unit loaded; dropping this releases it
 /// (so does corrald's exit), and systemd then collects an inactive unit.
-pub struct WatchedService {
+pub(crate) struct WatchedService {
     unit: String,
     bus: Bus,
     events: std::pin::Pin<Box<dyn Stream<Item = UnitEvent> + Send>>,
@@ -103,17 +106,12 @@ impl std::fmt::Debug for WatchedService {
 }
 
 impl WatchedService {
-    /// The unit name.
-    pub fn unit(&self) -> &str {
-        &self.unit
-    }
-
     /// Waits until the unit is `inactive` or `failed` and returns its
     /// final status (`ExecMainCode`, `ExecMainStatus`, `Result`). Woken by
     /// systemd's signals, never by polling: the state is read once now
     /// (the signals are routed already) and again after every signal.
     /// Cancel-safe.
-    pub async fn wait_exit(&mut self) -> Result<UnitStatus, SystemdError> {
+    pub(crate) async fn wait_exit(&mut self) -> Result<UnitStatus, SystemdError> {
         loop {
             let path = bounded("GetUnit", self.bus.manager.get_unit(&self.unit))
                 .await

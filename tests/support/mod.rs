@@ -76,7 +76,7 @@ impl TestDaemon {
                         .send(tcp.local_addr().expect("addr"))
                         .expect("send addr");
                     listeners.tcp = Some(tcp);
-                    daemon::serve(config, store.shared(), listeners, shutdown)
+                    daemon::serve(config, store, listeners, shutdown)
                         .await
                         .expect("serve");
                 });

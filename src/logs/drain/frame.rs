@@ -15,7 +15,7 @@ use crate::logs::line::{split, MAX_LINE_BYTES};
 use crate::logs::{LogEntry, Source};
 
 /// `<PRI>` of an entry: facility * 8 + severity (6, info).
-pub fn priority(source: Source) -> u8 {
+pub(crate) fn priority(source: Source) -> u8 {
     let facility = match source {
         Source::App => 23,
         Source::Router => 19,
@@ -39,7 +39,7 @@ fn header_field(value: &str, max: usize) -> String {
 
 /// The RFC 5424 messages of `entry` (more than one when its text is
 /// longer than Heroku's 10,000 bytes).
-pub fn messages(entry: &LogEntry, token: &str, platform_name: &str) -> Vec<String> {
+pub(crate) fn messages(entry: &LogEntry, token: &str, platform_name: &str) -> Vec<String> {
     let time = i64::try_from(entry.usec)
         .ok()
         .and_then(DateTime::<Utc>::from_timestamp_micros)
@@ -64,7 +64,7 @@ pub fn messages(entry: &LogEntry, token: &str, platform_name: &str) -> Vec<Strin
 
 /// Appends `message` framed by octet counting: its length in bytes, a
 /// space, the message (RFC 6587 3.4.1).
-pub fn push_octet_counted(buf: &mut Vec<u8>, message: &str) {
+pub(crate) fn push_octet_counted(buf: &mut Vec<u8>, message: &str) {
     buf.extend_from_slice(message.len().to_string().as_bytes());
     buf.push(b' ');
     buf.extend_from_slice(message.as_bytes());
@@ -72,7 +72,7 @@ pub fn push_octet_counted(buf: &mut Vec<u8>, message: &str) {
 
 /// A batch ready for the wire: octet-counted messages and how many.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     /// The concatenated frames (an `application/logplex-1` body, or bytes
     /// for a syslog stream).
     pub body: Vec<u8>,
@@ -84,7 +84,7 @@ pub struct Frame {
 }
 
 /// Frames `entries` for drain `token`.
-pub fn frame(entries: &[LogEntry], token: &str, platform_name: &str, id: String) -> Frame {
+pub(crate) fn frame(entries: &[LogEntry], token: &str, platform_name: &str, id: String) -> Frame {
     let mut body = Vec::with_capacity(entries.iter().map(|e| e.message.len() + 96).sum());
     let mut count = 0;
     for entry in entries {

@@ -20,10 +20,10 @@
 //! writes an `Error L10 (output buffer overflow)` platform line into the
 //! app's stream, which the drain then delivers like any other line.
 
-pub mod frame;
-pub mod pump;
-pub mod transport;
-pub mod url;
+pub(crate) mod frame;
+pub(crate) mod pump;
+pub(crate) mod transport;
+pub(crate) mod url;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -63,7 +63,7 @@ pub enum DrainError {
 
 /// What drains need from `[logs]`.
 #[derive(Debug, Clone)]
-pub struct DrainSettings {
+pub(crate) struct DrainSettings {
     /// The source name of router and platform lines.
     pub platform_name: String,
     /// Lines older than this are skipped and reported.
@@ -78,7 +78,7 @@ pub struct DrainSettings {
 
 impl DrainSettings {
     /// The settings of `config`.
-    pub fn new(config: &LogsConfig) -> Self {
+    pub(crate) fn new(config: &LogsConfig) -> Self {
         Self {
             platform_name: config.platform_name.clone(),
             max_lag: Duration::from_secs(config.drain_max_lag_secs),
@@ -94,7 +94,7 @@ impl DrainSettings {
 
 /// Checks a URL for a new drain: syntax, scheme, and where its host
 /// resolves now. Returns the URL to store.
-pub async fn check_new(url: &str, config: &LogsConfig) -> Result<String, UrlError> {
+pub(crate) async fn check_new(url: &str, config: &LogsConfig) -> Result<String, UrlError> {
     let url = url.trim();
     let parsed = DrainUrl::parse(url, config.allow_http_drains)?;
     url::resolve(&parsed, DrainSettings::new(config).policy).await?;
@@ -103,18 +103,18 @@ pub async fn check_new(url: &str, config: &LogsConfig) -> Result<String, UrlErro
 
 /// Wakes the supervisor after the API changed drains.
 #[derive(Debug, Clone, Default)]
-pub struct DrainWaker(Arc<Notify>);
+pub(crate) struct DrainWaker(Arc<Notify>);
 
 impl DrainWaker {
     /// Says drains changed.
-    pub fn changed(&self) {
+    pub(crate) fn changed(&self) {
         self.0.notify_one();
     }
 }
 
 /// Keeps one task per stored drain.
 #[derive(Debug)]
-pub struct DrainSupervisor {
+pub(crate) struct DrainSupervisor {
     store: SharedStore,
     settings: Arc<DrainSettings>,
     connector: Connector,
@@ -127,7 +127,7 @@ const RESCAN: Duration = Duration::from_secs(30);
 impl DrainSupervisor {
     /// A supervisor running drains on `tracker`; reads the operator's CA
     /// file now, so a bad one fails corrald's start, not each delivery.
-    pub fn new(
+    pub(crate) fn new(
         store: SharedStore,
         config: &LogsConfig,
         tracker: TaskTracker,
@@ -150,7 +150,7 @@ impl DrainSupervisor {
 
     /// Runs until `shutdown`: starts drains added, stops drains removed
     /// (or whose app was renamed, to restart them under the new name).
-    pub async fn run(self, waker: DrainWaker, shutdown: CancellationToken) {
+    pub(crate) async fn run(self, waker: DrainWaker, shutdown: CancellationToken) {
         let mut running: HashMap<Uuid, (String, CancellationToken)> = HashMap::new();
         loop {
             match self.store.all_drains().await {

@@ -23,14 +23,14 @@ use super::DrainError;
 use crate::logs::LogEntry;
 
 /// Entries per batch at most.
-pub const MAX_BATCH: usize = 500;
+pub(crate) const MAX_BATCH: usize = 500;
 /// Entries sent but not yet confirmed at most, before waiting.
 const MAX_UNCONFIRMED: usize = 20_000;
 /// The first wait after a failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Where a drain's batches go.
-pub trait Transport: Send {
+pub(crate) trait Transport: Send {
     /// Sends one batch, connecting first if needed; `Ok` once accepted.
     fn send(&mut self, frame: &Frame) -> impl Future<Output = Result<(), DrainError>> + Send;
     /// Whether the connection that took earlier batches still stands
@@ -44,21 +44,21 @@ pub trait Transport: Send {
 }
 
 /// Where confirmed cursors are saved.
-pub trait CursorSink: Send {
+pub(crate) trait CursorSink: Send {
     /// Saves `cursor` as delivered.
     fn save(&mut self, cursor: String) -> impl Future<Output = ()> + Send;
 }
 
 /// Waits that double from 0.5 s up to a bound.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
     max: Duration,
 }
 
 impl Backoff {
     /// A backoff capped at `max`.
-    pub fn new(max: Duration) -> Self {
+    pub(crate) fn new(max: Duration) -> Self {
         Self {
             next: FIRST_BACKOFF.min(max),
             max,
@@ -66,14 +66,14 @@ impl Backoff {
     }
 
     /// The wait before the next attempt, doubling the one after.
-    pub fn fail(&mut self) -> Duration {
+    pub(crate) fn fail(&mut self) -> Duration {
         let wait = self.next;
         self.next = (self.next * 2).min(self.max);
         wait
     }
 
     /// Back to the first wait after a success.
-    pub fn succeed(&mut self) {
+    pub(crate) fn succeed(&mut self) {
         self.next = FIRST_BACKOFF.min(self.max);
     }
 }
@@ -88,7 +88,7 @@ struct Pending {
 
 /// One drain's sending side.
 #[derive(Debug)]
-pub struct Pump<T, C> {
+pub(crate) struct Pump<T, C> {
     transport: T,
     cursors: C,
     token: String,
@@ -101,7 +101,7 @@ pub struct Pump<T, C> {
 
 impl<T: Transport, C: CursorSink> Pump<T, C> {
     /// A pump for drain `token` over `transport`.
-    pub fn new(
+    pub(crate) fn new(
         transport: T,
         cursors: C,
         token: &str,
@@ -126,7 +126,7 @@ impl<T: Transport, C: CursorSink> Pump<T, C> {
 
     /// Delivers what `entries` yields until it closes (then what was
     /// taken is delivered first) or `shutdown`.
-    pub async fn run(
+    pub(crate) async fn run(
         &mut self,
         entries: &mut mpsc::Receiver<LogEntry>,
         shutdown: &CancellationToken,

@@ -30,7 +30,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
 
 /// What every transport needs to connect.
 #[derive(Debug, Clone)]
-pub struct Connector {
+pub(crate) struct Connector {
     /// The addresses drains may reach.
     pub policy: AddressPolicy,
     /// Webpki roots plus the operator's CA file.
@@ -42,7 +42,7 @@ pub struct Connector {
 impl Connector {
     /// Trusts the Mozilla roots and the certificates of `ca_pem` (the
     /// operator's `drain-ca-file`).
-    pub fn new(policy: AddressPolicy, ca_pem: Option<&[u8]>) -> Result<Self, DrainError> {
+    pub(crate) fn new(policy: AddressPolicy, ca_pem: Option<&[u8]>) -> Result<Self, DrainError> {
         use rustls_pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -126,7 +126,7 @@ async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, DrainError> {
 }
 
 /// `syslog://` and `syslog+tls://`: one long-lived connection.
-pub struct Syslog {
+pub(crate) struct Syslog {
     url: DrainUrl,
     connector: Connector,
     stream: Option<Box<dyn Stream>>,
@@ -142,7 +142,7 @@ impl std::fmt::Debug for Syslog {
 
 impl Syslog {
     /// A transport to `url` (not connected yet).
-    pub fn new(url: DrainUrl, connector: Connector) -> Self {
+    pub(crate) fn new(url: DrainUrl, connector: Connector) -> Self {
         Self {
             url,
             connector,
@@ -213,7 +213,7 @@ type Conn = hyper::client::conn::http1::Connection<TokioIo<Box<dyn Stream>>, Ful
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// `https://` (and `http://`): a keep-alive connection, one POST per batch.
-pub struct Https {
+pub(crate) struct Https {
     url: DrainUrl,
     connector: Connector,
     token: String,
@@ -230,7 +230,7 @@ impl std::fmt::Debug for Https {
 
 impl Https {
     /// A transport to `url` for drain `token` (not connected yet).
-    pub fn new(url: DrainUrl, connector: Connector, token: &str) -> Self {
+    pub(crate) fn new(url: DrainUrl, connector: Connector, token: &str) -> Self {
         Self {
             url,
             connector,

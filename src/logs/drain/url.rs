@@ -9,11 +9,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The longest drain URL accepted.
-pub const MAX_URL_LEN: usize = 2048;
+pub(crate) const MAX_URL_LEN: usize = 2048;
 
 /// How a drain delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     /// `syslog://`: RFC 5424 over TCP, octet-counted (RFC 6587).
     Syslog,
     /// `syslog+tls://`: the same over TLS.
@@ -35,14 +35,14 @@ impl Scheme {
     }
 
     /// Whether it speaks TLS.
-    pub fn tls(self) -> bool {
+    pub(crate) fn tls(self) -> bool {
         matches!(self, Self::SyslogTls | Self::Https)
     }
 }
 
 /// A drain URL's host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Host {
+pub(crate) enum Host {
     /// A DNS name, lowercase.
     Name(String),
     /// An address literal.
@@ -61,7 +61,7 @@ impl std::fmt::Display for Host {
 
 /// A parsed, valid drain URL.
 #[derive(Clone, PartialEq, Eq)]
-pub struct DrainUrl {
+pub(crate) struct DrainUrl {
     /// The scheme.
     pub scheme: Scheme,
     /// `user:password` for HTTP basic auth, percent-decoded (HTTP only).
@@ -91,14 +91,14 @@ impl std::fmt::Debug for DrainUrl {
 /// Why a URL is not a usable drain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct UrlError(pub String);
+pub(crate) struct UrlError(pub String);
 
 fn bad(message: impl Into<String>) -> UrlError {
     UrlError(message.into())
 }
 
 /// Decodes `%XX` escapes; the result must be UTF-8.
-pub fn percent_decode(s: &str) -> Result<String, UrlError> {
+pub(crate) fn percent_decode(s: &str) -> Result<String, UrlError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -143,7 +143,7 @@ fn parse_name(host: &str) -> Result<String, UrlError> {
 
 impl DrainUrl {
     /// Parses `url`; `allow_http` says whether plain `http://` is allowed.
-    pub fn parse(url: &str, allow_http: bool) -> Result<Self, UrlError> {
+    pub(crate) fn parse(url: &str, allow_http: bool) -> Result<Self, UrlError> {
         if url.len() > MAX_URL_LEN {
             return Err(bad(format!(
                 "A drain URL must be at most {MAX_URL_LEN} characters."
@@ -253,7 +253,7 @@ impl DrainUrl {
     }
 
     /// The `Host` header's value.
-    pub fn host_header(&self) -> String {
+    pub(crate) fn host_header(&self) -> String {
         if self.explicit_port && self.port != self.scheme.default_port() {
             format!("{}:{}", self.host, self.port)
         } else {
@@ -264,7 +264,7 @@ impl DrainUrl {
 
 /// Which addresses drains may reach (the operator's `[logs]` switches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AddressPolicy {
+pub(crate) struct AddressPolicy {
     /// Loopback, link-local, unspecified, multicast and broadcast.
     pub allow_local: bool,
     /// RFC 1918, carrier-grade NAT and IPv6 unique-local addresses.
@@ -273,7 +273,7 @@ pub struct AddressPolicy {
 
 impl AddressPolicy {
     /// Why `ip` is refused, or `None` when a drain may connect to it.
-    pub fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
+    pub(crate) fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
         // An IPv4-mapped IPv6 address reaches the IPv4 one.
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -326,7 +326,11 @@ impl AddressPolicy {
     /// `addrs` if every one of them is allowed, else why not. All must
     /// pass: a name that also resolves to a refused address is refused,
     /// so round-robin DNS cannot smuggle one in.
-    pub fn check(&self, host: &Host, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, UrlError> {
+    pub(crate) fn check(
+        &self,
+        host: &Host,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<Vec<SocketAddr>, UrlError> {
         if addrs.is_empty() {
             return Err(bad(format!("{host} does not resolve to any address.")));
         }
@@ -344,7 +348,10 @@ impl AddressPolicy {
 
 /// Resolves the URL's host and applies `policy`: the addresses to
 /// connect to.
-pub async fn resolve(url: &DrainUrl, policy: AddressPolicy) -> Result<Vec<SocketAddr>, UrlError> {
+pub(crate) async fn resolve(
+    url: &DrainUrl,
+    policy: AddressPolicy,
+) -> Result<Vec<SocketAddr>, UrlError> {
     let addrs = match &url.host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, url.port)],
         Host::Name(name) => tokio::net::lookup_host((name.as_str(), url.port))

@@ -111,14 +111,14 @@ pub struct OverlayMount {
 impl OverlayMount {
     /// The mount unit's name: the mount point escaped like
     /// `systemd-escape --path`, plus `.mount`.
-    pub fn unit_name(&self) -> String {
+    pub(crate) fn unit_name(&self) -> String {
         mount_unit_name(&self.mount_point)
     }
 }
 
 /// The name of the mount unit for `mount_point`: the path escaped like
 /// `systemd-escape --path`, plus `.mount`.
-pub fn mount_unit_name(mount_point: &str) -> String {
+pub(crate) fn mount_unit_name(mount_point: &str) -> String {
     format!("{}.mount", escape_path(mount_point))
 }
 
@@ -141,7 +141,7 @@ pub struct CycleTimer {
 /// systemd's path escaping (`unit_name_path_escape`): `/` separators become
 /// `-`, and every byte outside `[A-Za-z0-9:_.]`, or a leading `.`, becomes
 /// `\xNN`.
-pub fn escape_path(path: &str) -> String {
+pub(crate) fn escape_path(path: &str) -> String {
     let trimmed: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     if trimmed.is_empty() {
         return "-".to_owned();
@@ -261,7 +261,7 @@ impl ServiceSpec {
     }
 
     /// The timer's name, when the spec has one.
-    pub fn timer_name(&self) -> Option<String> {
+    pub(crate) fn timer_name(&self) -> Option<String> {
         self.cycle_timer.as_ref().map(|_| {
             let stem = self.name.strip_suffix(".service").unwrap_or(&self.name);
             format!("{stem}.timer")
@@ -270,7 +270,7 @@ impl ServiceSpec {
 
     /// Checks what systemd would reject with a vaguer message, or what
     /// D-Bus cannot carry (NUL bytes). The reason names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let stem = self.name.strip_suffix(".service").unwrap_or_default();
         if stem.is_empty() || self.name.len() > 255 || self.name.contains('/') {
             return Err(format!(
